@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building Ballast needs (if missing) and builds it. Sourced by run.sh and test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# RocksDB's C++ takes ~10 minutes to build on 2 cores: keep the build outside the clone so that
+# every clone (and CI) reuses it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ballast-target}"
+
+need_apt=()
+# bindgen (for RocksDB's bindings) needs libclang; the C++ build needs a compiler.
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v make >/dev/null || need_apt+=(make)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo is missing; install Rust (rustup) first" >&2
+  exit 1
+fi

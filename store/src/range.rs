@@ -1,0 +1,259 @@
+//! Reading keys at a revision: the cursor walk over the `Kv` keyspace, the merge with a write
+//! transaction's not-yet-committed changes, and etcd's Range options (limit, count, sort, filters).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+
+use bytes::Bytes;
+
+use crate::backend::{Backend, Cursor, Space};
+use crate::encoding::{decode_kv_key, kv_key, kv_key_after, kv_key_start, Record};
+use crate::error::{BackendError, Result};
+use crate::types::{KeyValue, RangeRequest, RangeResponse, SortOrder, SortTarget};
+
+/// A key interval as etcd spells it: empty `end` = the key alone, `[0]` = every key `>= start`.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRange<'a> {
+    pub start: &'a [u8],
+    pub end: &'a [u8],
+}
+
+impl<'a> KeyRange<'a> {
+    pub fn new(start: &'a [u8], end: &'a [u8]) -> Self {
+        Self { start, end }
+    }
+
+    pub fn is_single(&self) -> bool {
+        self.end.is_empty()
+    }
+
+    pub fn is_unbounded(&self) -> bool {
+        self.end == [0]
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        if self.is_single() {
+            key == self.start
+        } else {
+            key >= self.start && (self.is_unbounded() || key < self.end)
+        }
+    }
+
+    /// True if `key` lies at or past the end of the range (so a forward walk can stop).
+    fn past_end(&self, key: &[u8]) -> bool {
+        if self.is_single() {
+            key > self.start
+        } else {
+            !self.is_unbounded() && key >= self.end
+        }
+    }
+}
+
+/// A write transaction's changes not yet in the backend: per user key, the versions it wrote, oldest
+/// first (`None` = deleted at that revision).
+pub type Overlay = BTreeMap<Bytes, Vec<(i64, Option<KeyValue>)>>;
+
+/// Builds the `KeyValue` for `user_key` at `rev` from its stored record, or `None` for a tombstone.
+pub fn kv_from_record(user_key: Bytes, rev: i64, record: Record) -> Option<KeyValue> {
+    match record {
+        Record::Put { create_revision, version, lease, value } => {
+            Some(KeyValue { key: user_key, create_revision, mod_revision: rev, version, value, lease })
+        }
+        Record::Tombstone => None,
+    }
+}
+
+/// Walks the live keys of a range at a revision, in key order, from the backend.
+struct BackendScan<'a, C: Cursor> {
+    cursor: C,
+    range: KeyRange<'a>,
+    rev: i64,
+    started: bool,
+    done: bool,
+}
+
+impl<C: Cursor> BackendScan<'_, C> {
+    fn step(&mut self) -> Result<Option<KeyValue>, BackendError> {
+        if !self.started {
+            self.started = true;
+            if self.range.is_single() {
+                self.cursor.seek(&kv_key(self.range.start, self.rev));
+            } else {
+                self.cursor.seek(&kv_key_start(self.range.start));
+            }
+        }
+        loop {
+            if self.done || !self.cursor.valid() {
+                self.cursor.status()?;
+                return Ok(None);
+            }
+            let (user_key, rev) = decode_kv_key(self.cursor.key())?;
+            if self.range.past_end(&user_key) || !self.range.contains(&user_key) {
+                self.done = true;
+                continue;
+            }
+            if rev > self.rev {
+                // Versions newer than the read revision: jump to the newest one at or below it.
+                self.cursor.seek(&kv_key(&user_key, self.rev));
+                continue;
+            }
+            let record = Record::decode(self.cursor.value())?;
+            // Skip the older versions of this key: one step usually reaches the next key; a key
+            // with retained history takes one seek.
+            let prefix_len = self.cursor.key().len() - 8;
+            let prefix = self.cursor.key()[..prefix_len].to_vec();
+            self.cursor.next();
+            if self.cursor.valid() && self.cursor.key().len() > 8 && self.cursor.key()[..self.cursor.key().len() - 8] == prefix[..] {
+                self.cursor.seek(&kv_key_after(&user_key));
+            }
+            if self.range.is_single() {
+                self.done = true;
+            }
+            if let Some(kv) = kv_from_record(Bytes::from(user_key), rev, record) {
+                return Ok(Some(kv));
+            }
+        }
+    }
+}
+
+impl<C: Cursor> Iterator for BackendScan<'_, C> {
+    type Item = Result<KeyValue, BackendError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step().transpose()
+    }
+}
+
+/// The live keys of `range` at `rev`, in key order: the backend's, with `overlay` on top.
+pub fn scan<'a, B: Backend>(
+    backend: &'a B,
+    range: KeyRange<'a>,
+    rev: i64,
+    overlay: Option<&'a Overlay>,
+) -> impl Iterator<Item = Result<KeyValue, BackendError>> + 'a {
+    let base = BackendScan { cursor: backend.cursor(Space::Kv), range, rev, started: false, done: false };
+    let over: Box<dyn Iterator<Item = (&'a Bytes, Option<&'a KeyValue>)> + 'a> = match overlay {
+        Some(ov) if !ov.is_empty() => Box::new(
+            ov.range::<[u8], _>((std::ops::Bound::Included(range.start), std::ops::Bound::Unbounded))
+                .take_while(move |(k, _)| !range.past_end(k))
+                .filter(move |(k, _)| range.contains(k))
+                .filter_map(move |(k, versions)| {
+                    let newest = versions.iter().rev().find(|(r, _)| *r <= rev)?;
+                    Some((k, newest.1.as_ref()))
+                }),
+        ),
+        _ => Box::new(std::iter::empty()),
+    };
+    Merge { base: base.peekable(), over: over.peekable() }
+}
+
+struct Merge<'a, I: Iterator<Item = Result<KeyValue, BackendError>>> {
+    base: Peekable<I>,
+    over: Peekable<Box<dyn Iterator<Item = (&'a Bytes, Option<&'a KeyValue>)> + 'a>>,
+}
+
+impl<I: Iterator<Item = Result<KeyValue, BackendError>>> Iterator for Merge<'_, I> {
+    type Item = Result<KeyValue, BackendError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let order = match (self.base.peek(), self.over.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) | (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(Ok(b)), Some((o, _))) => b.key.as_ref().cmp(o.as_ref()),
+            };
+            match order {
+                Ordering::Less => return self.base.next(),
+                Ordering::Equal | Ordering::Greater => {
+                    if order == Ordering::Equal {
+                        self.base.next();
+                    }
+                    let (_, kv) = self.over.next().expect("peeked");
+                    if let Some(kv) = kv {
+                        return Some(Ok(kv.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The newest version of `user_key` at or below `rev` in the backend, tombstones included as `None`.
+pub fn get_version<B: Backend>(backend: &B, user_key: &[u8], rev: i64) -> Result<Option<KeyValue>, BackendError> {
+    let mut cursor = backend.cursor(Space::Kv);
+    cursor.seek(&kv_key(user_key, rev));
+    if !cursor.valid() {
+        cursor.status()?;
+        return Ok(None);
+    }
+    let (key, at) = decode_kv_key(cursor.key())?;
+    if key != user_key {
+        return Ok(None);
+    }
+    Ok(kv_from_record(Bytes::from(key), at, Record::decode(cursor.value())?))
+}
+
+/// Answers a Range request at `rev` exactly as etcd's applier does: fetch (with one extra entry to
+/// learn `more`, or everything when sorting or filtering), filter by min/max revisions, sort,
+/// truncate. `count` is the number of keys in the range at `rev`, before the revision filters.
+pub fn evaluate<B: Backend>(backend: &B, req: &RangeRequest, rev: i64, overlay: Option<&Overlay>) -> Result<RangeResponse> {
+    let filtered = req.min_mod_revision != 0
+        || req.max_mod_revision != 0
+        || req.min_create_revision != 0
+        || req.max_create_revision != 0;
+    let mut fetch = if req.sort_order != SortOrder::None || filtered { 0 } else { req.limit.max(0) as usize };
+    if fetch > 0 {
+        fetch += 1;
+    }
+    let range = KeyRange::new(&req.key, &req.range_end);
+    if !range.is_single() && !range.is_unbounded() && req.range_end.as_ref() <= req.key.as_ref() {
+        return Ok(RangeResponse { revision: rev, ..RangeResponse::default() });
+    }
+    let mut kvs = Vec::new();
+    let mut count: i64 = 0;
+    for kv in scan(backend, range, rev, overlay) {
+        let kv = kv?;
+        count += 1;
+        if !req.count_only && (fetch == 0 || kvs.len() < fetch) {
+            kvs.push(kv);
+        }
+    }
+    let keep = |kv: &KeyValue| {
+        (req.max_mod_revision == 0 || kv.mod_revision <= req.max_mod_revision)
+            && (req.min_mod_revision == 0 || kv.mod_revision >= req.min_mod_revision)
+            && (req.max_create_revision == 0 || kv.create_revision <= req.max_create_revision)
+            && (req.min_create_revision == 0 || kv.create_revision >= req.min_create_revision)
+    };
+    if filtered {
+        kvs.retain(keep);
+    }
+    let mut order = req.sort_order;
+    if req.sort_target != SortTarget::Key && order == SortOrder::None {
+        order = SortOrder::Ascend;
+    }
+    if order != SortOrder::None {
+        let by = |a: &KeyValue, b: &KeyValue| match req.sort_target {
+            SortTarget::Key => a.key.cmp(&b.key),
+            SortTarget::Version => a.version.cmp(&b.version),
+            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+            SortTarget::Value => a.value.cmp(&b.value),
+        };
+        // Ties keep key order, so results are deterministic (etcd's sort is unstable).
+        match order {
+            SortOrder::Descend => kvs.sort_by(|a, b| by(b, a)),
+            _ => kvs.sort_by(by),
+        }
+    }
+    let mut more = false;
+    if req.limit > 0 && kvs.len() > req.limit as usize {
+        kvs.truncate(req.limit as usize);
+        more = true;
+    }
+    if req.keys_only {
+        for kv in &mut kvs {
+            kv.value = Bytes::new();
+        }
+    }
+    Ok(RangeResponse { revision: rev, kvs, more, count })
+}

@@ -1,0 +1,372 @@
+//! The write path: one `Exec` applies a batch of write requests under the store's write lock,
+//! building one atomic backend batch (data, revision counter and the caller's applied position
+//! together) and the events to publish once it is durable.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use crate::backend::{Backend, Batch, Space};
+use crate::encoding::{
+    kv_key, lease_attach_key, lease_key, rev_key, rev_value, Record, META_APPLIED, META_COMPACT, META_LEASE_SEQ,
+    META_REV,
+};
+use crate::error::{Result, StoreError};
+use crate::lease::MAX_LEASE_TTL;
+use crate::range::{evaluate, get_version, scan, KeyRange, Overlay};
+use crate::store::Inner;
+use crate::txn::{check_delete, check_put, check_txn, compare_all};
+use crate::types::{
+    DeleteRangeRequest, DeleteRangeResponse, Event, EventType, KeyValue, LeaseId, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
+};
+
+/// A request that changes the store (or may: a txn's branch decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteRequest {
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
+    Txn(TxnRequest),
+    /// Compact history below this revision.
+    Compact(i64),
+    /// Grant a lease; id 0 lets the store choose one.
+    LeaseGrant { id: LeaseId, ttl: i64 },
+    LeaseRevoke(LeaseId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResponse {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compact { revision: i64 },
+    LeaseGrant { id: LeaseId, ttl: i64, revision: i64 },
+    LeaseRevoke { revision: i64 },
+}
+
+/// The branch each (nested) txn takes, decided before anything runs, as etcd does.
+#[derive(Debug)]
+struct Path {
+    succeeded: bool,
+    nested: Vec<Path>,
+}
+
+pub(crate) struct Exec<'a, B: Backend> {
+    inner: &'a Inner<B>,
+    /// The revision before the request being executed.
+    base: i64,
+    /// Changes made by the request being executed (its sub-revision counter).
+    sub: u32,
+    overlay: Overlay,
+    pub batch: Batch,
+    events: Vec<Event>,
+    /// Committed-later revisions with their events, in order.
+    pub published: Vec<(i64, Vec<Event>)>,
+    pub compact_to: Option<i64>,
+    lease_seq: i64,
+    lease_seq_dirty: bool,
+}
+
+impl<'a, B: Backend> Exec<'a, B> {
+    pub fn new(inner: &'a Inner<B>, base: i64, lease_seq: i64) -> Self {
+        Self {
+            inner,
+            base,
+            sub: 0,
+            overlay: Overlay::new(),
+            batch: Batch::default(),
+            events: Vec::new(),
+            published: Vec::new(),
+            compact_to: None,
+            lease_seq,
+            lease_seq_dirty: false,
+        }
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.base
+    }
+
+    pub fn lease_seq(&self) -> i64 {
+        self.lease_seq
+    }
+
+    /// The revision reads see: the request's own changes are visible to its later operations.
+    fn view_rev(&self) -> i64 {
+        self.base + i64::from(self.sub > 0)
+    }
+
+    fn change_rev(&self) -> i64 {
+        self.base + 1
+    }
+
+    fn compacted(&self) -> i64 {
+        self.compact_to.unwrap_or_else(|| self.inner.compact_rev())
+    }
+
+    /// Runs one request; on error nothing of it is kept.
+    pub fn apply(&mut self, req: &WriteRequest) -> Result<WriteResponse> {
+        debug_assert_eq!(self.sub, 0);
+        let resp = match req {
+            WriteRequest::Put(p) => {
+                check_put(p)?;
+                self.check_put_state(p)?;
+                WriteResponse::Put(self.put(p)?)
+            }
+            WriteRequest::DeleteRange(d) => {
+                check_delete(d)?;
+                WriteResponse::DeleteRange(self.delete_range(d)?)
+            }
+            WriteRequest::Txn(t) => WriteResponse::Txn(self.txn(t)?),
+            WriteRequest::Compact(rev) => WriteResponse::Compact { revision: self.compact(*rev)? },
+            WriteRequest::LeaseGrant { id, ttl } => {
+                let (id, ttl) = self.lease_grant(*id, *ttl)?;
+                WriteResponse::LeaseGrant { id, ttl, revision: self.base }
+            }
+            WriteRequest::LeaseRevoke(id) => {
+                self.lease_revoke(*id)?;
+                WriteResponse::LeaseRevoke { revision: self.view_rev() }
+            }
+        };
+        self.end_request();
+        Ok(resp)
+    }
+
+    fn end_request(&mut self) {
+        if self.sub > 0 {
+            self.base += 1;
+            self.sub = 0;
+            self.published.push((self.base, std::mem::take(&mut self.events)));
+        }
+    }
+
+    /// Adds the counters to the batch. Returns false when there is nothing to write.
+    pub fn finish(&mut self, applied: Option<&[u8]>) -> bool {
+        if let Some(pos) = applied {
+            self.batch.put(Space::Meta, META_APPLIED.to_vec(), pos.to_vec());
+        }
+        if self.batch.is_empty() {
+            return false;
+        }
+        self.batch.put(Space::Meta, META_REV.to_vec(), self.base.to_be_bytes().to_vec());
+        if self.lease_seq_dirty {
+            self.batch.put(Space::Meta, META_LEASE_SEQ.to_vec(), self.lease_seq.to_be_bytes().to_vec());
+        }
+        true
+    }
+
+    /// The latest version of a key, this batch's changes included.
+    fn latest(&self, key: &[u8]) -> Result<Option<KeyValue>> {
+        if let Some(versions) = self.overlay.get(key) {
+            return Ok(versions.last().and_then(|(_, kv)| kv.clone()));
+        }
+        Ok(get_version(&self.inner.backend, key, i64::MAX)?)
+    }
+
+    fn check_put_state(&self, p: &PutRequest) -> Result<()> {
+        if (p.ignore_value || p.ignore_lease) && self.latest(&p.key)?.is_none() {
+            return Err(StoreError::KeyNotFound);
+        }
+        if p.lease != 0 && !self.inner.lessor.lock().contains(p.lease) {
+            return Err(StoreError::LeaseNotFound);
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, p: &PutRequest) -> Result<PutResponse> {
+        let prev = self.latest(&p.key)?;
+        let rev = self.change_rev();
+        let lease = if p.ignore_lease { prev.as_ref().map_or(0, |kv| kv.lease) } else { p.lease };
+        let value = if p.ignore_value { prev.as_ref().map(|kv| kv.value.clone()).unwrap_or_default() } else { p.value.clone() };
+        let kv = KeyValue {
+            key: p.key.clone(),
+            create_revision: prev.as_ref().map_or(rev, |kv| kv.create_revision),
+            mod_revision: rev,
+            version: prev.as_ref().map_or(1, |kv| kv.version + 1),
+            value,
+            lease,
+        };
+        let record = Record::Put { create_revision: kv.create_revision, version: kv.version, lease, value: kv.value.clone() };
+        self.batch.put(Space::Kv, kv_key(&kv.key, rev), record.encode());
+        self.batch.put(Space::Rev, rev_key(rev, self.sub), rev_value(false, &kv.key));
+        self.sub += 1;
+        let old_lease = prev.as_ref().map_or(0, |kv| kv.lease);
+        if old_lease != lease {
+            if old_lease != 0 {
+                self.detach(old_lease, &kv.key);
+            }
+            if lease != 0 {
+                self.batch.put(Space::Lease, lease_attach_key(lease, &kv.key), Vec::new());
+                self.inner.lessor.lock().attach(lease, kv.key.clone());
+            }
+        }
+        self.overlay.entry(kv.key.clone()).or_default().push((rev, Some(kv.clone())));
+        self.events.push(Event { kind: EventType::Put, kv, prev_kv: prev.clone() });
+        Ok(PutResponse { revision: rev, prev_kv: if p.prev_kv { prev } else { None } })
+    }
+
+    fn detach(&mut self, lease: LeaseId, key: &[u8]) {
+        self.batch.delete(Space::Lease, lease_attach_key(lease, key));
+        self.inner.lessor.lock().detach(lease, key);
+    }
+
+    fn delete_range(&mut self, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
+        let range = KeyRange::new(&d.key, &d.range_end);
+        let victims: Vec<KeyValue> = if !range.is_single() && !range.is_unbounded() && d.range_end <= d.key {
+            Vec::new()
+        } else {
+            scan(&self.inner.backend, range, self.view_rev(), Some(&self.overlay)).collect::<Result<_, _>>()?
+        };
+        let rev = self.change_rev();
+        for prev in &victims {
+            self.batch.put(Space::Kv, kv_key(&prev.key, rev), Record::Tombstone.encode());
+            self.batch.put(Space::Rev, rev_key(rev, self.sub), rev_value(true, &prev.key));
+            self.sub += 1;
+            if prev.lease != 0 {
+                self.detach(prev.lease, &prev.key);
+            }
+            self.overlay.entry(prev.key.clone()).or_default().push((rev, None));
+            let kv = KeyValue { key: prev.key.clone(), mod_revision: rev, ..KeyValue::default() };
+            self.events.push(Event { kind: EventType::Delete, kv, prev_kv: Some(prev.clone()) });
+        }
+        Ok(DeleteRangeResponse {
+            revision: self.view_rev(),
+            deleted: victims.len() as i64,
+            prev_kvs: if d.prev_kv { victims } else { Vec::new() },
+        })
+    }
+
+    fn range(&self, r: &RangeRequest) -> Result<RangeResponse> {
+        let rev = self.check_read_rev(r.revision)?;
+        // As etcd, the response carries the transaction's revision, not the one read at.
+        let resp = evaluate(&self.inner.backend, r, rev, Some(&self.overlay))?;
+        Ok(RangeResponse { revision: self.view_rev(), ..resp })
+    }
+
+    fn check_read_rev(&self, requested: i64) -> Result<i64> {
+        let view = self.view_rev();
+        if requested > view {
+            return Err(StoreError::FutureRev);
+        }
+        if requested > 0 && requested < self.compacted() {
+            return Err(StoreError::Compacted);
+        }
+        Ok(if requested <= 0 { view } else { requested })
+    }
+
+    pub fn txn(&mut self, t: &TxnRequest) -> Result<TxnResponse> {
+        check_txn(t, self.inner.opts.max_txn_ops)?;
+        let path = self.decide(t)?;
+        self.check_path(t, &path)?;
+        let responses = self.run(t, &path)?;
+        Ok(TxnResponse { revision: self.view_rev(), succeeded: path.succeeded, responses })
+    }
+
+    /// Evaluates every compare the txn will meet, nested ones included, against the state before it.
+    fn decide(&self, t: &TxnRequest) -> Result<Path> {
+        let rev = self.view_rev();
+        let mut succeeded = true;
+        for c in &t.compare {
+            let kvs: Vec<KeyValue> =
+                scan(&self.inner.backend, KeyRange::new(&c.key, &c.range_end), rev, Some(&self.overlay)).collect::<Result<_, _>>()?;
+            if !compare_all(c, &kvs) {
+                succeeded = false;
+                break;
+            }
+        }
+        let branch = if succeeded { &t.success } else { &t.failure };
+        let mut nested = Vec::new();
+        for op in branch {
+            if let RequestOp::Txn(inner) = op {
+                nested.push(self.decide(inner)?);
+            }
+        }
+        Ok(Path { succeeded, nested })
+    }
+
+    /// etcd's `checkRequests`: puts and ranges on the chosen path must be able to run, before any does.
+    fn check_path(&self, t: &TxnRequest, path: &Path) -> Result<()> {
+        let branch = if path.succeeded { &t.success } else { &t.failure };
+        let mut nested = path.nested.iter();
+        for op in branch {
+            match op {
+                RequestOp::Put(p) => self.check_put_state(p)?,
+                RequestOp::Range(r) => {
+                    self.check_read_rev(r.revision)?;
+                }
+                RequestOp::DeleteRange(_) => {}
+                RequestOp::Txn(inner) => self.check_path(inner, nested.next().expect("decided"))?,
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, t: &TxnRequest, path: &Path) -> Result<Vec<ResponseOp>> {
+        let branch = if path.succeeded { &t.success } else { &t.failure };
+        let mut nested = path.nested.iter();
+        let mut out = Vec::with_capacity(branch.len());
+        for op in branch {
+            out.push(match op {
+                RequestOp::Range(r) => ResponseOp::Range(self.range(r)?),
+                RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
+                RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete_range(d)?),
+                RequestOp::Txn(inner) => {
+                    let p = nested.next().expect("decided");
+                    let responses = self.run(inner, p)?;
+                    ResponseOp::Txn(TxnResponse { revision: self.view_rev(), succeeded: p.succeeded, responses })
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    fn compact(&mut self, rev: i64) -> Result<i64> {
+        if rev <= self.compacted() {
+            return Err(StoreError::Compacted);
+        }
+        if rev > self.view_rev() {
+            return Err(StoreError::FutureRev);
+        }
+        self.compact_to = Some(rev);
+        self.batch.put(Space::Meta, META_COMPACT.to_vec(), rev.to_be_bytes().to_vec());
+        Ok(self.view_rev())
+    }
+
+    fn lease_grant(&mut self, id: LeaseId, ttl: i64) -> Result<(LeaseId, i64)> {
+        if ttl > MAX_LEASE_TTL {
+            return Err(StoreError::LeaseTtlTooLarge);
+        }
+        let ttl = ttl.max(self.inner.opts.min_lease_ttl);
+        let mut lessor = self.inner.lessor.lock();
+        let id = if id == 0 {
+            loop {
+                self.lease_seq += 1;
+                self.lease_seq_dirty = true;
+                if !lessor.contains(self.lease_seq) {
+                    break self.lease_seq;
+                }
+            }
+        } else {
+            id
+        };
+        if lessor.contains(id) {
+            return Err(StoreError::LeaseExists);
+        }
+        lessor.grant(id, ttl, self.inner.opts.clock.now());
+        self.batch.put(Space::Lease, lease_key(id), ttl.to_be_bytes().to_vec());
+        Ok((id, ttl))
+    }
+
+    fn lease_revoke(&mut self, id: LeaseId) -> Result<()> {
+        let keys: BTreeSet<Bytes> = match self.inner.lessor.lock().leases.get(&id) {
+            Some(lease) => lease.keys.clone(),
+            None => return Err(StoreError::LeaseNotFound),
+        };
+        for key in keys {
+            self.delete_range(&DeleteRangeRequest::key(key))?;
+        }
+        self.inner.lessor.lock().leases.remove(&id);
+        self.batch.delete(Space::Lease, lease_key(id));
+        Ok(())
+    }
+}
