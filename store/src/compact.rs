@@ -9,7 +9,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Backend, Batch, Cursor, Space};
 use crate::encoding::{
-    decode_kv_key, decode_rev_key, decode_rev_value, kv_key, rev_key, Record, META_COMPACT_DONE, META_COMPACT_POS,
+    decode_kv_key, decode_rev_key, decode_rev_value, kv_key_at, rev_key, Record, META_COMPACT_DONE, META_COMPACT_POS,
 };
 use crate::error::BackendError;
 use crate::store::Inner;
@@ -140,7 +140,7 @@ fn compact_physically<B: Backend>(inner: &Inner<B>, from: i64, to: i64) -> Resul
 /// if it is a tombstone.
 fn drop_superseded<B: Backend>(backend: &B, user_key: &[u8], to: i64, batch: &mut Batch) -> Result<(), BackendError> {
     let mut cursor = backend.cursor(Space::Kv);
-    cursor.seek(&kv_key(user_key, to));
+    cursor.seek(&kv_key_at(user_key, to));
     let mut first = true;
     while cursor.valid() {
         let (key, _) = decode_kv_key(cursor.key())?;

@@ -1,9 +1,11 @@
 //! The on-disk encoding of keys and records. Changing anything here needs an upgrade path; the format
 //! is described in ARCHITECTURE.md ("Storage format").
 //!
-//! `Kv` keys are `escape(user_key) ++ [0x00, 0x01] ++ be64(!revision)`: the escaping (0x00 becomes
-//! 0x00 0xFF) keeps byte order between user keys, and the inverted revision puts the newest version of
-//! a key first, so "the version of k at revision r" is one seek to `(k, r)`.
+//! `Kv` keys are `escape(user_key) ++ [0x00, 0x01] ++ be64(!revision) ++ be32(!sub)`: the escaping
+//! (0x00 becomes 0x00 0xFF) keeps byte order between user keys, and the inverted revision puts the
+//! newest version of a key first, so "the version of k at revision r" is one seek to `(k, r, MAX)`.
+//! The sub-revision is part of the key because one txn can change a key twice in one revision (etcd's
+//! duplicate-key rule lets a nested put be followed by a sibling's delete), and watches replay both.
 
 use crate::error::BackendError;
 use crate::types::LeaseId;
@@ -32,11 +34,20 @@ pub fn kv_key_start(user_key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The `Kv` key of `user_key` at `rev`.
-pub fn kv_key(user_key: &[u8], rev: i64) -> Vec<u8> {
+/// Bytes after the escaped user key: inverted revision and sub-revision.
+pub const KV_SUFFIX: usize = 12;
+
+/// The `Kv` key of the `sub`-th change of revision `rev`, to `user_key`.
+pub fn kv_key(user_key: &[u8], rev: i64, sub: u32) -> Vec<u8> {
     let mut out = kv_key_start(user_key);
     out.extend_from_slice(&(!(rev as u64)).to_be_bytes());
+    out.extend_from_slice(&(!sub).to_be_bytes());
     out
+}
+
+/// A seek position whose first entry is the newest version of `user_key` at or below `rev`.
+pub fn kv_key_at(user_key: &[u8], rev: i64) -> Vec<u8> {
+    kv_key(user_key, rev, u32::MAX)
 }
 
 /// A position after every version of `user_key` and before the next user key.
@@ -50,11 +61,11 @@ pub fn kv_key_after(user_key: &[u8]) -> Vec<u8> {
 /// Splits a `Kv` key into the user key and the revision.
 pub fn decode_kv_key(key: &[u8]) -> Result<(Vec<u8>, i64), BackendError> {
     const BAD: BackendError = BackendError::Corrupt { space: "kv", what: "malformed key" };
-    if key.len() < 10 {
+    if key.len() < KV_SUFFIX + 2 {
         return Err(BAD);
     }
-    let (escaped, rev) = key.split_at(key.len() - 8);
-    let rev = !u64::from_be_bytes(rev.try_into().map_err(|_| BAD)?) as i64;
+    let (escaped, suffix) = key.split_at(key.len() - KV_SUFFIX);
+    let rev = !u64::from_be_bytes(suffix[..8].try_into().map_err(|_| BAD)?) as i64;
     let mut user = Vec::with_capacity(escaped.len());
     let mut i = 0;
     loop {
@@ -191,7 +202,7 @@ mod tests {
     proptest! {
         #[test]
         fn kv_key_round_trips(key in proptest::collection::vec(any::<u8>(), 0..16), rev in 1i64..i64::MAX) {
-            let (k, r) = decode_kv_key(&kv_key(&key, rev)).unwrap();
+            let (k, r) = decode_kv_key(&kv_key(&key, rev, 3)).unwrap();
             prop_assert_eq!(k, key);
             prop_assert_eq!(r, rev);
         }
@@ -202,12 +213,16 @@ mod tests {
             b in proptest::collection::vec(0u8..3, 0..6), rb in 1i64..50,
         ) {
             let expected = a.cmp(&b).then(rb.cmp(&ra));
-            prop_assert_eq!(kv_key(&a, ra).cmp(&kv_key(&b, rb)), expected);
+            prop_assert_eq!(kv_key(&a, ra, 0).cmp(&kv_key(&b, rb, 0)), expected);
+            // Within a revision, later changes sort first; a seek for "at rb" finds them all.
+            prop_assert!(kv_key(&a, ra, 1) < kv_key(&a, ra, 0));
+            prop_assert!(kv_key_at(&a, ra) <= kv_key(&a, ra, 7));
+            prop_assert!(kv_key_at(&a, ra) > kv_key(&a, ra + 1, 0));
             // The skip position lies after every version of `a` and before any greater key.
             if a < b {
-                prop_assert!(kv_key_after(&a) < kv_key(&b, rb));
+                prop_assert!(kv_key_after(&a) < kv_key(&b, rb, 0));
             }
-            prop_assert!(kv_key_after(&a) > kv_key(&a, 1));
+            prop_assert!(kv_key_after(&a) > kv_key(&a, 1, 0));
         }
 
         #[test]
@@ -220,7 +235,7 @@ mod tests {
     #[test]
     fn malformed_bytes_are_errors() {
         assert!(decode_kv_key(b"abc").is_err());
-        assert!(decode_kv_key(b"a\x00\x05\x00\x00\x00\x00\x00\x00\x00\x01").is_err());
+        assert!(decode_kv_key(b"a\x00\x05\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00").is_err());
         assert!(Record::decode(b"").is_err());
         assert!(Record::decode(b"\x00short").is_err());
         assert!(Record::decode(b"\x01extra").is_err());

@@ -8,7 +8,7 @@ use std::iter::Peekable;
 use bytes::Bytes;
 
 use crate::backend::{Backend, Cursor, Space};
-use crate::encoding::{decode_kv_key, kv_key, kv_key_after, kv_key_start, Record};
+use crate::encoding::{decode_kv_key, kv_key_after, kv_key_at, kv_key_start, Record, KV_SUFFIX};
 use crate::error::{BackendError, Result};
 use crate::types::{KeyValue, RangeRequest, RangeResponse, SortOrder, SortTarget};
 
@@ -78,7 +78,7 @@ impl<C: Cursor> BackendScan<'_, C> {
         if !self.started {
             self.started = true;
             if self.range.is_single() {
-                self.cursor.seek(&kv_key(self.range.start, self.rev));
+                self.cursor.seek(&kv_key_at(self.range.start, self.rev));
             } else {
                 self.cursor.seek(&kv_key_start(self.range.start));
             }
@@ -95,16 +95,17 @@ impl<C: Cursor> BackendScan<'_, C> {
             }
             if rev > self.rev {
                 // Versions newer than the read revision: jump to the newest one at or below it.
-                self.cursor.seek(&kv_key(&user_key, self.rev));
+                self.cursor.seek(&kv_key_at(&user_key, self.rev));
                 continue;
             }
             let record = Record::decode(self.cursor.value())?;
             // Skip the older versions of this key: one step usually reaches the next key; a key
             // with retained history takes one seek.
-            let prefix_len = self.cursor.key().len() - 8;
+            let prefix_len = self.cursor.key().len() - KV_SUFFIX;
             let prefix = self.cursor.key()[..prefix_len].to_vec();
             self.cursor.next();
-            if self.cursor.valid() && self.cursor.key().len() > 8 && self.cursor.key()[..self.cursor.key().len() - 8] == prefix[..] {
+            let next = if self.cursor.valid() { self.cursor.key() } else { &[] };
+            if next.len() > KV_SUFFIX && next[..next.len() - KV_SUFFIX] == prefix[..] {
                 self.cursor.seek(&kv_key_after(&user_key));
             }
             if self.range.is_single() {
@@ -132,7 +133,7 @@ pub fn scan<'a, B: Backend>(
     overlay: Option<&'a Overlay>,
 ) -> impl Iterator<Item = Result<KeyValue, BackendError>> + 'a {
     let base = BackendScan { cursor: backend.cursor(Space::Kv), range, rev, started: false, done: false };
-    let over: Box<dyn Iterator<Item = (&'a Bytes, Option<&'a KeyValue>)> + 'a> = match overlay {
+    let over: OverlayIter<'a> = match overlay {
         Some(ov) if !ov.is_empty() => Box::new(
             ov.range::<[u8], _>((std::ops::Bound::Included(range.start), std::ops::Bound::Unbounded))
                 .take_while(move |(k, _)| !range.past_end(k))
@@ -147,9 +148,12 @@ pub fn scan<'a, B: Backend>(
     Merge { base: base.peekable(), over: over.peekable() }
 }
 
+/// The overlay's newest version at the read revision of each key in range (`None` = deleted).
+type OverlayIter<'a> = Box<dyn Iterator<Item = (&'a Bytes, Option<&'a KeyValue>)> + 'a>;
+
 struct Merge<'a, I: Iterator<Item = Result<KeyValue, BackendError>>> {
     base: Peekable<I>,
-    over: Peekable<Box<dyn Iterator<Item = (&'a Bytes, Option<&'a KeyValue>)> + 'a>>,
+    over: Peekable<OverlayIter<'a>>,
 }
 
 impl<I: Iterator<Item = Result<KeyValue, BackendError>>> Iterator for Merge<'_, I> {
@@ -180,8 +184,17 @@ impl<I: Iterator<Item = Result<KeyValue, BackendError>>> Iterator for Merge<'_, 
 
 /// The newest version of `user_key` at or below `rev` in the backend, tombstones included as `None`.
 pub fn get_version<B: Backend>(backend: &B, user_key: &[u8], rev: i64) -> Result<Option<KeyValue>, BackendError> {
+    version_from(backend, user_key, &kv_key_at(user_key, rev), false)
+}
+
+/// The first version of `user_key` at or after the `Kv` position `seek` (after it, with
+/// `strictly_after`), i.e. the newest one no newer than `seek`; `None` for none or a tombstone.
+pub fn version_from<B: Backend>(backend: &B, user_key: &[u8], seek: &[u8], strictly_after: bool) -> Result<Option<KeyValue>, BackendError> {
     let mut cursor = backend.cursor(Space::Kv);
-    cursor.seek(&kv_key(user_key, rev));
+    cursor.seek(seek);
+    if strictly_after && cursor.valid() && cursor.key() == seek {
+        cursor.next();
+    }
     if !cursor.valid() {
         cursor.status()?;
         return Ok(None);

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::backend::{Backend, Cursor, Space};
 use crate::encoding::{decode_rev_key, decode_rev_value, kv_key, rev_key, Record};
 use crate::error::{BackendError, Result};
-use crate::range::{get_version, kv_from_record, KeyRange};
+use crate::range::{kv_from_record, version_from, KeyRange};
 use crate::types::{Event, EventType, KeyValue};
 
 pub type WatchId = i64;
@@ -249,6 +249,11 @@ impl Watcher {
         self.rx.try_recv().ok()
     }
 
+    /// True once the watch has ended and every response was received.
+    pub fn is_closed(&self) -> bool {
+        self.rx.is_closed() && self.rx.is_empty()
+    }
+
     /// Asks for a progress notification; see [`Hub::progress`].
     pub fn request_progress(&self) -> bool {
         self.hub.progress(self.id)
@@ -298,7 +303,7 @@ pub(crate) fn sync_loop<B: Backend>(hub: Arc<Hub>, backend: &B) {
 fn sync_one<B: Backend>(hub: &Hub, backend: &B, id: WatchId) -> Result<bool, BackendError> {
     let mut progressed = false;
     loop {
-        let (from, to, req, room) = {
+        let (from, to, req, room, compact_floor) = {
             let mut st = hub.state.lock();
             let (compact_rev, current_rev) = (st.compact_rev, st.current_rev);
             let Some(w) = st.watchers.get_mut(&id) else { return Ok(progressed) };
@@ -332,9 +337,9 @@ fn sync_one<B: Backend>(hub: &Hub, backend: &B, id: WatchId) -> Result<bool, Bac
                 st.unsynced.remove(&id);
                 return Ok(true);
             }
-            (from, current_rev, w.req.clone(), room)
+            (from, current_rev, w.req.clone(), room, compact_rev)
         };
-        let read = read_history(backend, &req, from, to, room);
+        let read = read_history(backend, &req, from, to, room, compact_floor);
         let mut st = hub.state.lock();
         if st.compact_rev > from {
             // A compaction ran while we read: what we read may have holes. Start over (and cancel).
@@ -362,6 +367,7 @@ fn read_history<B: Backend>(
     from: i64,
     to: i64,
     max_responses: usize,
+    compacted: i64,
 ) -> Result<(Vec<Vec<Event>>, i64), BackendError> {
     let range = KeyRange::new(&req.key, &req.range_end);
     let mut out: Vec<Vec<Event>> = Vec::new();
@@ -371,7 +377,7 @@ fn read_history<B: Backend>(
     cursor.seek(&rev_key(from, 0));
     let mut scanned_to = to;
     while cursor.valid() {
-        let (rev, _sub) = decode_rev_key(cursor.key())?;
+        let (rev, sub) = decode_rev_key(cursor.key())?;
         if rev > to {
             break;
         }
@@ -387,9 +393,9 @@ fn read_history<B: Backend>(
             current_rev = rev;
         }
         let (is_delete, user_key) = decode_rev_value(cursor.value())?;
-        let wanted = range.contains(user_key) && !(is_delete && req.no_delete) && !(!is_delete && req.no_put);
+        let wanted = range.contains(user_key) && if is_delete { !req.no_delete } else { !req.no_put };
         if wanted {
-            current.push(history_event(backend, user_key, rev, is_delete, req.prev_kv)?);
+            current.extend(history_event(backend, user_key, (rev, sub), is_delete, req.prev_kv, compacted)?);
         }
         cursor.next();
     }
@@ -400,17 +406,30 @@ fn read_history<B: Backend>(
     Ok((out, scanned_to))
 }
 
-fn history_event<B: Backend>(backend: &B, user_key: &[u8], rev: i64, is_delete: bool, prev_kv: bool) -> Result<Event, BackendError> {
+/// The event for the `sub`-th change of `rev`; `None` for a put whose version a compaction at or
+/// above `rev` already removed (it was superseded within its own revision).
+fn history_event<B: Backend>(
+    backend: &B,
+    user_key: &[u8],
+    (rev, sub): (i64, u32),
+    is_delete: bool,
+    prev_kv: bool,
+    compacted: i64,
+) -> Result<Option<Event>, BackendError> {
     let key = Bytes::copy_from_slice(user_key);
+    let exact = kv_key(user_key, rev, sub);
     let kv = if is_delete {
         KeyValue { key: key.clone(), mod_revision: rev, ..KeyValue::default() }
     } else {
-        let raw = backend
-            .get(Space::Kv, &kv_key(user_key, rev))?
-            .ok_or(BackendError::Corrupt { space: "kv", what: "revision log names a missing version" })?;
+        let Some(raw) = backend.get(Space::Kv, &exact)? else {
+            if rev <= compacted {
+                return Ok(None);
+            }
+            return Err(BackendError::Corrupt { space: "kv", what: "revision log names a missing version" });
+        };
         kv_from_record(key.clone(), rev, Record::decode(&raw)?)
             .ok_or(BackendError::Corrupt { space: "kv", what: "put event names a tombstone" })?
     };
-    let prev = if prev_kv { get_version(backend, user_key, rev - 1)? } else { None };
-    Ok(Event { kind: if is_delete { EventType::Delete } else { EventType::Put }, kv, prev_kv: prev })
+    let prev = if prev_kv { version_from(backend, user_key, &exact, true)? } else { None };
+    Ok(Some(Event { kind: if is_delete { EventType::Delete } else { EventType::Put }, kv, prev_kv: prev }))
 }

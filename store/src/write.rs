@@ -187,7 +187,7 @@ impl<'a, B: Backend> Exec<'a, B> {
             lease,
         };
         let record = Record::Put { create_revision: kv.create_revision, version: kv.version, lease, value: kv.value.clone() };
-        self.batch.put(Space::Kv, kv_key(&kv.key, rev), record.encode());
+        self.batch.put(Space::Kv, kv_key(&kv.key, rev, self.sub), record.encode());
         self.batch.put(Space::Rev, rev_key(rev, self.sub), rev_value(false, &kv.key));
         self.sub += 1;
         let old_lease = prev.as_ref().map_or(0, |kv| kv.lease);
@@ -219,7 +219,7 @@ impl<'a, B: Backend> Exec<'a, B> {
         };
         let rev = self.change_rev();
         for prev in &victims {
-            self.batch.put(Space::Kv, kv_key(&prev.key, rev), Record::Tombstone.encode());
+            self.batch.put(Space::Kv, kv_key(&prev.key, rev, self.sub), Record::Tombstone.encode());
             self.batch.put(Space::Rev, rev_key(rev, self.sub), rev_value(true, &prev.key));
             self.sub += 1;
             if prev.lease != 0 {

@@ -664,17 +664,34 @@ fn check_history_watch<B: Backend>(store: &Store<B>, m: &Model, ctx: &str) {
         .iter()
         .filter(|(r, _)| *r >= from)
         .flat_map(|(r, evs)| {
-            // History before the compaction point is gone, so events at it lose their prev_kv.
-            evs.iter().cloned().map(move |mut e| {
-                if *r == m.compact {
+            // History before the compaction point is gone, so events at it lose their prev_kv, and
+            // a put that its own revision superseded (a nested txn's put, then a sibling's delete)
+            // is gone from it too.
+            let at_compact = *r == m.compact;
+            evs.iter().enumerate().filter_map(move |(i, e)| {
+                let superseded = evs[i + 1..].iter().any(|later| later.kv.key == e.kv.key);
+                if at_compact && superseded && e.kind == EventType::Put {
+                    return None;
+                }
+                let mut e = e.clone();
+                if at_compact {
                     e.prev_kv = None;
                 }
-                e
+                Some(e)
             })
         })
         .collect();
     while got.len() < want.len() {
-        let resp = w.blocking_recv().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let resp = loop {
+            match w.try_recv() {
+                Some(resp) => break resp,
+                None => {
+                    assert!(std::time::Instant::now() < deadline, "{ctx}: history watch stalled: got {} of {} events from {from}, compact {}, rev {}, {:?}, last got {:?}", got.len(), want.len(), m.compact, m.rev, store.watch_stats(), got.last());
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        };
         assert!(!resp.canceled, "{ctx}: history watch canceled");
         got.extend(resp.events);
     }
