@@ -2,7 +2,7 @@
 //! background thread deletes superseded versions in small batches, so writes and reads never wait
 //! for it. Progress is persisted, and a compaction cut short by a crash resumes on reopen.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -98,6 +98,9 @@ fn compact_physically<B: Backend>(inner: &Inner<B>, from: i64, to: i64) -> Resul
     };
     let batch_size = inner.opts.compaction_batch.max(1);
     let end = rev_key(to + 1, 0);
+    // Keys already handled in this compaction (each is handled completely at once); bounded so a
+    // compaction over a huge window cannot hold every key in memory.
+    let mut handled: HashSet<Vec<u8>> = HashSet::new();
     loop {
         if inner.compactor.state.lock().shutdown {
             return Ok(false);
@@ -119,8 +122,14 @@ fn compact_physically<B: Backend>(inner: &Inner<B>, from: i64, to: i64) -> Resul
         cursor.status()?;
         let finished = !cursor.valid() || cursor.key() >= &end[..];
         drop(cursor);
-        for key in &keys {
-            drop_superseded(backend, key, to, &mut batch)?;
+        if handled.len() > 1_000_000 {
+            handled.clear();
+        }
+        for key in keys {
+            if !handled.contains(&key) {
+                drop_superseded(backend, &key, from, to, &mut batch)?;
+                handled.insert(key);
+            }
         }
         if finished {
             batch.put(Space::Meta, META_COMPACT_DONE.to_vec(), to.to_be_bytes().to_vec());
@@ -137,18 +146,23 @@ fn compact_physically<B: Backend>(inner: &Inner<B>, from: i64, to: i64) -> Resul
 }
 
 /// Deletes the versions of `user_key` older than its newest one at or below `to`, and that one too
-/// if it is a tombstone.
-fn drop_superseded<B: Backend>(backend: &B, user_key: &[u8], to: i64, batch: &mut Batch) -> Result<(), BackendError> {
+/// if it is a tombstone. The compaction to `from` finished, so at most one version at or below
+/// `from` is left: the walk stops there instead of stepping over the deletions it left behind
+/// (which RocksDB keeps as tombstones until its own compaction).
+fn drop_superseded<B: Backend>(backend: &B, user_key: &[u8], from: i64, to: i64, batch: &mut Batch) -> Result<(), BackendError> {
     let mut cursor = backend.cursor(Space::Kv);
     cursor.seek(&kv_key_at(user_key, to));
     let mut first = true;
     while cursor.valid() {
-        let (key, _) = decode_kv_key(cursor.key())?;
+        let (key, rev) = decode_kv_key(cursor.key())?;
         if key != user_key {
             break;
         }
         if !first || Record::decode(cursor.value())? == Record::Tombstone {
             batch.delete(Space::Kv, cursor.key().to_vec());
+        }
+        if rev <= from {
+            break;
         }
         first = false;
         cursor.next();

@@ -57,19 +57,22 @@ const MAX_EVENTS_PER_RESPONSE: usize = 1000;
 struct WatcherState {
     req: WatchRequest,
     tx: mpsc::Sender<WatchResponse>,
-    /// The first revision this watcher has not been given (or skipped as not matching).
+    /// While unsynced: the first revision this watcher has not been given. (A synced watcher has
+    /// everything up to the published revision.)
     next_rev: i64,
     synced: bool,
 }
 
 impl WatcherState {
-    fn matches(&self, ev: &Event) -> bool {
+    fn wants(&self, ev: &Event) -> bool {
         match ev.kind {
-            EventType::Put if self.req.no_put => return false,
-            EventType::Delete if self.req.no_delete => return false,
-            _ => {}
+            EventType::Put => !self.req.no_put,
+            EventType::Delete => !self.req.no_delete,
         }
-        KeyRange::new(&self.req.key, &self.req.range_end).contains(&ev.kv.key)
+    }
+
+    fn group(&self) -> (Bytes, Bytes) {
+        (self.req.key.clone(), self.req.range_end.clone())
     }
 
     fn shape(&self, ev: &Event) -> Event {
@@ -85,10 +88,46 @@ impl WatcherState {
 struct HubState {
     next_id: WatchId,
     watchers: HashMap<WatchId, WatcherState>,
+    /// Synced watchers by their exact key range: a revision is matched once per range, so a write
+    /// no watcher cares about costs one check per distinct range, not one per watcher.
+    groups: HashMap<(Bytes, Bytes), BTreeSet<WatchId>>,
     unsynced: BTreeSet<WatchId>,
     current_rev: i64,
     compact_rev: i64,
     shutdown: bool,
+}
+
+impl HubState {
+    fn mark_synced(&mut self, id: WatchId) {
+        let Some(w) = self.watchers.get_mut(&id) else { return };
+        w.synced = true;
+        self.unsynced.remove(&id);
+        self.groups.entry(w.group()).or_default().insert(id);
+    }
+
+    fn mark_unsynced(&mut self, id: WatchId) {
+        let Some(w) = self.watchers.get_mut(&id) else { return };
+        w.synced = false;
+        self.unsynced.insert(id);
+        let group = w.group();
+        self.leave_group(group, id);
+    }
+
+    fn leave_group(&mut self, group: (Bytes, Bytes), id: WatchId) {
+        if let Some(ids) = self.groups.get_mut(&group) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.groups.remove(&group);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: WatchId) -> bool {
+        self.unsynced.remove(&id);
+        let Some(w) = self.watchers.remove(&id) else { return false };
+        self.leave_group(w.group(), id);
+        true
+    }
 }
 
 /// Counters for tests and metrics.
@@ -120,8 +159,10 @@ impl Hub {
         st.next_id += 1;
         let synced = req.start_revision == 0 || req.start_revision > st.current_rev;
         let next_rev = if synced { st.current_rev + 1 } else { req.start_revision };
-        st.watchers.insert(id, WatcherState { req, tx, next_rev, synced });
-        if !synced {
+        st.watchers.insert(id, WatcherState { req, tx, next_rev, synced: false });
+        if synced {
+            st.mark_synced(id);
+        } else {
             st.unsynced.insert(id);
             self.wake.notify_all();
         }
@@ -129,9 +170,7 @@ impl Hub {
     }
 
     pub fn cancel(&self, id: WatchId) -> bool {
-        let mut st = self.state.lock();
-        st.unsynced.remove(&id);
-        st.watchers.remove(&id).is_some()
+        self.state.lock().remove(id)
     }
 
     /// Sends a progress notification (an empty response at the current revision) if the watcher has
@@ -162,47 +201,57 @@ impl Hub {
     /// Publishes a commit: `revisions` are the new revisions' events in order, `current` the store
     /// revision after them. Runs on the writer's thread and never blocks on a watcher.
     pub fn publish(&self, revisions: &[(i64, Vec<Event>)], current: i64) {
-        let mut st = self.state.lock();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
         st.current_rev = current;
         let mut newly_unsynced = Vec::new();
         let mut closed = Vec::new();
-        for (&id, w) in st.watchers.iter_mut() {
-            if !w.synced {
+        for ((key, end), ids) in &st.groups {
+            let range = KeyRange::new(key, end);
+            let matching: Vec<(i64, Vec<&Event>)> = revisions
+                .iter()
+                .filter_map(|(rev, events)| {
+                    let hit: Vec<&Event> = events.iter().filter(|e| range.contains(&e.kv.key)).collect();
+                    (!hit.is_empty()).then_some((*rev, hit))
+                })
+                .collect();
+            if matching.is_empty() {
                 continue;
             }
-            for (rev, events) in revisions {
-                if *rev < w.next_rev.max(w.req.start_revision) {
-                    continue;
-                }
-                let picked: Vec<Event> = events.iter().filter(|e| w.matches(e)).map(|e| w.shape(e)).collect();
-                if picked.is_empty() {
-                    w.next_rev = rev + 1;
-                    continue;
-                }
-                let resp = WatchResponse { watch_id: id, revision: *rev, events: picked, compact_revision: 0, canceled: false };
-                match w.tx.try_send(resp) {
-                    Ok(()) => w.next_rev = rev + 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        w.synced = false;
-                        w.next_rev = *rev;
-                        newly_unsynced.push(id);
-                        break;
+            for &id in ids {
+                let w = st.watchers.get_mut(&id).expect("grouped watchers exist");
+                for (rev, events) in &matching {
+                    if *rev < w.req.start_revision {
+                        continue;
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        closed.push(id);
-                        break;
+                    let picked: Vec<Event> = events.iter().filter(|e| w.wants(e)).map(|e| w.shape(e)).collect();
+                    if picked.is_empty() {
+                        continue;
+                    }
+                    let resp = WatchResponse { watch_id: id, revision: *rev, events: picked, compact_revision: 0, canceled: false };
+                    match w.tx.try_send(resp) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            // Not delivered: the sync thread resumes from this revision, from disk.
+                            w.next_rev = *rev;
+                            newly_unsynced.push(id);
+                            break;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            closed.push(id);
+                            break;
+                        }
                     }
                 }
-            }
-            if w.synced {
-                w.next_rev = current + 1;
             }
         }
         for id in closed {
-            st.watchers.remove(&id);
+            st.remove(id);
         }
         if !newly_unsynced.is_empty() {
-            st.unsynced.extend(newly_unsynced);
+            for id in newly_unsynced {
+                st.mark_unsynced(id);
+            }
             self.wake.notify_all();
         }
     }
@@ -308,8 +357,7 @@ fn sync_one<B: Backend>(hub: &Hub, backend: &B, id: WatchId) -> Result<bool, Bac
             let (compact_rev, current_rev) = (st.compact_rev, st.current_rev);
             let Some(w) = st.watchers.get_mut(&id) else { return Ok(progressed) };
             if w.tx.is_closed() {
-                st.watchers.remove(&id);
-                st.unsynced.remove(&id);
+                st.remove(id);
                 return Ok(true);
             }
             let room = w.tx.capacity();
@@ -326,15 +374,13 @@ fn sync_one<B: Backend>(hub: &Hub, backend: &B, id: WatchId) -> Result<bool, Bac
                     canceled: true,
                 };
                 if w.tx.try_send(resp).is_ok() {
-                    st.watchers.remove(&id);
-                    st.unsynced.remove(&id);
+                    st.remove(id);
                 }
                 return Ok(true);
             }
             if from > current_rev {
-                w.synced = true;
                 w.next_rev = current_rev + 1;
-                st.unsynced.remove(&id);
+                st.mark_synced(id);
                 return Ok(true);
             }
             (from, current_rev, w.req.clone(), room, compact_rev)
