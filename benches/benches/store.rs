@@ -219,10 +219,7 @@ fn bench_compaction(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             for _ in 0..iters {
-                // A fresh store every round: in a reused one the RocksDB tombstones of earlier
-                // rounds pile up under the same keys, and each round gets slower than the last
-                // (measured: 29 ms in round 1, 340 ms by round 17), so the result would depend on
-                // how many rounds criterion happened to run. Setup, not timed.
+                // A fresh store every round (setup, not timed); the repeated case below reuses one.
                 let ts = TempStore::open(false);
                 for _ in 0..=VERSIONS_PER_KEY {
                     ts.preload(keys.iter().map(|k| (k.clone(), value.clone())));
@@ -233,6 +230,25 @@ fn bench_compaction(c: &mut Criterion) {
                 ts.store.wait_compacted(rev);
                 timed += start.elapsed();
                 assert!(ts.store.status().compacted_physically >= rev, "compaction never finished physically");
+            }
+            timed
+        })
+    });
+    // The same work repeated on one store: each round rewrites every key and compacts again, so
+    // the keys carry the deletions of all earlier rounds. This must not slow down round by round.
+    let ts = TempStore::open(false);
+    group.bench_function("compact_10k_versions_repeated", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                for _ in 0..=VERSIONS_PER_KEY {
+                    ts.preload(keys.iter().map(|k| (k.clone(), value.clone())));
+                }
+                let rev = ts.store.revision();
+                let start = Instant::now();
+                ts.store.compact(rev).expect("compact");
+                ts.store.wait_compacted(rev);
+                timed += start.elapsed();
             }
             timed
         })
@@ -290,6 +306,15 @@ fn bench_watch(c: &mut Criterion) {
             })
         });
     }
+    // A put no watcher is interested in, with 10k watchers on another prefix: the price every
+    // write pays for the watchers that exist (one range check per distinct watched range).
+    let ts = TempStore::open(false);
+    let req = WatchRequest { key: Bytes::from_static(b"w/"), range_end: Bytes::from_static(b"w0"), ..Default::default() };
+    let _ws: Vec<Watcher> = (0..10_000).map(|_| ts.store.watch(req.clone()).expect("watch")).collect();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("unwatched_put_with_10000", |b| {
+        b.iter(|| black_box(ts.store.put(PutRequest::new("other", value.clone())).expect("put")))
+    });
     group.finish();
 }
 
