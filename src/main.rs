@@ -87,9 +87,16 @@ fn print_kv(kv: &KeyValue) {
     println!("{}", String::from_utf8_lossy(&kv.value));
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
-    let cli = Cli::parse();
+    if let Err(err) = run(Cli::parse()) {
+        // etcdctl's style: the error text alone, exit status 1.
+        eprintln!("Error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let Command::Store { data_dir, op } = cli.command;
     let store = DiskStore::open(&data_dir, StoreOptions::default())
         .with_context(|| format!("opening store at {}", data_dir.display()))?;
