@@ -286,9 +286,15 @@ impl<B: Backend> Store<B> {
         if is_read_only(&req) {
             self.inner.check_healthy()?;
             check_txn(&req, self.inner.opts.max_txn_ops)?;
+            let compacted_before = self.compact_revision();
             let mut exec = Exec::new(&self.inner, self.revision(), 0);
             let resp = exec.txn(&req)?;
             debug_assert!(exec.batch.is_empty());
+            // As for Range: a compaction that started while we read may have removed what we read.
+            let compacted = self.compact_revision();
+            if compacted != compacted_before && oldest_read(&req).is_some_and(|rev| rev < compacted) {
+                return Err(StoreError::Compacted);
+            }
             return Ok(resp);
         }
         match self.apply_one(WriteRequest::Txn(req))? {
@@ -461,6 +467,19 @@ fn load_leases<B: Backend>(backend: &B, now: u64) -> Result<Lessor, BackendError
         lessor.attach(id, key);
     }
     Ok(lessor)
+}
+
+/// The oldest explicit revision any range in the txn reads at (in either branch).
+fn oldest_read(req: &TxnRequest) -> Option<i64> {
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .filter_map(|op| match op {
+            RequestOp::Range(r) if r.revision > 0 => Some(r.revision),
+            RequestOp::Txn(t) => oldest_read(t),
+            _ => None,
+        })
+        .min()
 }
 
 fn is_read_only(req: &TxnRequest) -> bool {
