@@ -93,6 +93,13 @@ impl Lessor {
         }
     }
 
+    /// Restarts one lease's countdown; returns its TTL, or `None` if there is no such lease.
+    pub fn keep_alive(&mut self, id: LeaseId, now: Millis) -> Option<i64> {
+        let lease = self.leases.get_mut(&id)?;
+        lease.deadline = deadline(now, lease.ttl);
+        Some(lease.ttl)
+    }
+
     /// Restarts every lease's countdown from `now`.
     pub fn extend_all(&mut self, now: Millis) {
         for lease in self.leases.values_mut() {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::backend::{Backend, Cursor, Space};
 use crate::encoding::{decode_kv_key, kv_key_after, kv_key_at, kv_key_start, Record, KV_SUFFIX};
-use crate::error::{BackendError, Result};
+use crate::error::{BackendError, Result, StoreError};
 use crate::types::{KeyValue, RangeRequest, RangeResponse, SortOrder, SortTarget};
 
 /// A key interval as etcd spells it: empty `end` = the key alone, `[0]` = every key `>= start`.
@@ -204,6 +204,18 @@ pub fn version_from<B: Backend>(backend: &B, user_key: &[u8], seek: &[u8], stric
         return Ok(None);
     }
     Ok(kv_from_record(Bytes::from(key), at, Record::decode(cursor.value())?))
+}
+
+/// The revision a read asking for `requested` runs at, given the newest readable revision
+/// `current` and the compaction revision: `requested <= 0` means `current`.
+pub fn read_revision(requested: i64, current: i64, compacted: i64) -> Result<i64> {
+    if requested > current {
+        return Err(StoreError::FutureRev);
+    }
+    if requested > 0 && requested < compacted {
+        return Err(StoreError::Compacted);
+    }
+    Ok(if requested <= 0 { current } else { requested })
 }
 
 /// Answers a Range request at `rev` exactly as etcd's applier does: fetch (with one extra entry to

@@ -19,7 +19,7 @@ use crate::encoding::{
 };
 use crate::error::{BackendError, Result, StoreError};
 use crate::lease::{Clock, Lessor, MonotonicClock};
-use crate::range::evaluate;
+use crate::range::{evaluate, read_revision};
 use crate::txn::{check_range, check_txn};
 use crate::types::{
     DeleteRangeRequest, DeleteRangeResponse, LeaseId, LeaseStatus, PutRequest, PutResponse, RangeRequest,
@@ -248,23 +248,13 @@ impl<B: Backend> Store<B> {
         self.inner.check_healthy()?;
         check_range(req)?;
         let current = self.revision();
-        let rev = self.read_rev(req.revision, current)?;
+        let rev = read_revision(req.revision, current, self.compact_revision())?;
         let resp = evaluate(&self.inner.backend, req, rev, None)?;
         // A compaction that started while we read may have removed what we needed.
         if rev < self.compact_revision() {
             return Err(StoreError::Compacted);
         }
         Ok(RangeResponse { revision: current, ..resp })
-    }
-
-    fn read_rev(&self, requested: i64, current: i64) -> Result<i64> {
-        if requested > current {
-            return Err(StoreError::FutureRev);
-        }
-        if requested > 0 && requested < self.compact_revision() {
-            return Err(StoreError::Compacted);
-        }
-        Ok(if requested <= 0 { current } else { requested })
     }
 
     pub fn put(&self, req: PutRequest) -> Result<PutResponse> {
@@ -336,10 +326,7 @@ impl<B: Backend> Store<B> {
     /// Restarts a lease's countdown; returns its TTL.
     pub fn lease_keep_alive(&self, id: LeaseId) -> Result<i64> {
         let now = self.inner.opts.clock.now();
-        let mut lessor = self.inner.lessor.lock();
-        let lease = lessor.leases.get_mut(&id).ok_or(StoreError::LeaseNotFound)?;
-        lease.deadline = now.saturating_add(lease.ttl as u64 * 1000);
-        Ok(lease.ttl)
+        self.inner.lessor.lock().keep_alive(id, now).ok_or(StoreError::LeaseNotFound)
     }
 
     /// etcd's LeaseTimeToLive: TTL -1 for a lease that does not exist.

@@ -13,7 +13,7 @@ use crate::encoding::{
 };
 use crate::error::{Result, StoreError};
 use crate::lease::MAX_LEASE_TTL;
-use crate::range::{evaluate, get_version, scan, KeyRange, Overlay};
+use crate::range::{evaluate, get_version, read_revision, scan, KeyRange, Overlay};
 use crate::store::Inner;
 use crate::txn::{check_delete, check_put, check_txn, compare_all};
 use crate::types::{
@@ -244,14 +244,7 @@ impl<'a, B: Backend> Exec<'a, B> {
     }
 
     fn check_read_rev(&self, requested: i64) -> Result<i64> {
-        let view = self.view_rev();
-        if requested > view {
-            return Err(StoreError::FutureRev);
-        }
-        if requested > 0 && requested < self.compacted() {
-            return Err(StoreError::Compacted);
-        }
-        Ok(if requested <= 0 { view } else { requested })
+        read_revision(requested, self.view_rev(), self.compacted())
     }
 
     pub fn txn(&mut self, t: &TxnRequest) -> Result<TxnResponse> {
