@@ -89,7 +89,8 @@ impl<C: Cursor> BackendScan<'_, C> {
                 return Ok(None);
             }
             let (user_key, rev) = decode_kv_key(self.cursor.key())?;
-            if self.range.past_end(&user_key) || !self.range.contains(&user_key) {
+            // The walk starts at the range's first key, so a key outside it lies past its end.
+            if !self.range.contains(&user_key) {
                 self.done = true;
                 continue;
             }
@@ -125,7 +126,8 @@ impl<C: Cursor> Iterator for BackendScan<'_, C> {
     }
 }
 
-/// The live keys of `range` at `rev`, in key order: the backend's, with `overlay` on top.
+/// The live keys of `range` at `rev`, in key order: the backend's, with `overlay` on top. An
+/// inverted range (`end <= start`) yields nothing.
 pub fn scan<'a, B: Backend>(
     backend: &'a B,
     range: KeyRange<'a>,
@@ -231,9 +233,6 @@ pub fn evaluate<B: Backend>(backend: &B, req: &RangeRequest, rev: i64, overlay: 
         fetch += 1;
     }
     let range = KeyRange::new(&req.key, &req.range_end);
-    if !range.is_single() && !range.is_unbounded() && req.range_end.as_ref() <= req.key.as_ref() {
-        return Ok(RangeResponse { revision: rev, ..RangeResponse::default() });
-    }
     let mut kvs = Vec::new();
     let mut count: i64 = 0;
     for kv in scan(backend, range, rev, overlay) {

@@ -158,7 +158,7 @@ impl Hub {
         let id = st.next_id;
         st.next_id += 1;
         let synced = req.start_revision == 0 || req.start_revision > st.current_rev;
-        let next_rev = if synced { st.current_rev + 1 } else { req.start_revision };
+        let next_rev = req.start_revision;
         st.watchers.insert(id, WatcherState { req, tx, next_rev, synced: false });
         if synced {
             st.mark_synced(id);
@@ -379,7 +379,6 @@ fn sync_one<B: Backend>(hub: &Hub, backend: &B, id: WatchId) -> Result<bool, Bac
                 return Ok(true);
             }
             if from > current_rev {
-                w.next_rev = current_rev + 1;
                 st.mark_synced(id);
                 return Ok(true);
             }

@@ -212,11 +212,8 @@ impl<'a, B: Backend> Exec<'a, B> {
 
     fn delete_range(&mut self, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         let range = KeyRange::new(&d.key, &d.range_end);
-        let victims: Vec<KeyValue> = if !range.is_single() && !range.is_unbounded() && d.range_end <= d.key {
-            Vec::new()
-        } else {
-            scan(&self.inner.backend, range, self.view_rev(), Some(&self.overlay)).collect::<Result<_, _>>()?
-        };
+        let victims: Vec<KeyValue> =
+            scan(&self.inner.backend, range, self.view_rev(), Some(&self.overlay)).collect::<Result<_, _>>()?;
         let rev = self.change_rev();
         for prev in &victims {
             self.batch.put(Space::Kv, kv_key(&prev.key, rev, self.sub), Record::Tombstone.encode());
