@@ -1,5 +1,6 @@
-//! The `ballast` binary. Today it drives the embedded store from the command line
-//! (`ballast store ...`); `ballast kv` (the etcd-API member) arrives with the etcd API issue.
+//! The `ballast` binary: `ballast kv` runs a KV member serving the etcd v3 API (etcd's flags),
+//! `ballast snapshot restore` builds a data directory from a snapshot file, and `ballast store`
+//! drives an embedded store directly from the command line.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a KV member serving the etcd v3 API (takes etcd's flags).
+    Kv(Box<ballast_server::KvArgs>),
+    /// Snapshot files (as written by `etcdctl snapshot save` against Ballast).
+    Snapshot {
+        #[command(subcommand)]
+        op: SnapshotOp,
+    },
     /// Use an embedded store directly (no server): put, get, del, watch, compact, lease, status.
     Store {
         /// The store's directory (created if missing).
@@ -26,6 +34,17 @@ enum Command {
         data_dir: PathBuf,
         #[command(subcommand)]
         op: StoreOp,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SnapshotOp {
+    /// Build a new member's data directory from a snapshot file.
+    Restore {
+        file: PathBuf,
+        /// The data directory to create (must not exist).
+        #[arg(long)]
+        data_dir: PathBuf,
     },
 }
 
@@ -97,7 +116,50 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Store { data_dir, op } = cli.command;
+    match cli.command {
+        Command::Kv(args) => run_kv(*args),
+        Command::Snapshot { op: SnapshotOp::Restore { file, data_dir } } => {
+            if data_dir.exists() {
+                bail!("data-dir {:?} exists", data_dir.display());
+            }
+            std::fs::create_dir_all(&data_dir)?;
+            ballast_server::snapshot::unpack(&file, &data_dir.join("kv")).inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&data_dir);
+            })?;
+            println!("restored snapshot {} into {}", file.display(), data_dir.display());
+            Ok(())
+        }
+        Command::Store { data_dir, op } => run_store(data_dir, op),
+    }
+}
+
+fn run_kv(args: ballast_server::KvArgs) -> anyhow::Result<()> {
+    let node_opts = args.node_options()?;
+    let serve_opts = args.serve_options()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ballast-rt").build()?;
+    runtime.block_on(async move {
+        let data_dir = node_opts.data_dir.clone();
+        let node = ballast_server::Node::open(node_opts).with_context(|| format!("opening member at {}", data_dir.display()))?;
+        let (addrs, serving) = ballast_server::serve(node.clone(), serve_opts, shutdown_signal()).await?;
+        let id = node.identity();
+        tracing::info!(member = format_args!("{:x}", id.member_id), cluster = format_args!("{:x}", id.cluster_id), "serving the etcd API");
+        eprintln!("ballast: member {:x} of cluster {:x} ready, serving clients on {addrs:?}", id.member_id, id.cluster_id);
+        serving.await?;
+        eprintln!("ballast: stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn run_store(data_dir: PathBuf, op: StoreOp) -> anyhow::Result<()> {
     let store = DiskStore::open(&data_dir, StoreOptions::default())
         .with_context(|| format!("opening store at {}", data_dir.display()))?;
     match op {

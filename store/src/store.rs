@@ -373,6 +373,22 @@ impl<B: Backend> Store<B> {
     }
 
     /// Reclaims the space freed by compaction now (etcd's Defragment, without stopping anything).
+    /// etcd's `HashKV`: a hash of every version visible at `rev` (0 = the current revision), with the
+    /// compaction revision it was taken under and the revision it covers.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64)> {
+        let compact = self.compact_revision();
+        let rev = read_revision(rev, self.revision(), compact)?;
+        let hash = crate::hash::hash_kv(&self.inner.backend, rev, compact)?;
+        Ok((hash, compact, rev))
+    }
+
+    /// Writes a consistent copy of the store into the new directory `dir` (see
+    /// [`Backend::checkpoint`]); [`Store::open`] on `dir` gives the store as of that moment.
+    pub fn checkpoint(&self, dir: &Path) -> Result<()> {
+        self.inner.check_healthy()?;
+        Ok(self.inner.backend.checkpoint(dir)?)
+    }
+
     pub fn defragment(&self) -> Result<()> {
         for space in Space::ALL {
             self.inner.backend.reclaim(space, &[], &[0xff; 16])?;

@@ -307,6 +307,24 @@ impl Watcher {
     pub fn request_progress(&self) -> bool {
         self.hub.progress(self.id)
     }
+
+    /// A handle that asks for progress notifications while another task waits in [`Watcher::recv`].
+    pub fn progress_requester(&self) -> ProgressRequester {
+        ProgressRequester { id: self.id, hub: self.hub.clone() }
+    }
+}
+
+/// See [`Watcher::progress_requester`]. Asking after the watcher is gone does nothing.
+#[derive(Debug, Clone)]
+pub struct ProgressRequester {
+    id: WatchId,
+    hub: Arc<Hub>,
+}
+
+impl ProgressRequester {
+    pub fn request(&self) -> bool {
+        self.hub.progress(self.id)
+    }
 }
 
 impl Drop for Watcher {

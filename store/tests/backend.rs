@@ -103,6 +103,9 @@ impl<B: Backend> Backend for Faulty<B> {
     fn reclaim(&self, space: Space, from: &[u8], to: &[u8]) -> Result<(), BackendError> {
         self.inner.reclaim(space, from, to)
     }
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), BackendError> {
+        self.inner.checkpoint(dir)
+    }
 }
 
 #[test]

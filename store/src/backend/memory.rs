@@ -122,4 +122,8 @@ impl Backend for MemoryBackend {
     fn reclaim(&self, _space: Space, _from: &[u8], _to: &[u8]) -> Result<(), BackendError> {
         Ok(())
     }
+
+    fn checkpoint(&self, _dir: &std::path::Path) -> Result<(), BackendError> {
+        Err(BackendError::Io(std::io::Error::new(std::io::ErrorKind::Unsupported, "the memory backend has no files to checkpoint")))
+    }
 }

@@ -101,4 +101,7 @@ pub trait Backend: Send + Sync + 'static {
     fn size(&self) -> u64;
     /// A hint that `[from, to)` of `space` just lost many entries and its space can be reclaimed now.
     fn reclaim(&self, space: Space, from: &[u8], to: &[u8]) -> Result<(), BackendError>;
+    /// Writes a consistent copy of the whole database into the new directory `dir`, which the same
+    /// backend can open. Backends without files refuse.
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<(), BackendError>;
 }

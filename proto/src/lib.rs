@@ -1,0 +1,14 @@
+//! The etcd v3 wire protocol: the messages and gRPC services of `etcdserverpb` and `mvccpb`, generated
+//! at build time from this crate's own .proto files (etcd's names and field numbers).
+
+#![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
+
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
+
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+
+pub use etcdserverpb as pb;

@@ -1,0 +1,134 @@
+//! `ballast kv`'s flags: etcd's names and defaults where etcd has them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::compaction::AutoCompaction;
+use crate::error::OpenError;
+use crate::node::{NodeOptions, DEFAULT_MAX_REQUEST_BYTES};
+use crate::serve::ServeOptions;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct KvArgs {
+    /// Human-readable name for this member.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Path to the data directory (default: "<name>.ballast").
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Comma-separated URLs to listen on for client traffic.
+    #[arg(long, default_value = "http://localhost:2379")]
+    pub listen_client_urls: String,
+    /// Comma-separated client URLs of this member, as advertised to the cluster.
+    #[arg(long, default_value = "http://localhost:2379")]
+    pub advertise_client_urls: String,
+    /// Comma-separated URLs to listen on for peer traffic.
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub listen_peer_urls: String,
+    /// Comma-separated peer URLs of this member, as advertised to the cluster.
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// The bootstrap cluster: "name=peer-url,..." (default: this member alone).
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
+    /// "new" to bootstrap a cluster, "existing" to join one.
+    #[arg(long, default_value = "new")]
+    pub initial_cluster_state: String,
+    /// Token that makes the ids of one cluster's members unique.
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// Largest client request accepted, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// Raise a NOSPACE alarm when the database exceeds this size (0 = 2 GiB).
+    #[arg(long, default_value_t = 0)]
+    pub quota_backend_bytes: u64,
+    /// Most operations in one txn.
+    #[arg(long, default_value_t = 128)]
+    pub max_txn_ops: usize,
+    /// "periodic" (retention is a duration) or "revision" (retention is a revision count).
+    #[arg(long, default_value = "periodic")]
+    pub auto_compaction_mode: String,
+    /// Auto-compaction retention: "0" is off; periodic takes hours ("1") or a duration ("30m").
+    #[arg(long, default_value = "0")]
+    pub auto_compaction_retention: String,
+    /// Interval of progress notifications for watches that ask for them.
+    #[arg(long = "experimental-watch-progress-notify-interval", default_value = "10m", value_parser = parse_duration)]
+    pub watch_progress_notify_interval: Duration,
+}
+
+/// Parses "90s", "10m", "1h", "250ms" or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn urls(list: &str) -> Vec<String> {
+    list.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect()
+}
+
+impl KvArgs {
+    pub fn node_options(&self) -> Result<NodeOptions, OpenError> {
+        let peer_urls = urls(&self.initial_advertise_peer_urls);
+        if let Some(cluster) = &self.initial_cluster {
+            let members: Vec<&str> = cluster.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+            let mine: Vec<&str> = members.iter().filter_map(|m| m.split_once('=')).filter(|(n, _)| *n == self.name).map(|(_, u)| u).collect();
+            if mine.is_empty() {
+                return Err(OpenError::Config(format!("--initial-cluster has no member named {:?}", self.name)));
+            }
+            let names: std::collections::BTreeSet<&str> = members.iter().filter_map(|m| m.split_once('=')).map(|(n, _)| n).collect();
+            if names.len() > 1 {
+                return Err(OpenError::Config("a multi-member --initial-cluster needs the replicated member, which this build does not have yet".into()));
+            }
+        }
+        if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
+            return Err(OpenError::Config(format!("--initial-cluster-state must be new or existing, not {:?}", self.initial_cluster_state)));
+        }
+        let data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.ballast", self.name)));
+        Ok(NodeOptions {
+            name: self.name.clone(),
+            data_dir,
+            peer_urls,
+            client_urls: urls(&self.advertise_client_urls),
+            cluster_token: self.initial_cluster_token.clone(),
+            max_request_bytes: self.max_request_bytes,
+            quota_backend_bytes: self.quota_backend_bytes,
+            max_txn_ops: self.max_txn_ops,
+        })
+    }
+
+    pub fn serve_options(&self) -> Result<ServeOptions, OpenError> {
+        Ok(ServeOptions {
+            listen_client_urls: urls(&self.listen_client_urls),
+            watch_progress_interval: self.watch_progress_notify_interval,
+            auto_compaction: AutoCompaction::parse(&self.auto_compaction_mode, &self.auto_compaction_retention).map_err(OpenError::Config)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

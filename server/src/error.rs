@@ -1,0 +1,116 @@
+//! The API layer's errors, and the one place any error becomes a `tonic::Status`: etcd's gRPC code
+//! and etcd's exact text (Go clients map errors back by text, see etcd's `v3rpc/rpctypes`).
+
+use ballast_store::{GrpcCode, StoreError};
+use thiserror::Error;
+use tonic::{Code, Status};
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    /// A request field holds an enum value etcd's protocol does not define.
+    #[error("etcdserver: unknown {field} value {value}")]
+    UnknownEnum { field: &'static str, value: i32 },
+    /// Membership changes need the replicated member.
+    #[error("etcdserver: membership changes are not supported by a single-member ballast")]
+    MembershipUnsupported,
+    #[error("etcdserver: snapshot failed: {0}")]
+    Snapshot(std::io::Error),
+}
+
+impl ApiError {
+    pub fn code(&self) -> Code {
+        match self {
+            ApiError::Store(err) => match err.grpc_code() {
+                GrpcCode::InvalidArgument => Code::InvalidArgument,
+                GrpcCode::OutOfRange => Code::OutOfRange,
+                GrpcCode::NotFound => Code::NotFound,
+                GrpcCode::FailedPrecondition => Code::FailedPrecondition,
+                GrpcCode::Internal => Code::Internal,
+            },
+            ApiError::RequestTooLarge | ApiError::UnknownEnum { .. } => Code::InvalidArgument,
+            ApiError::NoSpace => Code::ResourceExhausted,
+            ApiError::Stopped => Code::Unavailable,
+            ApiError::MemberNotFound => Code::NotFound,
+            ApiError::BadLeaderTransferee => Code::FailedPrecondition,
+            ApiError::MembershipUnsupported => Code::Unimplemented,
+            ApiError::Snapshot(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Why a member could not start.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("bad flag: {0}")]
+    Config(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant with etcd's code and text; a new variant must be added here to compile.
+    #[test]
+    fn every_error_has_etcds_code_and_text() {
+        let cases: Vec<(ApiError, Code, &str)> = vec![
+            (StoreError::Compacted.into(), Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
+            (StoreError::FutureRev.into(), Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
+            (StoreError::EmptyKey.into(), Code::InvalidArgument, "etcdserver: key is not provided"),
+            (StoreError::KeyNotFound.into(), Code::InvalidArgument, "etcdserver: key not found"),
+            (StoreError::ValueProvided.into(), Code::InvalidArgument, "etcdserver: value is provided"),
+            (StoreError::LeaseProvided.into(), Code::InvalidArgument, "etcdserver: lease is provided"),
+            (StoreError::TooManyOps.into(), Code::InvalidArgument, "etcdserver: too many operations in txn request"),
+            (StoreError::DuplicateKey.into(), Code::InvalidArgument, "etcdserver: duplicate key given in txn request"),
+            (StoreError::LeaseNotFound.into(), Code::NotFound, "etcdserver: requested lease not found"),
+            (StoreError::LeaseExists.into(), Code::FailedPrecondition, "etcdserver: lease already exists"),
+            (StoreError::LeaseTtlTooLarge.into(), Code::OutOfRange, "etcdserver: too large lease TTL"),
+            (StoreError::WatcherNotFound.into(), Code::NotFound, "etcdserver: mvcc: watcher not found"),
+            (
+                StoreError::DuplicateWatchId.into(),
+                Code::InvalidArgument,
+                "etcdserver: mvcc: duplicate watch ID provided on the WatchStream",
+            ),
+            (ApiError::RequestTooLarge, Code::InvalidArgument, "etcdserver: request is too large"),
+            (ApiError::NoSpace, Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
+            (ApiError::Stopped, Code::Unavailable, "etcdserver: server stopped"),
+            (ApiError::MemberNotFound, Code::NotFound, "etcdserver: member not found"),
+            (ApiError::BadLeaderTransferee, Code::FailedPrecondition, "etcdserver: bad leader transferee"),
+            (ApiError::UnknownEnum { field: "sort_order", value: 9 }, Code::InvalidArgument, "etcdserver: unknown sort_order value 9"),
+            (
+                ApiError::MembershipUnsupported,
+                Code::Unimplemented,
+                "etcdserver: membership changes are not supported by a single-member ballast",
+            ),
+        ];
+        for (err, code, text) in cases {
+            let status = Status::from(err);
+            assert_eq!((status.code(), status.message()), (code, text));
+        }
+        let backend = ApiError::from(StoreError::Backend(ballast_store::BackendError::Corrupt { space: "kv", what: "x" }));
+        assert_eq!(Status::from(backend).code(), Code::Internal);
+    }
+}

@@ -1,0 +1,60 @@
+//! The HTTP endpoints served beside gRPC on the client port: `/health` (etcd's JSON) and
+//! `/metrics` (Prometheus text, with the names etcd's operators already graph).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::node::Node;
+
+pub fn router(node: Node) -> Router {
+    let health_node = node.clone();
+    Router::new()
+        .route("/health", get(move || health(health_node.clone())))
+        .route("/metrics", get(move || metrics(node.clone())))
+}
+
+async fn health(node: Node) -> impl IntoResponse {
+    // etcd 3.4 reports unhealthy with an active alarm or without a leader (a stopped member here).
+    let healthy = node.is_running() && !node.has_alarm();
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = if healthy { r#"{"health":"true"}"# } else { r#"{"health":"false"}"# };
+    (status, [(header::CONTENT_TYPE, "application/json")], body)
+}
+
+async fn metrics(node: Node) -> impl IntoResponse {
+    let body = render(&node);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+pub fn render(node: &Node) -> String {
+    let m = node.metrics();
+    let store = node.store().status();
+    let watch = node.store().watch_stats();
+    let mut out = String::new();
+    let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    gauge("etcd_server_has_leader", "gauge", "Whether or not a leader exists. 1 is existence, 0 is not.", f64::from(u8::from(node.is_running())));
+    gauge("etcd_server_is_leader", "gauge", "Whether or not this member is a leader.", 1.0);
+    gauge("etcd_server_leader_changes_seen_total", "counter", "The number of leader changes seen.", 1.0);
+    let applied = node.applied_index() as f64;
+    gauge("etcd_server_proposals_committed_total", "gauge", "The total number of consensus proposals committed.", applied);
+    gauge("etcd_server_proposals_applied_total", "gauge", "The total number of consensus proposals applied.", applied);
+    gauge("etcd_server_proposals_pending", "gauge", "The current number of pending proposals to commit.", m.proposals_pending.load(Ordering::Relaxed) as f64);
+    gauge("etcd_server_proposals_failed_total", "counter", "The total number of failed proposals seen.", m.proposals_failed.load(Ordering::Relaxed) as f64);
+    gauge("etcd_mvcc_db_total_size_in_bytes", "gauge", "Total size of the underlying database physically allocated in bytes.", store.size_bytes as f64);
+    gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "gauge", "Total size of the underlying database logically in use in bytes.", store.size_bytes as f64);
+    gauge("etcd_debugging_mvcc_current_revision", "gauge", "The current revision of store.", store.revision as f64);
+    gauge("etcd_debugging_mvcc_compact_revision", "gauge", "The revision of the last compaction in store.", store.compact_revision as f64);
+    gauge("etcd_debugging_mvcc_watcher_total", "gauge", "Total number of watchers.", watch.watchers as f64);
+    gauge("etcd_debugging_mvcc_slow_watcher_total", "gauge", "Total number of unsynced slow watchers.", watch.unsynced as f64);
+    m.commit_seconds.render("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend (one batch, with its fsync).", &mut out);
+    m.commit_seconds.render("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL (the same commit: a single member has no separate log).", &mut out);
+    m.batch_sizes.render("ballast_server_commit_batch_size", "Write requests committed per batch (group commit).", &mut out);
+    out
+}

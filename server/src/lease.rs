@@ -1,0 +1,101 @@
+//! The `etcdserverpb.Lease` service: grant, revoke, the keep-alive stream, time-to-live and list.
+
+use std::pin::Pin;
+
+use ballast_proto::pb;
+use ballast_store::{StoreError, WriteRequest, WriteResponse};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::ApiError;
+use crate::kv::unexpected;
+use crate::node::Node;
+
+#[derive(Debug, Clone)]
+pub struct LeaseService {
+    node: Node,
+}
+
+impl LeaseService {
+    pub fn new(node: Node) -> Self {
+        Self { node }
+    }
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::lease_server::Lease for LeaseService {
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_grant(&self, request: Request<pb::LeaseGrantRequest>) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        let req = request.into_inner();
+        match self.node.propose(WriteRequest::LeaseGrant { id: req.id, ttl: req.ttl }).await? {
+            WriteResponse::LeaseGrant { id, ttl, revision } => Ok(Response::new(pb::LeaseGrantResponse {
+                header: Some(self.node.header(revision)),
+                id,
+                ttl,
+                error: String::new(),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn lease_revoke(&self, request: Request<pb::LeaseRevokeRequest>) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let req = request.into_inner();
+        match self.node.propose(WriteRequest::LeaseRevoke(req.id)).await? {
+            WriteResponse::LeaseRevoke { revision } => {
+                Ok(Response::new(pb::LeaseRevokeResponse { header: Some(self.node.header(revision)) }))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<Response<KeepAliveStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(req)) = inbound.next().await {
+                // etcd answers TTL 0 for a lease that does not exist (or expired meanwhile).
+                let resp = match node.store().lease_keep_alive(req.id) {
+                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse { header: Some(node.current_header()), id: req.id, ttl }),
+                    Err(StoreError::LeaseNotFound) => {
+                        Ok(pb::LeaseKeepAliveResponse { header: Some(node.current_header()), id: req.id, ttl: 0 })
+                    }
+                    Err(err) => Err(Status::from(ApiError::from(err))),
+                };
+                let failed = resp.is_err();
+                if tx.send(resp).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let req = request.into_inner();
+        let status = self.node.store().lease_time_to_live(req.id, req.keys);
+        Ok(Response::new(pb::LeaseTimeToLiveResponse {
+            header: Some(self.node.current_header()),
+            id: req.id,
+            ttl: status.ttl,
+            granted_ttl: status.granted_ttl,
+            keys: status.keys,
+        }))
+    }
+
+    async fn lease_leases(&self, _request: Request<pb::LeaseLeasesRequest>) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+        let leases = self.node.store().lease_leases().into_iter().map(|id| pb::LeaseStatus { id }).collect();
+        Ok(Response::new(pb::LeaseLeasesResponse { header: Some(self.node.current_header()), leases }))
+    }
+}

@@ -1,0 +1,125 @@
+//! Serving a member: gRPC and HTTP on every client URL, until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ballast_proto::pb;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+
+use crate::cluster::ClusterService;
+use crate::compaction::AutoCompaction;
+use crate::error::OpenError;
+use crate::kv::KvService;
+use crate::lease::LeaseService;
+use crate::maintenance::MaintenanceService;
+use crate::node::Node;
+use crate::watch::WatchService;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen_client_urls: Vec<String>,
+    pub watch_progress_interval: Duration,
+    pub auto_compaction: AutoCompaction,
+}
+
+/// gRPC's receive limit sits above the request limit, so that an oversized request is answered
+/// with etcd's "request is too large" rather than a transport error (etcd adds 512 KiB too).
+const GRPC_OVERHEAD: usize = 512 * 1024;
+
+/// "http://host:port" (or "host:port") to a socket address; "localhost" is 127.0.0.1.
+pub fn parse_listen_url(url: &str) -> Result<SocketAddr, OpenError> {
+    let bad = || OpenError::Config(format!("cannot listen on {url:?}: expected http://host:port"));
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    if url.starts_with("https://") || url.starts_with("unix") {
+        return Err(OpenError::Config(format!("cannot listen on {url:?}: only http:// URLs are supported")));
+    }
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = if host == "localhost" { "127.0.0.1" } else { host.trim_start_matches('[').trim_end_matches(']') };
+    let ip = host.parse().map_err(|_| bad())?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// The router with every service of a member.
+pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
+    let limit = node.options().max_request_bytes + GRPC_OVERHEAD;
+    let kv = pb::kv_server::KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit).max_encoding_message_size(usize::MAX);
+    let watch = pb::watch_server::WatchServer::new(WatchService::new(node.clone(), opts.watch_progress_interval))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(usize::MAX);
+    let lease = pb::lease_server::LeaseServer::new(LeaseService::new(node.clone())).max_decoding_message_size(limit);
+    let cluster = pb::cluster_server::ClusterServer::new(ClusterService::new(node.clone())).max_decoding_message_size(limit);
+    let maintenance = pb::maintenance_server::MaintenanceServer::new(MaintenanceService::new(node.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(usize::MAX);
+    Routes::from(crate::http::router(node.clone()))
+        .add_service(kv)
+        .add_service(watch)
+        .add_service(lease)
+        .add_service(cluster)
+        .add_service(maintenance)
+}
+
+/// Binds every client URL (so that a bad address fails before anything runs) and returns the bound
+/// addresses with the future that serves them until `shutdown` resolves.
+pub async fn serve(
+    node: Node,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(Vec<SocketAddr>, impl Future<Output = Result<(), OpenError>>), OpenError> {
+    let mut listeners = Vec::new();
+    for url in &opts.listen_client_urls {
+        let addr = parse_listen_url(url)?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| OpenError::Config(format!("cannot listen on {url}: {e}")))?;
+        listeners.push(listener);
+    }
+    let addrs = listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+    let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut servers = Vec::new();
+    for listener in listeners {
+        let mut stop = stop_tx.subscribe();
+        let server = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .add_routes(routes(&node, &opts))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                let _ = stop.recv().await;
+            });
+        servers.push(tokio::spawn(server));
+    }
+    let compactor = tokio::spawn(opts.auto_compaction.run(node.clone()));
+    let run = async move {
+        shutdown.await;
+        let _ = stop_tx.send(());
+        compactor.abort();
+        for server in servers {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(%e, "server ended with an error"),
+                Err(e) => tracing::warn!(%e, "server task failed"),
+            }
+        }
+        node.shutdown();
+        Ok(())
+    };
+    Ok((addrs, run))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_urls() {
+        assert_eq!(parse_listen_url("http://localhost:2379").unwrap(), "127.0.0.1:2379".parse().unwrap());
+        assert_eq!(parse_listen_url("http://0.0.0.0:1").unwrap(), "0.0.0.0:1".parse().unwrap());
+        assert_eq!(parse_listen_url("http://[::1]:2379").unwrap(), "[::1]:2379".parse().unwrap());
+        assert!(parse_listen_url("https://127.0.0.1:2379").is_err());
+        assert!(parse_listen_url("http://127.0.0.1").is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! The `etcdserverpb.Watch` service: one bidirectional stream carries many watches.
+//!
+//! Each stream has a control task reading requests, and one forwarding task per watch that moves the
+//! store watcher's responses onto the stream's outbound channel. Watch ids are the stream's own
+//! (client-chosen, or the lowest free one from 0, as etcd assigns them); the store's watcher ids
+//! never reach the wire.
+//!
+//! A progress request is answered with one response with watch id -1 (as etcd 3.4 does) whose
+//! revision is the lowest that every watch on the stream has been brought up to: the control task
+//! asks each store watcher for a progress notification, the forwarding tasks hand those back to a
+//! shared round instead of the client, and the last one in sends the answer. A watch that is
+//! catching up from disk cannot vouch for any revision, so while one is, progress requests go
+//! unanswered (etcd 3.5 does the same).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballast_proto::pb;
+use ballast_store::{ProgressRequester, Watcher};
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert;
+use crate::node::Node;
+
+/// Responses buffered per stream before forwarding tasks wait for the client.
+const STREAM_BUFFER: usize = 128;
+
+#[derive(Debug, Clone)]
+pub struct WatchService {
+    node: Node,
+    /// How often watches created with `progress_notify` get an empty response (etcd: 10 minutes).
+    progress_interval: Duration,
+}
+
+impl WatchService {
+    pub fn new(node: Node, progress_interval: Duration) -> Self {
+        Self { node, progress_interval }
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::watch_server::Watch for WatchService {
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, request: Request<Streaming<pb::WatchRequest>>) -> Result<Response<WatchStream>, Status> {
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let stream = StreamState { node: self.node.clone(), out: tx, watches: HashMap::new(), next_id: 0, round: Arc::default() };
+        tokio::spawn(stream.run(inbound, self.progress_interval));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// A progress request being answered: the watches still to report, and the lowest revision so far.
+#[derive(Debug, Default)]
+struct Round {
+    remaining: usize,
+    min_rev: i64,
+    active: bool,
+}
+
+struct WatchEntry {
+    task: JoinHandle<()>,
+    progress_notify: bool,
+    progress: Arc<Progress>,
+}
+
+/// Lets the control task ask a watch for progress, and tells its forwarding task whether an answer
+/// belongs to the stream's round or is the watch's own `progress_notify`.
+struct Progress {
+    requester: ProgressRequester,
+    /// Progress answers owed to the stream's round.
+    round_acks: Mutex<usize>,
+}
+
+struct StreamState {
+    node: Node,
+    out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    watches: HashMap<i64, WatchEntry>,
+    next_id: i64,
+    round: Arc<Mutex<Round>>,
+}
+
+impl StreamState {
+    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>, progress_interval: Duration) {
+        let mut ticker = tokio::time::interval(progress_interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                msg = inbound.next() => match msg {
+                    Some(Ok(req)) => {
+                        if !self.handle(req).await {
+                            break;
+                        }
+                    }
+                    // The client went away or sent garbage: end the stream and every watch on it.
+                    Some(Err(_)) | None => break,
+                },
+                _ = ticker.tick() => self.notify_progress(),
+                _ = self.out.closed() => break,
+            }
+            let before = self.watches.len();
+            self.watches.retain(|_, w| !w.task.is_finished());
+            if self.watches.len() != before {
+                self.round.lock().active = false;
+            }
+        }
+        for (_, w) in self.watches.drain() {
+            w.task.abort();
+        }
+    }
+
+    /// Returns false once the client can no longer be answered.
+    async fn handle(&mut self, req: pb::WatchRequest) -> bool {
+        use pb::watch_request::RequestUnion;
+        match req.request_union {
+            Some(RequestUnion::CreateRequest(create)) => self.create(create).await,
+            Some(RequestUnion::CancelRequest(cancel)) => {
+                if let Some(w) = self.watches.remove(&cancel.watch_id) {
+                    w.task.abort();
+                    // Its answer to a round under way will never come.
+                    self.round.lock().active = false;
+                    let header = self.node.current_header();
+                    let resp = pb::WatchResponse { header: Some(header), watch_id: cancel.watch_id, canceled: true, ..Default::default() };
+                    return self.send(resp).await;
+                }
+                true
+            }
+            Some(RequestUnion::ProgressRequest(_)) => self.progress_round().await,
+            None => true,
+        }
+    }
+
+    async fn create(&mut self, create: pb::WatchCreateRequest) -> bool {
+        let header = self.node.current_header();
+        let refuse = |reason: String| pb::WatchResponse {
+            header: Some(header),
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason: reason,
+            ..Default::default()
+        };
+        // etcd's watch stream refuses an inverted range and a watch id already in use.
+        if !create.range_end.is_empty() && create.range_end.as_ref() != b"\0" && create.key >= create.range_end {
+            return self.send(refuse("mvcc: watcher range is empty".into())).await;
+        }
+        let id = if create.watch_id != 0 {
+            if self.watches.contains_key(&create.watch_id) {
+                return self.send(refuse("mvcc: duplicate watch ID provided on the WatchStream".into())).await;
+            }
+            create.watch_id
+        } else {
+            while self.watches.contains_key(&self.next_id) {
+                self.next_id += 1;
+            }
+            self.next_id += 1;
+            self.next_id - 1
+        };
+        let req = match convert::watch_request(&create) {
+            Ok(req) => req,
+            Err(err) => return self.send(refuse(err.to_string())).await,
+        };
+        let watcher = match self.node.store().watch(req) {
+            Ok(w) => w,
+            Err(err) => return self.send(refuse(err.to_string())).await,
+        };
+        let created = pb::WatchResponse { header: Some(header), watch_id: id, created: true, ..Default::default() };
+        if !self.send(created).await {
+            return false;
+        }
+        let progress = Arc::new(Progress { requester: watcher.progress_requester(), round_acks: Mutex::new(0) });
+        let fwd = Forwarder {
+            node: self.node.clone(),
+            out: self.out.clone(),
+            id,
+            fragment: create.fragment,
+            max_bytes: self.node.options().max_request_bytes,
+            progress: progress.clone(),
+            round: self.round.clone(),
+        };
+        let task = tokio::spawn(fwd.run(watcher));
+        self.watches.insert(id, WatchEntry { task, progress_notify: create.progress_notify, progress });
+        true
+    }
+
+    /// Answers a progress request; see the module comment.
+    async fn progress_round(&mut self) -> bool {
+        if self.watches.is_empty() {
+            let resp = pb::WatchResponse { header: Some(self.node.current_header()), watch_id: -1, ..Default::default() };
+            return self.send(resp).await;
+        }
+        let mut round = self.round.lock();
+        if round.active {
+            // The round under way answers this request too.
+            return true;
+        }
+        *round = Round { remaining: self.watches.len(), min_rev: i64::MAX, active: true };
+        for w in self.watches.values() {
+            let mut acks = w.progress.round_acks.lock();
+            *acks += 1;
+            if !w.progress.requester.request() {
+                // Not synced (or its buffer is full): no revision can be promised now. Answers
+                // already requested are swallowed by the abandoned round.
+                *acks -= 1;
+                round.active = false;
+            }
+        }
+        true
+    }
+
+    fn notify_progress(&self) {
+        for w in self.watches.values().filter(|w| w.progress_notify) {
+            w.progress.requester.request();
+        }
+    }
+
+    async fn send(&self, resp: pb::WatchResponse) -> bool {
+        self.out.send(Ok(resp)).await.is_ok()
+    }
+}
+
+/// What to do with a progress answer from the store.
+enum Ack {
+    /// It is the watch's own progress notification: forward it.
+    Notify,
+    /// It belonged to a round that needs no answer yet (or was abandoned).
+    Swallowed,
+    /// It completed the round: send this instead.
+    Answer(pb::WatchResponse),
+}
+
+struct Forwarder {
+    node: Node,
+    out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    id: i64,
+    fragment: bool,
+    max_bytes: usize,
+    progress: Arc<Progress>,
+    round: Arc<Mutex<Round>>,
+}
+
+impl Forwarder {
+    async fn run(self, mut watcher: Watcher) {
+        while let Some(resp) = watcher.recv().await {
+            if resp.canceled {
+                let header = self.node.header(resp.revision);
+                let reason = ballast_store::StoreError::Compacted.to_string();
+                let msg = pb::WatchResponse {
+                    header: Some(header),
+                    watch_id: self.id,
+                    canceled: true,
+                    compact_revision: resp.compact_revision,
+                    cancel_reason: reason,
+                    ..Default::default()
+                };
+                let _ = self.out.send(Ok(msg)).await;
+                break;
+            }
+            if resp.events.is_empty() {
+                match self.round_ack(resp.revision) {
+                    Ack::Notify => {}
+                    Ack::Swallowed => continue,
+                    Ack::Answer(msg) => {
+                        if self.out.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let header = self.node.header(resp.revision);
+            let events: Vec<_> = resp.events.into_iter().map(convert::event).collect();
+            for msg in self.split(header, events) {
+                if self.out.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes a progress answer owed to the stream's round, and makes the round's answer if it was
+    /// the last one. The answer goes after every event this watch forwarded so far; the other
+    /// watches answered only after forwarding theirs.
+    fn round_ack(&self, rev: i64) -> Ack {
+        {
+            let mut acks = self.progress.round_acks.lock();
+            if *acks == 0 {
+                return Ack::Notify;
+            }
+            *acks -= 1;
+        }
+        let mut round = self.round.lock();
+        if !round.active {
+            return Ack::Swallowed;
+        }
+        round.min_rev = round.min_rev.min(rev);
+        round.remaining -= 1;
+        if round.remaining > 0 {
+            return Ack::Swallowed;
+        }
+        round.active = false;
+        Ack::Answer(pb::WatchResponse { header: Some(self.node.header(round.min_rev)), watch_id: -1, ..Default::default() })
+    }
+
+    /// One response, or with `fragment` set, as many as keep each under the request size limit
+    /// (every part but the last flagged `fragment`).
+    fn split(&self, header: pb::ResponseHeader, events: Vec<ballast_proto::mvccpb::Event>) -> Vec<pb::WatchResponse> {
+        let whole = pb::WatchResponse { header: Some(header), watch_id: self.id, events, ..Default::default() };
+        if !self.fragment || whole.encoded_len() <= self.max_bytes {
+            return vec![whole];
+        }
+        let mut parts = Vec::new();
+        let mut current = pb::WatchResponse { header: Some(header), watch_id: self.id, ..Default::default() };
+        let mut size = current.encoded_len();
+        for ev in whole.events {
+            let len = ev.encoded_len() + 8;
+            if !current.events.is_empty() && size + len > self.max_bytes {
+                let mut done = std::mem::replace(&mut current, pb::WatchResponse { header: Some(header), watch_id: self.id, ..Default::default() });
+                done.fragment = true;
+                parts.push(done);
+                size = current.encoded_len();
+            }
+            size += len;
+            current.events.push(ev);
+        }
+        parts.push(current);
+        parts
+    }
+}
