@@ -12,6 +12,11 @@ need_apt=()
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v make >/dev/null || need_apt+=(make)
+# The tests drive Debian's real etcdctl 3.4 against Ballast (and etcd 3.4 as the reference server).
+if [ "${BALLAST_SETUP_TEST_TOOLS:-0}" = 1 ]; then
+  command -v etcdctl >/dev/null || need_apt+=(etcd-client)
+  command -v etcd >/dev/null || need_apt+=(etcd-server)
+fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

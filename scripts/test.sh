@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set up, lint, and run every test.
 set -euo pipefail
-source "$(dirname "$0")/setup.sh"
+BALLAST_SETUP_TEST_TOOLS=1 source "$(dirname "$0")/setup.sh"
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo test --workspace 2>&1 | tee "${TMPDIR:-/tmp}/ballast-test.log"
 # One closing line over every test binary, for CI's reader.

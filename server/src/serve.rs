@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ballast_proto::pb;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 
 use crate::cluster::ClusterService;
 use crate::compaction::AutoCompaction;
@@ -84,10 +84,9 @@ pub async fn serve(
         let mut stop = stop_tx.subscribe();
         let server = tonic::transport::Server::builder()
             .accept_http1(true)
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_routes(routes(&node, &opts))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
                 let _ = stop.recv().await;
             });
         servers.push(tokio::spawn(server));

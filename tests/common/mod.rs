@@ -1,0 +1,196 @@
+//! A harness for tests against real `ballast kv` processes and Debian's real `etcdctl` 3.4.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `ballast kv` process; killed when dropped.
+pub struct Member {
+    pub child: Child,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Member {
+    /// A fresh member in a temporary data directory.
+    pub fn start(extra: &[&str]) -> Member {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let mut m = Member::start_in(&data_dir, extra);
+        m._tmp = Some(tmp);
+        m
+    }
+
+    /// A member on `data_dir` (existing or not), on a new port.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Member {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
+            .arg("kv")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start ballast kv");
+        let mut m = Member { child, port, data_dir: data_dir.to_owned(), log, _tmp: None };
+        m.wait_ready();
+        m
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains("ready") {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("ballast kv exited with {status}:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "ballast kv not ready after 30 s:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Runs etcdctl against this member.
+    pub fn ctl(&self, args: &[&str]) -> Ctl {
+        etcdctl(&self.endpoint(), args, None)
+    }
+
+    /// Runs etcdctl with `stdin` as its input.
+    pub fn ctl_stdin(&self, args: &[&str], stdin: &str) -> Ctl {
+        etcdctl(&self.endpoint(), args, Some(stdin))
+    }
+
+    /// Runs etcdctl and asserts it succeeded; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(out.success, "etcdctl {args:?} failed:\n{}", out.stderr);
+        out.stdout
+    }
+
+    /// Runs etcdctl and asserts it failed with `error` on stderr.
+    pub fn fails(&self, args: &[&str], error: &str) {
+        let out = self.ctl(args);
+        assert!(!out.success, "etcdctl {args:?} should fail, printed:\n{}", out.stdout);
+        assert!(out.stderr.contains(&format!("Error: {error}")), "etcdctl {args:?}: expected {error:?} in:\n{}", out.stderr);
+    }
+
+    /// Spawns a long-running etcdctl (watch, elect) with piped stdout.
+    pub fn spawn_ctl(&self, args: &[&str]) -> Child {
+        Command::new(etcdctl_path())
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Ctl {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn etcdctl_path() -> &'static str {
+    // Installed by scripts/setup.sh (Debian's etcd-client 3.4).
+    "etcdctl"
+}
+
+pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Ctl {
+    let mut child = Command::new(etcdctl_path())
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl (Debian's etcd-client) must be installed: scripts/setup.sh installs it");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    Ctl { success: status.success(), stdout: String::from_utf8_lossy(&stdout).into(), stderr: String::from_utf8_lossy(&stderr).into() }
+}
+
+/// Reads a child's stdout until `want` lines arrived or the deadline passes; then kills it.
+pub fn collect_lines(mut child: Child, want: usize, timeout: Duration) -> Vec<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    while lines.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => lines.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+/// etcdctl's `-w json` output, parsed.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// A plain HTTP/1.1 GET on the client port: (status, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
