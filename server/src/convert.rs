@@ -165,22 +165,41 @@ pub fn delete_response(r: store::DeleteRangeResponse, header: pb::ResponseHeader
     pb::DeleteRangeResponse { header: Some(header), deleted: r.deleted, prev_kvs: r.prev_kvs.into_iter().map(key_value).collect() }
 }
 
-/// A txn response; nested responses carry the same header, as etcd's do.
+/// A txn response. As etcd's applier builds them, only the outer header is complete: a nested
+/// range/put/delete response's header carries just the revision, and a nested txn's is empty.
 pub fn txn_response(r: store::TxnResponse, header: pb::ResponseHeader) -> pb::TxnResponse {
+    let mut resp = nested_txn_response(r);
+    resp.header = Some(header);
+    resp
+}
+
+/// Each nested operation reports the txn's revision as of that operation, as etcd's does: the
+/// old revision until the txn first changes something, the new one after.
+fn nested_txn_response(r: store::TxnResponse) -> pb::TxnResponse {
     use pb::response_op::Response;
+    let inner = |revision| pb::ResponseHeader { revision, ..Default::default() };
     let responses = r
         .responses
         .into_iter()
         .map(|op| pb::ResponseOp {
             response: Some(match op {
-                store::ResponseOp::Range(r) => Response::ResponseRange(range_response(r, header)),
-                store::ResponseOp::Put(r) => Response::ResponsePut(put_response(r, header)),
-                store::ResponseOp::DeleteRange(r) => Response::ResponseDeleteRange(delete_response(r, header)),
-                store::ResponseOp::Txn(r) => Response::ResponseTxn(txn_response(r, header)),
+                store::ResponseOp::Range(r) => {
+                    let header = inner(r.revision);
+                    Response::ResponseRange(range_response(r, header))
+                }
+                store::ResponseOp::Put(r) => {
+                    let header = inner(r.revision);
+                    Response::ResponsePut(put_response(r, header))
+                }
+                store::ResponseOp::DeleteRange(r) => {
+                    let header = inner(r.revision);
+                    Response::ResponseDeleteRange(delete_response(r, header))
+                }
+                store::ResponseOp::Txn(r) => Response::ResponseTxn(nested_txn_response(r)),
             }),
         })
         .collect();
-    pb::TxnResponse { header: Some(header), succeeded: r.succeeded, responses }
+    pb::TxnResponse { header: Some(pb::ResponseHeader::default()), succeeded: r.succeeded, responses }
 }
 
 pub fn watch_request(c: &pb::WatchCreateRequest) -> ApiResult<store::WatchRequest> {

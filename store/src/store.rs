@@ -168,7 +168,8 @@ impl<B: Backend> Store<B> {
     pub fn with_backend(backend: B, opts: StoreOptions) -> Result<Self> {
         // A fresh store is at revision 1, so the first write is revision 2 (as etcd).
         let rev = meta_i64(&backend, META_REV, 1)?;
-        let compact = meta_i64(&backend, META_COMPACT, 0)?;
+        // -1 = never compacted (etcd's initial compactMainRev), so that compacting to 0 works once.
+        let compact = meta_i64(&backend, META_COMPACT, -1)?;
         let compact_done = meta_i64(&backend, META_COMPACT_DONE, 0)?;
         let lease_seq = meta_i64(&backend, META_LEASE_SEQ, 0)?;
         let applied = backend.get(Space::Meta, META_APPLIED)?;

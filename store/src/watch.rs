@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::backend::{Backend, Cursor, Space};
 use crate::encoding::{decode_rev_key, decode_rev_value, kv_key, rev_key, Record};
 use crate::error::{BackendError, Result};
-use crate::range::{kv_from_record, version_from, KeyRange};
+use crate::range::{get_version, kv_from_record, KeyRange};
 use crate::types::{Event, EventType, KeyValue};
 
 pub type WatchId = i64;
@@ -493,6 +493,9 @@ fn history_event<B: Backend>(
         kv_from_record(key.clone(), rev, Record::decode(&raw)?)
             .ok_or(BackendError::Corrupt { space: "kv", what: "put event names a tombstone" })?
     };
-    let prev = if prev_kv { version_from(backend, user_key, &exact, true)? } else { None };
+    // As etcd: an event's previous key-value is the key as of the revision before the event's
+    // (so a key put and deleted in one txn gives a DELETE without prev_kv), and a creation has none.
+    let created = !is_delete && kv.create_revision == rev;
+    let prev = if prev_kv && !created { get_version(backend, user_key, rev - 1)? } else { None };
     Ok(Some(Event { kind: if is_delete { EventType::Delete } else { EventType::Put }, kv, prev_kv: prev }))
 }

@@ -110,7 +110,7 @@ impl<'a, B: Backend> Exec<'a, B> {
         let resp = match req {
             WriteRequest::Put(p) => {
                 check_put(p)?;
-                self.check_put_state(p)?;
+                self.check_put_state(p, false)?;
                 WriteResponse::Put(self.put(p)?)
             }
             WriteRequest::DeleteRange(d) => {
@@ -163,11 +163,29 @@ impl<'a, B: Backend> Exec<'a, B> {
         Ok(get_version(&self.inner.backend, key, i64::MAX)?)
     }
 
-    fn check_put_state(&self, p: &PutRequest) -> Result<()> {
+    /// The key as of the revision before this request's (what etcd's watch events carry as
+    /// `prev_kv`): earlier requests of the batch count, this request's own changes do not.
+    fn before_request(&self, key: &[u8]) -> Result<Option<KeyValue>> {
+        if let Some(versions) = self.overlay.get(key) {
+            if let Some((_, kv)) = versions.iter().rev().find(|(rev, _)| *rev <= self.base) {
+                return Ok(kv.clone());
+            }
+        }
+        Ok(get_version(&self.inner.backend, key, self.base)?)
+    }
+
+    /// The checks a put needs the store for. etcd's order differs: a plain put looks up its lease
+    /// first, a put in a txn its key first (its `Put` vs its `checkPut`; the differential test
+    /// against etcd 3.4 pins both).
+    fn check_put_state(&self, p: &PutRequest, in_txn: bool) -> Result<()> {
+        let lease_ok = || p.lease == 0 || self.inner.lessor.lock().contains(p.lease);
+        if !in_txn && !lease_ok() {
+            return Err(StoreError::LeaseNotFound);
+        }
         if (p.ignore_value || p.ignore_lease) && self.latest(&p.key)?.is_none() {
             return Err(StoreError::KeyNotFound);
         }
-        if p.lease != 0 && !self.inner.lessor.lock().contains(p.lease) {
+        if in_txn && !lease_ok() {
             return Err(StoreError::LeaseNotFound);
         }
         Ok(())
@@ -175,6 +193,7 @@ impl<'a, B: Backend> Exec<'a, B> {
 
     fn put(&mut self, p: &PutRequest) -> Result<PutResponse> {
         let prev = self.latest(&p.key)?;
+        debug_assert!(!(p.ignore_value || p.ignore_lease) || prev.is_some(), "check_path guarantees the key");
         let rev = self.change_rev();
         let lease = if p.ignore_lease { prev.as_ref().map_or(0, |kv| kv.lease) } else { p.lease };
         let value = if p.ignore_value { prev.as_ref().map(|kv| kv.value.clone()).unwrap_or_default() } else { p.value.clone() };
@@ -201,7 +220,15 @@ impl<'a, B: Backend> Exec<'a, B> {
             }
         }
         self.overlay.entry(kv.key.clone()).or_default().push((rev, Some(kv.clone())));
-        self.events.push(Event { kind: EventType::Put, kv, prev_kv: prev.clone() });
+        // etcd gives a creation no prev_kv, even when the key existed before this revision.
+        let event_prev = if kv.version == 1 {
+            None
+        } else if self.sub > 1 {
+            self.before_request(&kv.key)?
+        } else {
+            prev.clone()
+        };
+        self.events.push(Event { kind: EventType::Put, kv, prev_kv: event_prev });
         Ok(PutResponse { revision: rev, prev_kv: if p.prev_kv { prev } else { None } })
     }
 
@@ -215,6 +242,7 @@ impl<'a, B: Backend> Exec<'a, B> {
         let victims: Vec<KeyValue> =
             scan(&self.inner.backend, range, self.view_rev(), Some(&self.overlay)).collect::<Result<_, _>>()?;
         let rev = self.change_rev();
+        let first_change = self.sub == 0;
         for prev in &victims {
             self.batch.put(Space::Kv, kv_key(&prev.key, rev, self.sub), Record::Tombstone.encode());
             self.batch.put(Space::Rev, rev_key(rev, self.sub), rev_value(true, &prev.key));
@@ -224,7 +252,8 @@ impl<'a, B: Backend> Exec<'a, B> {
             }
             self.overlay.entry(prev.key.clone()).or_default().push((rev, None));
             let kv = KeyValue { key: prev.key.clone(), mod_revision: rev, ..KeyValue::default() };
-            self.events.push(Event { kind: EventType::Delete, kv, prev_kv: Some(prev.clone()) });
+            let event_prev = if first_change { Some(prev.clone()) } else { self.before_request(&prev.key)? };
+            self.events.push(Event { kind: EventType::Delete, kv, prev_kv: event_prev });
         }
         Ok(DeleteRangeResponse {
             revision: self.view_rev(),
@@ -274,19 +303,44 @@ impl<'a, B: Backend> Exec<'a, B> {
         Ok(Path { succeeded, nested })
     }
 
-    /// etcd's `checkRequests`: puts and ranges on the chosen path must be able to run, before any does.
+    /// etcd's `checkRequests`, run twice over the chosen path (depth first): every put must be
+    /// able to run, then every range, before anything runs. So a failing put is reported before a
+    /// failing range that comes earlier in the txn, as etcd does.
     fn check_path(&self, t: &TxnRequest, path: &Path) -> Result<()> {
+        self.check_each(t, path, &mut |op| match op {
+            RequestOp::Put(p) => self.check_put_state(p, true),
+            _ => Ok(()),
+        })?;
+        self.check_each(t, path, &mut |op| match op {
+            RequestOp::Range(r) => self.check_read_rev(r.revision).map(|_| ()),
+            _ => Ok(()),
+        })?;
+        // A from-key delete is an empty interval to the duplicate-key rule, so it may run before an
+        // ignore_value/ignore_lease put of a key it deletes: that put would find no key mid-txn
+        // (etcd 3.4 panics there). Refuse such a txn up front, whole, after etcd's own checks.
+        let mut deleted_from: Option<Bytes> = None;
+        self.check_each(t, path, &mut |op| match op {
+            RequestOp::Put(p) if (p.ignore_value || p.ignore_lease) && deleted_from.as_ref().is_some_and(|from| p.key >= *from) => {
+                Err(StoreError::KeyNotFound)
+            }
+            RequestOp::DeleteRange(d) if d.range_end.as_ref() == b"\0" => {
+                if deleted_from.as_ref().is_none_or(|from| d.key < *from) {
+                    deleted_from = Some(d.key.clone());
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        })
+    }
+
+    fn check_each(&self, t: &TxnRequest, path: &Path, f: &mut dyn FnMut(&RequestOp) -> Result<()>) -> Result<()> {
         let branch = if path.succeeded { &t.success } else { &t.failure };
         let mut nested = path.nested.iter();
         for op in branch {
-            match op {
-                RequestOp::Put(p) => self.check_put_state(p)?,
-                RequestOp::Range(r) => {
-                    self.check_read_rev(r.revision)?;
-                }
-                RequestOp::DeleteRange(_) => {}
-                RequestOp::Txn(inner) => self.check_path(inner, nested.next().expect("decided"))?,
+            if let RequestOp::Txn(inner) = op {
+                self.check_each(inner, nested.next().expect("decided"), f)?;
             }
+            f(op)?;
         }
         Ok(())
     }

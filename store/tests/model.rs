@@ -135,11 +135,16 @@ impl Tx<'_> {
         Ok(())
     }
 
-    fn check_put_state(&self, p: &PutRequest) -> Res<()> {
+    /// etcd's order: a plain put checks its lease first, a put inside a txn its key first.
+    fn check_put_state(&self, p: &PutRequest, in_txn: bool) -> Res<()> {
+        let lease_missing = p.lease != 0 && !self.m.leases.contains_key(&p.lease);
+        if !in_txn && lease_missing {
+            return Err("etcdserver: requested lease not found".into());
+        }
         if (p.ignore_value || p.ignore_lease) && self.get_at(&p.key, self.view()).is_none() {
             return Err("etcdserver: key not found".into());
         }
-        if p.lease != 0 && !self.m.leases.contains_key(&p.lease) {
+        if lease_missing {
             return Err("etcdserver: requested lease not found".into());
         }
         Ok(())
@@ -150,8 +155,12 @@ impl Tx<'_> {
         self.m.keys.entry(key.clone()).or_default().push((self.rev, kv));
     }
 
-    fn put(&mut self, p: &PutRequest) -> PutResponse {
+    fn put(&mut self, p: &PutRequest) -> Res<PutResponse> {
         let prev = self.get_at(&p.key, self.view());
+        // A from-key delete earlier in the txn may have removed the key: the txn fails whole.
+        if (p.ignore_value || p.ignore_lease) && prev.is_none() {
+            return Err("etcdserver: key not found".into());
+        }
         let lease = if p.ignore_lease { prev.as_ref().map_or(0, |kv| kv.lease) } else { p.lease };
         let kv = KeyValue {
             key: p.key.clone(),
@@ -168,8 +177,10 @@ impl Tx<'_> {
             self.m.leases.get_mut(&lease).unwrap().keys.insert(p.key.clone());
         }
         self.write(&p.key, Some(kv.clone()));
-        self.events.push(Event { kind: EventType::Put, kv, prev_kv: prev.clone() });
-        PutResponse { revision: self.rev, prev_kv: if p.prev_kv { prev } else { None } }
+        // etcd: the key as of the previous revision, and nothing for a creation.
+        let event_prev = if kv.version == 1 { None } else { self.get_at(&p.key, self.rev - 1) };
+        self.events.push(Event { kind: EventType::Put, kv, prev_kv: event_prev });
+        Ok(PutResponse { revision: self.rev, prev_kv: if p.prev_kv { prev } else { None } })
     }
 
     fn delete(&mut self, d: &DeleteRangeRequest) -> DeleteRangeResponse {
@@ -178,9 +189,10 @@ impl Tx<'_> {
             if prev.lease != 0 {
                 self.m.leases.get_mut(&prev.lease).map(|l| l.keys.remove(&prev.key));
             }
+            let event_prev = self.get_at(&prev.key, self.rev - 1);
             self.write(&prev.key, None);
             let kv = KeyValue { key: prev.key.clone(), mod_revision: self.rev, ..KeyValue::default() };
-            self.events.push(Event { kind: EventType::Delete, kv, prev_kv: Some(prev.clone()) });
+            self.events.push(Event { kind: EventType::Delete, kv, prev_kv: event_prev });
         }
         DeleteRangeResponse {
             revision: self.view(),
@@ -240,7 +252,8 @@ impl Tx<'_> {
         type Dels = Vec<(Bytes, Bytes)>;
         fn intervals(ops: &[RequestOp]) -> Res<(BTreeSet<Bytes>, Dels)> {
             let dup = || Err("etcdserver: duplicate key given in txn request".to_owned());
-            let hit = |dels: &Dels, k: &Bytes| dels.iter().any(|(s, e)| in_range(k, s, e));
+            // etcd's interval tree: a from-key delete (end "\0") is an empty interval.
+            let hit = |dels: &Dels, k: &Bytes| dels.iter().any(|(s, e)| e.as_ref() != b"\0" && in_range(k, s, e));
             let mut dels: Dels = ops
                 .iter()
                 .filter_map(|op| match op {
@@ -296,16 +309,17 @@ impl Tx<'_> {
             }
             path
         }
-        fn check(tx: &Tx, t: &TxnRequest, path: &mut std::slice::Iter<bool>) -> Res<()> {
+        // etcd checks every put on the path first, then every range (depth first).
+        fn check(tx: &Tx, t: &TxnRequest, path: &mut std::slice::Iter<bool>, puts: bool) -> Res<()> {
             let ok = *path.next().unwrap();
             for op in if ok { &t.success } else { &t.failure } {
                 match op {
-                    RequestOp::Put(p) => tx.check_put_state(p)?,
-                    RequestOp::Range(r) => {
+                    RequestOp::Put(p) if puts => tx.check_put_state(p, true)?,
+                    RequestOp::Range(r) if !puts => {
                         tx.read_rev(r.revision)?;
                     }
-                    RequestOp::Txn(n) => check(tx, n, path)?,
-                    RequestOp::DeleteRange(_) => {}
+                    RequestOp::Txn(n) => check(tx, n, path, puts)?,
+                    _ => {}
                 }
             }
             Ok(())
@@ -316,7 +330,7 @@ impl Tx<'_> {
             for op in if ok { &t.success } else { &t.failure } {
                 responses.push(match op {
                     RequestOp::Range(r) => ResponseOp::Range(tx.range(r)?),
-                    RequestOp::Put(p) => ResponseOp::Put(tx.put(p)),
+                    RequestOp::Put(p) => ResponseOp::Put(tx.put(p)?),
                     RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(tx.delete(d)),
                     RequestOp::Txn(n) => ResponseOp::Txn(run(tx, n, path)?),
                 });
@@ -324,14 +338,16 @@ impl Tx<'_> {
             Ok(TxnResponse { revision: tx.view(), succeeded: ok, responses })
         }
         let path = decide(self, t);
-        check(self, t, &mut path.iter())?;
+        check(self, t, &mut path.iter(), true)?;
+        check(self, t, &mut path.iter(), false)?;
         run(self, t, &mut path.iter())
     }
 }
 
 impl Model {
     fn new() -> Self {
-        Model { rev: 1, ..Model::default() }
+        // compact -1: never compacted (etcd's initial compactMainRev), so Compact(0) works once.
+        Model { rev: 1, compact: -1, ..Model::default() }
     }
 
     /// Runs one request on a copy; keeps the copy only if it succeeded.
@@ -525,8 +541,8 @@ fn run_sequence<B: Open>(seed: u64, ops: usize) {
                 let p = g.put(&m);
                 let want = m.write(|tx| {
                     tx.check_put(&p)?;
-                    tx.check_put_state(&p)?;
-                    Ok(tx.put(&p))
+                    tx.check_put_state(&p, false)?;
+                    tx.put(&p)
                 });
                 assert_eq!(err(s.put(p.clone())), want, "{ctx}: {p:?}");
             }
