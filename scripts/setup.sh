@@ -16,6 +16,8 @@ command -v make >/dev/null || need_apt+=(make)
 if [ "${BALLAST_SETUP_TEST_TOOLS:-0}" = 1 ]; then
   command -v etcdctl >/dev/null || need_apt+=(etcd-client)
   command -v etcd >/dev/null || need_apt+=(etcd-server)
+  # The etcd-client crate (a test dependency) compiles its .proto files with protoc.
+  command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

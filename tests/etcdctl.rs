@@ -315,3 +315,22 @@ fn oversized_requests_are_refused() {
     assert_eq!(m.ok(&["put", "small", &"x".repeat(5_000)]), "OK\n");
     assert_eq!(m.ok(&["get", "big"]), "");
 }
+
+#[test]
+fn periodic_auto_compaction() {
+    let m = Member::start(&["--auto-compaction-mode", "periodic", "--auto-compaction-retention", "2s"]);
+    m.ok(&["put", "k", "1"]);
+    m.ok(&["put", "k", "2"]);
+    // Samples are taken every second; history older than 2 s is compacted within a few seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = m.ctl(&["get", "k", "--rev=2"]);
+        if !out.success {
+            assert!(out.stderr.contains("etcdserver: mvcc: required revision has been compacted"), "{}", out.stderr);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no auto-compaction after 20 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(m.ok(&["get", "k", "--print-value-only"]), "2\n");
+}

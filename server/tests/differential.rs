@@ -10,13 +10,13 @@
 //! the revision after it. Leases are granted with explicit ids so that both use the same ones.
 //! `DIFF_OPS` and `DIFF_SEEDS` scale the run.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ballast_proto::pb;
-use ballast_server::compaction::AutoCompaction;
-use ballast_server::{Node, NodeOptions, ServeOptions};
 use bytes::Bytes;
 use pb::compare::TargetUnion;
 use pb::kv_client::KvClient;
@@ -73,30 +73,6 @@ async fn connect(url: &str) -> Channel {
         assert!(Instant::now() < deadline, "{url} did not come up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-struct Ballast {
-    url: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_ballast() -> Ballast {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(NodeOptions::new(dir.path().join("data"))).unwrap();
-    let opts = ServeOptions {
-        listen_client_urls: vec!["http://127.0.0.1:0".into()],
-        watch_progress_interval: Duration::from_secs(600),
-        auto_compaction: AutoCompaction::Off,
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addrs, run) = ballast_server::serve(node, opts, async move {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    tokio::spawn(run);
-    Ballast { url: format!("http://{}", addrs[0]), _stop: stop, _dir: dir }
 }
 
 /// One generated operation.
@@ -346,8 +322,8 @@ async fn same_answers_as_etcd() {
     let mut events = 0usize;
     for seed in 0..seeds {
         let etcd = start_etcd();
-        let ballast = start_ballast().await;
-        let (e, b) = (connect(&etcd.url).await, connect(&ballast.url).await);
+        let ballast = common::start(|_| {}).await;
+        let (e, b) = (connect(&etcd.url).await, connect(&ballast.url()).await);
         let mut gen = Gen { rng: StdRng::seed_from_u64(seed), values: 0, leases: vec![], next_lease: 100, rev: 1 };
         for i in 0..ops {
             let op = gen.op();

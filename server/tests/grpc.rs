@@ -2,56 +2,22 @@
 //! oversized input, watch-stream details (ids, cancel, progress, fragments), the keep-alive stream,
 //! and group commit.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use ballast_proto::pb;
-use ballast_server::compaction::AutoCompaction;
-use ballast_server::{Node, NodeOptions, ServeOptions};
 use bytes::{Buf, BufMut, Bytes};
 use pb::kv_client::KvClient;
 use pb::watch_client::WatchClient;
 use prost::Message;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-struct Server {
-    addr: SocketAddr,
-    node: Node,
-    stop: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start(configure: impl FnOnce(&mut NodeOptions)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = NodeOptions::new(dir.path().join("data"));
-    configure(&mut opts);
-    let node = Node::open(opts).unwrap();
-    let serve = ServeOptions {
-        listen_client_urls: vec!["http://127.0.0.1:0".into()],
-        watch_progress_interval: Duration::from_millis(200),
-        auto_compaction: AutoCompaction::Off,
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let (addrs, run) = ballast_server::serve(node.clone(), serve, async move {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    tokio::spawn(run);
-    Server { addr: addrs[0], node, stop: Some(stop), _dir: dir }
-}
+use common::{start, Server};
 
 impl Server {
     async fn channel(&self) -> Channel {

@@ -1,0 +1,161 @@
+//! The operations of the etcdctl suite, through the Rust `etcd-client` crate (the client most Rust
+//! users of etcd have), against a Ballast member over TCP.
+
+use std::time::Duration;
+
+use etcd_client::{
+    AlarmAction, AlarmType, Client, Compare, CompareOp, CompactionOptions, DeleteOptions, EventType, GetOptions,
+    LeaseTimeToLiveOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp, WatchOptions,
+};
+
+mod common;
+
+use common::{start, Server};
+
+async fn client(s: &Server) -> Client {
+    Client::connect([s.url()], None).await.unwrap()
+}
+
+fn keys(resp: &etcd_client::GetResponse) -> Vec<String> {
+    resp.kvs().iter().map(|kv| kv.key_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_and_txn() {
+    let s = start(|_| {}).await;
+    let mut c = client(&s).await;
+    c.put("foo", "bar", None).await.unwrap();
+    c.put("foo2", "baz", None).await.unwrap();
+    let prev = c.put("foo", "bar2", Some(PutOptions::new().with_prev_key())).await.unwrap();
+    assert_eq!(prev.prev_key().unwrap().value_str().unwrap(), "bar");
+    assert_eq!(prev.header().unwrap().revision(), 4);
+
+    let all = c.get("foo", Some(GetOptions::new().with_prefix())).await.unwrap();
+    assert_eq!(keys(&all), ["foo", "foo2"]);
+    let kv = &all.kvs()[0];
+    assert_eq!((kv.create_revision(), kv.mod_revision(), kv.version()), (2, 4, 2));
+    let limited = c.get("foo", Some(GetOptions::new().with_prefix().with_limit(1))).await.unwrap();
+    assert!(limited.more() && limited.count() == 2 && limited.kvs().len() == 1);
+    let sorted = c.get("foo", Some(GetOptions::new().with_prefix().with_sort(SortTarget::Value, SortOrder::Descend))).await.unwrap();
+    assert_eq!(keys(&sorted), ["foo2", "foo"]);
+    let old = c.get("foo", Some(GetOptions::new().with_revision(2))).await.unwrap();
+    assert_eq!(old.kvs()[0].value_str().unwrap(), "bar");
+    let count = c.get("foo", Some(GetOptions::new().with_prefix().with_count_only())).await.unwrap();
+    assert_eq!((count.count(), count.kvs().len()), (2, 0));
+    let ser = c.get("foo2", Some(GetOptions::new().with_serializable().with_keys_only())).await.unwrap();
+    assert_eq!(ser.kvs()[0].value(), b"");
+
+    let txn = Txn::new()
+        .when([Compare::value("foo", CompareOp::Equal, "bar2")])
+        .and_then([TxnOp::put("t1", "yes", None), TxnOp::get("foo2", None)])
+        .or_else([TxnOp::put("t1", "no", None)]);
+    let resp = c.txn(txn).await.unwrap();
+    assert!(resp.succeeded());
+    assert_eq!(resp.op_responses().len(), 2);
+    assert_eq!(c.get("t1", None).await.unwrap().kvs()[0].value_str().unwrap(), "yes");
+    let resp = c.txn(Txn::new().when([Compare::version("foo", CompareOp::Greater, 5)]).or_else([TxnOp::delete("t1", None)])).await.unwrap();
+    assert!(!resp.succeeded());
+
+    let del = c.delete("foo", Some(DeleteOptions::new().with_prefix().with_prev_key())).await.unwrap();
+    assert_eq!(del.deleted(), 2);
+    assert_eq!(del.prev_kvs().len(), 2);
+
+    let rev = c.put("x", "1", None).await.unwrap().header().unwrap().revision();
+    c.compact(rev - 1, Some(CompactionOptions::new().with_physical())).await.unwrap();
+    let err = c.get("x", Some(GetOptions::new().with_revision(2))).await.unwrap_err();
+    assert!(err.to_string().contains("etcdserver: mvcc: required revision has been compacted"), "{err}");
+    let err = c.put("", "v", None).await.unwrap_err();
+    assert!(err.to_string().contains("etcdserver: key is not provided"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_history_live_prev_kv_and_progress() {
+    let s = start(|_| {}).await;
+    let mut c = client(&s).await;
+    c.put("w/a", "1", None).await.unwrap();
+    c.put("w/a", "2", None).await.unwrap();
+    let mut stream = c.watch("w/", Some(WatchOptions::new().with_prefix().with_prev_key().with_start_revision(2))).await.unwrap();
+    let created = stream.message().await.unwrap().unwrap();
+    assert!(created.created());
+    let mut events = Vec::new();
+    c.delete("w/a", None).await.unwrap();
+    while events.len() < 3 {
+        let resp = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+        for ev in resp.events() {
+            let kv = ev.kv().unwrap();
+            let prev = ev.prev_kv().map(|p| p.value_str().unwrap().to_owned());
+            events.push((ev.event_type(), kv.mod_revision(), kv.value_str().unwrap().to_owned(), prev));
+        }
+    }
+    assert_eq!(
+        events,
+        [
+            (EventType::Put, 2, "1".to_owned(), None),
+            (EventType::Put, 3, "2".to_owned(), Some("1".to_owned())),
+            (EventType::Delete, 4, String::new(), Some("2".to_owned())),
+        ]
+    );
+    stream.request_progress().await.unwrap();
+    let progress = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+    assert!(progress.events().is_empty());
+    assert_eq!((progress.watch_id(), progress.header().unwrap().revision()), (-1, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases() {
+    let s = start(|_| {}).await;
+    let mut c = client(&s).await;
+    let lease = c.lease_grant(60, None).await.unwrap();
+    assert_eq!(lease.ttl(), 60);
+    c.put("l", "v", Some(PutOptions::new().with_lease(lease.id()))).await.unwrap();
+    let ttl = c.lease_time_to_live(lease.id(), Some(LeaseTimeToLiveOptions::new().with_keys())).await.unwrap();
+    assert_eq!((ttl.granted_ttl(), ttl.keys()), (60, &[b"l".to_vec()][..]));
+    assert!(ttl.ttl() > 55);
+    let (mut keeper, mut responses) = c.lease_keep_alive(lease.id()).await.unwrap();
+    keeper.keep_alive().await.unwrap();
+    let kept = responses.message().await.unwrap().unwrap();
+    assert_eq!((kept.id(), kept.ttl()), (lease.id(), 60));
+    assert_eq!(c.leases().await.unwrap().leases().iter().map(|l| l.id()).collect::<Vec<_>>(), [lease.id()]);
+    c.lease_revoke(lease.id()).await.unwrap();
+    assert!(c.get("l", None).await.unwrap().kvs().is_empty());
+    let err = c.lease_revoke(lease.id()).await.unwrap_err();
+    assert!(err.to_string().contains("etcdserver: requested lease not found"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_and_maintenance() {
+    let s = start(|_| {}).await;
+    let mut c = client(&s).await;
+    c.put("k", "v", None).await.unwrap();
+    let members = c.member_list().await.unwrap();
+    assert_eq!(members.members().len(), 1);
+    let me = &members.members()[0];
+    assert_eq!((me.name(), me.peer_urls(), me.is_learner()), ("default", &["http://localhost:2380".to_owned()][..], false));
+    let status = c.status().await.unwrap();
+    assert_eq!(status.leader(), me.id());
+    assert_eq!(status.header().unwrap().member_id(), me.id());
+    assert_eq!(status.version(), "3.4.0");
+    assert!(status.db_size() > 0 && status.raft_index() >= 1);
+
+    let h1 = c.hash_kv(0).await.unwrap().hash();
+    assert_eq!(c.hash_kv(0).await.unwrap().hash(), h1);
+    c.put("k", "v2", None).await.unwrap();
+    assert_ne!(c.hash_kv(0).await.unwrap().hash(), h1);
+    assert_eq!(c.hash_kv(2).await.unwrap().hash(), h1, "hash at an old revision is stable");
+
+    c.defragment().await.unwrap();
+    assert!(c.alarm(AlarmAction::Get, AlarmType::None, None).await.unwrap().alarms().is_empty());
+    c.move_leader(me.id()).await.unwrap();
+    assert!(c.move_leader(me.id() + 1).await.is_err());
+
+    let mut snap = c.snapshot().await.unwrap();
+    let mut bytes = Vec::new();
+    while let Some(part) = snap.message().await.unwrap() {
+        bytes.extend_from_slice(part.blob());
+        if part.remaining_bytes() == 0 {
+            break;
+        }
+    }
+    assert_eq!(bytes.len() % 512, 32);
+    assert!(bytes.starts_with(ballast_server::snapshot::MAGIC));
+}
