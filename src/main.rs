@@ -2,6 +2,8 @@
 //! `ballast snapshot restore` builds a data directory from a snapshot file, and `ballast store`
 //! drives an embedded store directly from the command line.
 
+mod bench;
+
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -22,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run a KV member serving the etcd v3 API (takes etcd's flags).
     Kv(Box<ballast_server::KvArgs>),
+    /// Load-test any etcd v3 endpoint (Ballast or etcd): throughput and latency percentiles.
+    Bench(Box<bench::BenchArgs>),
     /// Snapshot files (as written by `etcdctl snapshot save` against Ballast).
     Snapshot {
         #[command(subcommand)]
@@ -118,6 +122,7 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Kv(args) => run_kv(*args),
+        Command::Bench(args) => bench::run(*args),
         Command::Snapshot { op: SnapshotOp::Restore { file, data_dir } } => {
             if data_dir.exists() {
                 bail!("data-dir {:?} exists", data_dir.display());
