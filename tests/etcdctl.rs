@@ -334,3 +334,18 @@ fn periodic_auto_compaction() {
     }
     assert_eq!(m.ok(&["get", "k", "--print-value-only"]), "2\n");
 }
+
+/// Known bug, kept as a failing test: with `--cluster`, etcdctl 3.4 dials the members' advertised
+/// client URLs through gRPC's passthrough resolver, so the HTTP/2 `:authority` it sends is
+/// `http://127.0.0.1:PORT`. etcd's Go server ignores it; the h2 crate under tonic rejects the
+/// malformed authority with RST_STREAM(PROTOCOL_ERROR) before any service sees the request.
+#[test]
+#[ignore = "h2 refuses etcdctl --cluster's :authority \"http://host:port\" (PROTOCOL_ERROR)"]
+fn endpoint_commands_with_cluster_flag() {
+    let m = Member::start(&[]);
+    m.ok(&["put", "k", "v"]);
+    let hash = m.ok(&["endpoint", "hashkv"]);
+    let cluster_hash = m.ok(&["endpoint", "hashkv", "--cluster"]);
+    assert_eq!(cluster_hash, format!("http://{}, {}", m.endpoint(), hash.split_once(", ").unwrap().1));
+    assert!(m.ok(&["endpoint", "status", "--cluster"]).starts_with(&format!("http://{}, ", m.endpoint())));
+}
