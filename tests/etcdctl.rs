@@ -335,12 +335,11 @@ fn periodic_auto_compaction() {
     assert_eq!(m.ok(&["get", "k", "--print-value-only"]), "2\n");
 }
 
-/// Known bug, kept as a failing test: with `--cluster`, etcdctl 3.4 dials the members' advertised
-/// client URLs through gRPC's passthrough resolver, so the HTTP/2 `:authority` it sends is
-/// `http://127.0.0.1:PORT`. etcd's Go server ignores it; the h2 crate under tonic rejects the
-/// malformed authority with RST_STREAM(PROTOCOL_ERROR) before any service sees the request.
+/// With `--cluster`, etcdctl 3.4 dials the members' advertised client URLs, so the HTTP/2
+/// `:authority` it sends is `http://127.0.0.1:PORT`; without `server::authority` h2 resets every
+/// such stream with PROTOCOL_ERROR (etcd's Go server ignores the authority).
 #[test]
-#[ignore = "h2 refuses etcdctl --cluster's :authority \"http://host:port\" (PROTOCOL_ERROR)"]
+
 fn endpoint_commands_with_cluster_flag() {
     let m = Member::start(&[]);
     m.ok(&["put", "k", "v"]);

@@ -4,6 +4,7 @@
 //! The services never touch RocksDB themselves: reads go to the store, writes through
 //! [`node::Node::propose`], which commits them in groups.
 
+pub mod authority;
 pub mod cluster;
 pub mod compaction;
 pub mod config;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use ballast_proto::pb;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{Stream, StreamExt};
+
+use crate::authority::FixAuthority;
 
 use crate::cluster::ClusterService;
 use crate::compaction::AutoCompaction;
@@ -64,6 +67,15 @@ pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
         .add_service(maintenance)
 }
 
+/// Accepted connections, with Nagle off and the `:authority` fix-up in front of h2.
+fn incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<FixAuthority<tokio::net::TcpStream>>> {
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(FixAuthority::new(conn))
+    })
+}
+
 /// Binds every client URL (so that a bad address fails before anything runs) and returns the bound
 /// addresses with the future that serves them until `shutdown` resolves.
 pub async fn serve(
@@ -86,7 +98,7 @@ pub async fn serve(
             .accept_http1(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .add_routes(routes(&node, &opts))
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {
+            .serve_with_incoming_shutdown(incoming(listener), async move {
                 let _ = stop.recv().await;
             });
         servers.push(tokio::spawn(server));
