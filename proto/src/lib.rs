@@ -1,5 +1,6 @@
-//! The etcd v3 wire protocol: the messages and gRPC services of `etcdserverpb` and `mvccpb`, generated
-//! at build time from this crate's own .proto files (etcd's names and field numbers).
+//! The etcd v3 wire protocol: the messages and gRPC services of `etcdserverpb`, `mvccpb` and
+//! `v3lockpb`, generated at build time from this crate's own .proto files (etcd's names and field
+//! numbers).
 
 #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
 
@@ -9,6 +10,10 @@ pub mod mvccpb {
 
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
+}
+
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
 }
 
 pub use etcdserverpb as pb;

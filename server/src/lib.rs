@@ -14,6 +14,7 @@ pub mod http;
 pub mod identity;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod node;
 pub mod serve;

@@ -17,6 +17,7 @@ use crate::compaction::AutoCompaction;
 use crate::error::OpenError;
 use crate::kv::KvService;
 use crate::lease::LeaseService;
+use crate::lock::LockService;
 use crate::maintenance::MaintenanceService;
 use crate::node::Node;
 use crate::watch::WatchService;
@@ -65,6 +66,7 @@ pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
         .add_service(lease)
         .add_service(cluster)
         .add_service(maintenance)
+        .add_service(ballast_proto::v3lockpb::lock_server::LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit))
 }
 
 /// Accepted connections, with Nagle off and the `:authority` fix-up in front of h2.

@@ -159,3 +159,23 @@ async fn cluster_and_maintenance() {
     assert_eq!(bytes.len() % 512, 32);
     assert!(bytes.starts_with(ballast_server::snapshot::MAGIC));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_service_serializes_holders() {
+    let s = start(|_| {}).await;
+    let mut a = client(&s).await;
+    let mut b = client(&s).await;
+    let la = a.lease_grant(30, None).await.unwrap().id();
+    let lb = b.lease_grant(30, None).await.unwrap().id();
+    let held = a.lock("L", Some(etcd_client::LockOptions::new().with_lease(la))).await.unwrap();
+    assert_eq!(held.key(), format!("L/{la:x}").as_bytes());
+    // The second locker waits until the first unlocks.
+    let waiter = tokio::spawn(async move { b.lock("L", Some(etcd_client::LockOptions::new().with_lease(lb))).await.unwrap().key().to_vec() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiter.is_finished(), "the lock is held");
+    a.unlock(held.key()).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("the waiter gets the lock").unwrap();
+    assert_eq!(got, format!("L/{lb:x}").as_bytes());
+    let err = a.lock("M", Some(etcd_client::LockOptions::new().with_lease(424242))).await.unwrap_err();
+    assert!(err.to_string().contains("etcdserver: requested lease not found"), "{err}");
+}
