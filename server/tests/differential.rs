@@ -3,11 +3,13 @@
 //! (revisions, versions, kvs, counts, errors by code and text), then both members' watch histories.
 //!
 //! Not compared, on purpose: the header's cluster id, member id and raft term (identities, not
-//! behaviour); lease TTL countdowns (timing; whether a lease exists is compared); sorting by targets
+//! behaviour); lease TTL countdowns (timing; whether a lease exists is compared) and the order of
+//! a lease's keys (Go map order in etcd); sorting by targets
 //! with ties (etcd's sort is unstable), so ranges sort only by key or by the always-unique value;
 //! and watch events at exactly the compaction revision: etcd's compaction has already dropped the
 //! deletions made at that revision, which Ballast still replays, so histories are compared from
-//! the revision after it. Leases are granted with explicit ids so that both use the same ones.
+//! the revision after it; and txns where a from-key delete precedes an ignore_value/ignore_lease
+//! put (etcd 3.4 panics on them, see ARCHITECTURE.md). Leases are granted with explicit ids so that both use the same ones.
 //! `DIFF_OPS` and `DIFF_SEEDS` scale the run.
 
 mod common;
@@ -218,7 +220,15 @@ impl Gen {
             0..=24 => Op::Range(self.range()),
             25..=54 => Op::Put(self.put()),
             55..=66 => Op::Delete(self.delete()),
-            67..=86 => Op::Txn(self.txn(0)),
+            67..=86 => {
+                let mut t = self.txn(0);
+                // etcd 3.4 panics (and exits) when a from-key delete runs before an ignore_value or
+                // ignore_lease put of a key it deleted; Ballast refuses such a txn. Not compared.
+                if has_from_key_delete(&t) {
+                    clear_ignore_flags(&mut t);
+                }
+                Op::Txn(t)
+            }
             87..=89 => Op::Compact(self.rng.gen_range(0..=self.rev + 1)),
             90..=93 => {
                 self.next_lease += 1;
@@ -231,6 +241,32 @@ impl Gen {
                 Op::LeaseRevoke(id)
             }
             _ => Op::LeaseTimeToLive(self.lease()),
+        }
+    }
+}
+
+fn ops_of(t: &pb::TxnRequest) -> impl Iterator<Item = &pb::RequestOp> {
+    t.success.iter().chain(&t.failure)
+}
+
+fn has_from_key_delete(t: &pb::TxnRequest) -> bool {
+    ops_of(t).any(|op| match &op.request {
+        Some(Request::RequestDeleteRange(d)) => d.range_end.as_ref() == b"\0",
+        Some(Request::RequestTxn(n)) => has_from_key_delete(n),
+        _ => false,
+    })
+}
+
+fn clear_ignore_flags(t: &mut pb::TxnRequest) {
+    for op in t.success.iter_mut().chain(t.failure.iter_mut()) {
+        match &mut op.request {
+            Some(Request::RequestPut(p)) if p.ignore_value || p.ignore_lease => {
+                p.ignore_value = false;
+                p.ignore_lease = false;
+                p.value = Bytes::from_static(b"replaced");
+            }
+            Some(Request::RequestTxn(n)) => clear_ignore_flags(n),
+            _ => {}
         }
     }
 }
@@ -273,8 +309,10 @@ async fn run(ch: &Channel, op: &Op) -> Outcome {
         Op::LeaseRevoke(id) => outcome(lease.lease_revoke(pb::LeaseRevokeRequest { id }).await, |x| strip_header(&mut x.header)),
         Op::LeaseTimeToLive(id) => outcome(lease.lease_time_to_live(pb::LeaseTimeToLiveRequest { id, keys: true }).await, |x| {
             strip_header(&mut x.header);
-            // The countdown is timing; whether the lease exists (-1) is behaviour.
+            // The countdown is timing; whether the lease exists (-1) is behaviour. etcd lists the
+            // keys in Go map order (random); Ballast in key order.
             x.ttl = x.ttl.signum();
+            x.keys.sort();
         }),
     }
 }
@@ -321,9 +359,11 @@ async fn same_answers_as_etcd() {
     let mut compared = 0usize;
     let mut events = 0usize;
     for seed in 0..seeds {
+        // etcd first: Ballast binds port 0, which must not take the port chosen for etcd.
         let etcd = start_etcd();
+        let e = connect(&etcd.url).await;
         let ballast = common::start(|_| {}).await;
-        let (e, b) = (connect(&etcd.url).await, connect(&ballast.url()).await);
+        let b = connect(&ballast.url()).await;
         let mut gen = Gen { rng: StdRng::seed_from_u64(seed), values: 0, leases: vec![], next_lease: 100, rev: 1 };
         for i in 0..ops {
             let op = gen.op();
