@@ -1,5 +1,5 @@
-//! The etcd v3 wire protocol: the messages and gRPC services of `etcdserverpb`, `mvccpb` and
-//! `v3lockpb`, generated at build time from this crate's own .proto files (etcd's names and field
+//! The etcd v3 wire protocol: the messages and gRPC services of `etcdserverpb`, `mvccpb`,
+//! `v3lockpb` and `v3electionpb`, generated at build time from this crate's own .proto files (etcd's names and field
 //! numbers).
 
 #![allow(missing_debug_implementations, clippy::all, clippy::pedantic)]
@@ -14,6 +14,10 @@ pub mod etcdserverpb {
 
 pub mod v3lockpb {
     tonic::include_proto!("v3lockpb");
+}
+
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
 }
 
 pub use etcdserverpb as pb;

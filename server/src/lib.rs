@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod compaction;
 pub mod config;
 pub mod convert;
+pub mod election;
 pub mod error;
 pub mod http;
 pub mod identity;

@@ -25,10 +25,58 @@ impl LockService {
     }
 }
 
-/// Deletes a waiter's key if the wait is abandoned (the client went away), as etcd's mutex does.
-struct Abandon {
+/// Creates `key` on `lease` (with `value`) unless it exists; returns the key's version: its
+/// create revision, mod revision and value. etcd's `Mutex.Lock` and `Election.Campaign` start so.
+pub(crate) async fn create_once(node: &Node, key: &Bytes, lease: i64, value: Bytes) -> Result<ballast_store::KeyValue, ApiError> {
+    let txn = TxnRequest {
+        compare: vec![Compare::new(key.clone(), CompareResult::Equal, CompareTarget::Create(0))],
+        success: vec![RequestOp::Put(PutRequest { lease, ..PutRequest::new(key.clone(), value) })],
+        failure: vec![],
+    };
+    node.propose(WriteRequest::Txn(txn)).await?;
+    let mine = node.store().range(&RangeRequest::key(key.clone()))?;
+    mine.kvs.into_iter().next().ok_or(ApiError::Store(ballast_store::StoreError::KeyNotFound))
+}
+
+/// Waits until no key under `prefix` was created before `rev` (etcd's `waitDeletes`): watches the
+/// newest such key for its deletion, again and again. Returns the revision it saw the turn at.
+pub(crate) async fn wait_for_turn(node: &Node, prefix: &[u8], rev: i64) -> Result<i64, ApiError> {
+    let store = node.store();
+    loop {
+        let ahead = RangeRequest {
+            limit: 1,
+            sort_order: SortOrder::Descend,
+            sort_target: SortTarget::Create,
+            max_create_revision: rev - 1,
+            ..RangeRequest::prefix(Bytes::copy_from_slice(prefix))
+        };
+        let resp = store.range(&ahead)?;
+        let Some(prev) = resp.kvs.into_iter().next() else { return Ok(resp.revision) };
+        let watch = WatchRequest { key: prev.key.clone(), start_revision: resp.revision + 1, no_put: true, ..Default::default() };
+        let mut watcher = store.watch(watch)?;
+        while let Some(w) = watcher.recv().await {
+            if w.canceled || w.events.iter().any(|e| e.kind == EventType::Delete) {
+                break;
+            }
+        }
+    }
+}
+
+/// Deletes a key if the wait for it is abandoned (the client went away), as etcd's clients do.
+pub(crate) struct Abandon {
     node: Node,
     key: Option<Bytes>,
+}
+
+impl Abandon {
+    pub(crate) fn new(node: &Node, key: &Bytes) -> Self {
+        Self { node: node.clone(), key: Some(key.clone()) }
+    }
+
+    /// The wait ended: keep the key.
+    pub(crate) fn keep(mut self) {
+        self.key = None;
+    }
 }
 
 impl Drop for Abandon {
@@ -47,39 +95,11 @@ impl LockService {
         let mut prefix = name.to_vec();
         prefix.push(b'/');
         let key = Bytes::from([prefix.clone(), format!("{lease:x}").into_bytes()].concat());
-        // Create the waiter's key unless this lease already waits (or holds) here.
-        let txn = TxnRequest {
-            compare: vec![Compare::new(key.clone(), CompareResult::Equal, CompareTarget::Create(0))],
-            success: vec![RequestOp::Put(PutRequest { lease, ..PutRequest::new(key.clone(), Bytes::new()) })],
-            failure: vec![],
-        };
-        self.node.propose(WriteRequest::Txn(txn)).await?;
-        let mut guard = Abandon { node: self.node.clone(), key: Some(key.clone()) };
-        let store = self.node.store();
-        let mine = store.range(&RangeRequest::key(key.clone()))?;
-        let my_rev = mine.kvs.first().map(|kv| kv.create_revision).ok_or(ApiError::Store(ballast_store::StoreError::KeyNotFound))?;
-        loop {
-            // The waiter just ahead: the newest key under the prefix created before this one.
-            let ahead = RangeRequest {
-                limit: 1,
-                sort_order: SortOrder::Descend,
-                sort_target: SortTarget::Create,
-                max_create_revision: my_rev - 1,
-                ..RangeRequest::prefix(Bytes::from(prefix.clone()))
-            };
-            let resp = store.range(&ahead)?;
-            let Some(prev) = resp.kvs.into_iter().next() else {
-                guard.key = None;
-                return Ok((key, resp.revision));
-            };
-            let watch = WatchRequest { key: prev.key.clone(), start_revision: resp.revision + 1, no_put: true, ..Default::default() };
-            let mut watcher = store.watch(watch)?;
-            'wait: while let Some(w) = watcher.recv().await {
-                if w.canceled || w.events.iter().any(|e| e.kind == EventType::Delete) {
-                    break 'wait;
-                }
-            }
-        }
+        let mine = create_once(&self.node, &key, lease, Bytes::new()).await?;
+        let guard = Abandon::new(&self.node, &key);
+        let revision = wait_for_turn(&self.node, &prefix, mine.create_revision).await?;
+        guard.keep();
+        Ok((key, revision))
     }
 }
 

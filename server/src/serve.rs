@@ -16,6 +16,7 @@ use crate::cluster::ClusterService;
 use crate::compaction::AutoCompaction;
 use crate::error::OpenError;
 use crate::kv::KvService;
+use crate::election::ElectionService;
 use crate::lease::LeaseService;
 use crate::lock::LockService;
 use crate::maintenance::MaintenanceService;
@@ -67,6 +68,10 @@ pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
         .add_service(cluster)
         .add_service(maintenance)
         .add_service(ballast_proto::v3lockpb::lock_server::LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit))
+        .add_service(
+            ballast_proto::v3electionpb::election_server::ElectionServer::new(ElectionService::new(node.clone()))
+                .max_decoding_message_size(limit),
+        )
 }
 
 /// Accepted connections, with Nagle off and the `:authority` fix-up in front of h2.

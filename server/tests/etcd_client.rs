@@ -179,3 +179,38 @@ async fn lock_service_serializes_holders() {
     let err = a.lock("M", Some(etcd_client::LockOptions::new().with_lease(424242))).await.unwrap_err();
     assert!(err.to_string().contains("etcdserver: requested lease not found"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn election_service_campaign_proclaim_observe_resign() {
+    let s = start(|_| {}).await;
+    let mut a = client(&s).await;
+    let mut b = client(&s).await;
+    let err = a.leader("E").await.unwrap_err();
+    assert!(err.to_string().contains("election: no leader"), "{err}");
+    let la = a.lease_grant(30, None).await.unwrap().id();
+    let lb = b.lease_grant(30, None).await.unwrap().id();
+    let won = a.campaign("E", "a1", la).await.unwrap();
+    let key_a = won.leader().unwrap().clone();
+    assert_eq!(a.leader("E").await.unwrap().kv().unwrap().value(), b"a1");
+
+    let mut observer = a.observe("E").await.unwrap();
+    let first = observer.message().await.unwrap().unwrap();
+    assert_eq!(first.kv().unwrap().value(), b"a1");
+
+    // b waits behind a.
+    let mut b2 = b.clone();
+    let candidate = tokio::spawn(async move { b2.campaign("E", "b1", lb).await.unwrap().leader().unwrap().key().to_vec() });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!candidate.is_finished());
+
+    a.proclaim("a2", Some(etcd_client::ProclaimOptions::new().with_leader(key_a.clone()))).await.unwrap();
+    assert_eq!(observer.message().await.unwrap().unwrap().kv().unwrap().value(), b"a2");
+
+    a.resign(Some(etcd_client::ResignOptions::new().with_leader(key_a.clone()))).await.unwrap();
+    let key_b = tokio::time::timeout(Duration::from_secs(10), candidate).await.expect("b is elected").unwrap();
+    assert_eq!(key_b, format!("E/{lb:x}").as_bytes());
+    assert_eq!(observer.message().await.unwrap().unwrap().kv().unwrap().value(), b"b1");
+    // The old leader can no longer proclaim.
+    let err = a.proclaim("late", Some(etcd_client::ProclaimOptions::new().with_leader(key_a))).await.unwrap_err();
+    assert!(err.to_string().contains("election: not leader"), "{err}");
+}
