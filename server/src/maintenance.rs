@@ -15,6 +15,9 @@ use crate::snapshot;
 
 /// The etcd API version this server speaks, as `Status` reports it.
 pub const API_VERSION: &str = "3.4.0";
+/// Snapshot checkpoints are made in the data directory under this prefix; a restart removes any
+/// left behind.
+pub const SNAPSHOT_TMP_PREFIX: &str = "snapshot-tmp-";
 /// Bytes per snapshot message (etcd sends 32 KiB).
 const SNAPSHOT_CHUNK: usize = 32 * 1024;
 
@@ -158,7 +161,7 @@ fn send_snapshot(node: &Node, tx: &mpsc::Sender<Result<pb::SnapshotResponse, Sta
 fn tempdir_in(parent: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = parent.join(format!("snapshot-tmp-{}-{n}", std::process::id()));
+    let dir = parent.join(format!("{SNAPSHOT_TMP_PREFIX}{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

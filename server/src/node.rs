@@ -159,6 +159,13 @@ impl std::fmt::Debug for Node {
 impl Node {
     pub fn open(opts: NodeOptions) -> Result<Self, OpenError> {
         std::fs::create_dir_all(&opts.data_dir)?;
+        // Checkpoints of snapshots cut short by a crash: hard links that would pin old files.
+        for entry in std::fs::read_dir(&opts.data_dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(crate::maintenance::SNAPSHOT_TMP_PREFIX) {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
         let member_id = identity::member_id(&opts.peer_urls, &opts.cluster_token);
         let fresh = Identity { cluster_id: identity::cluster_id(&[member_id]), member_id };
         let identity = identity::load_or_store(&opts.data_dir, fresh)?;
@@ -363,5 +370,22 @@ fn apply_loop(node: std::sync::Weak<Inner>, rx: mpsc::Receiver<Proposal>) {
                 inner.proposals.lock().take();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_snapshot_checkpoints_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let left = dir.path().join(format!("{}123-0", crate::maintenance::SNAPSHOT_TMP_PREFIX));
+        std::fs::create_dir_all(left.join("db")).unwrap();
+        std::fs::write(left.join("db").join("000001.sst"), b"x").unwrap();
+        let node = Node::open(NodeOptions::new(dir.path())).unwrap();
+        assert!(!left.exists());
+        assert!(dir.path().join("kv").exists() && dir.path().join("identity").exists());
+        node.shutdown();
     }
 }
