@@ -303,6 +303,12 @@ fn quota_raises_nospace_and_disarm_clears_it() {
     m.fails(&["put", "small", "v"], "etcdserver: mvcc: database space exceeded");
     // etcd 3.4's etcdctl judges health by a read alone; /health also looks at alarms.
     assert_eq!(common::http_get(m.port, "/health"), (503, r#"{"health":"false"}"#.to_owned()));
+    // The alarm survives a restart, as etcd's does.
+    let data_dir = m.data_dir.clone();
+    let _keep = m.stop_keeping_data();
+    let m = Member::start_in(&data_dir, &["--quota-backend-bytes", "200000"]);
+    assert!(m.ok(&["alarm", "list"]).contains("alarm:NOSPACE"));
+    m.fails(&["put", "small", "v"], "etcdserver: mvcc: database space exceeded");
     assert!(m.ok(&["alarm", "disarm"]).contains("alarm:NOSPACE"));
     assert_eq!(m.ok(&["alarm", "list"]), "");
     assert_eq!(common::http_get(m.port, "/health"), (200, r#"{"health":"true"}"#.to_owned()));

@@ -27,6 +27,8 @@ pub enum ApiError {
     MembershipUnsupported,
     #[error("etcdserver: snapshot failed: {0}")]
     Snapshot(std::io::Error),
+    #[error("etcdserver: could not persist: {0}")]
+    Persist(std::io::Error),
 }
 
 impl ApiError {
@@ -45,7 +47,7 @@ impl ApiError {
             ApiError::MemberNotFound => Code::NotFound,
             ApiError::BadLeaderTransferee => Code::FailedPrecondition,
             ApiError::MembershipUnsupported => Code::Unimplemented,
-            ApiError::Snapshot(_) => Code::Internal,
+            ApiError::Snapshot(_) | ApiError::Persist(_) => Code::Internal,
         }
     }
 }
@@ -73,7 +75,7 @@ pub enum OpenError {
 mod tests {
     use super::*;
 
-    /// Every variant with etcd's code and text; a new variant must be added here to compile.
+    /// Every variant with etcd's code and text (the I/O ones are checked for their code below).
     #[test]
     fn every_error_has_etcds_code_and_text() {
         let cases: Vec<(ApiError, Code, &str)> = vec![
@@ -112,5 +114,8 @@ mod tests {
         }
         let backend = ApiError::from(StoreError::Backend(ballast_store::BackendError::Corrupt { space: "kv", what: "x" }));
         assert_eq!(Status::from(backend).code(), Code::Internal);
+        for io in [ApiError::Snapshot(std::io::Error::other("x")), ApiError::Persist(std::io::Error::other("x"))] {
+            assert_eq!(Status::from(io).code(), Code::Internal);
+        }
     }
 }

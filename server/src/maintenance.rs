@@ -48,7 +48,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             .map_err(|_| ApiError::UnknownEnum { field: "alarm action", value: req.action })?;
         let alarms = self
             .node
-            .alarm(action, req.member_id, req.alarm)
+            .alarm(action, req.member_id, req.alarm)?
             .into_iter()
             .map(|(member_id, alarm)| pb::AlarmMember { member_id, alarm })
             .collect();
@@ -59,7 +59,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         let node = &self.node;
         let size = node.db_size() as i64;
         let errors = node
-            .alarm(pb::alarm_request::AlarmAction::Get, 0, 0)
+            .alarm(pb::alarm_request::AlarmAction::Get, 0, 0)?
             .into_iter()
             .map(|(member, alarm)| format!("memberID:{member} alarm:{} ", alarm_name(alarm)))
             .collect();

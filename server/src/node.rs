@@ -169,6 +169,7 @@ impl Node {
         let member_id = identity::member_id(&opts.peer_urls, &opts.cluster_token);
         let fresh = Identity { cluster_id: identity::cluster_id(&[member_id]), member_id };
         let identity = identity::load_or_store(&opts.data_dir, fresh)?;
+        let alarms = load_alarms(&opts.data_dir)?;
         let store_opts = StoreOptions { max_txn_ops: opts.max_txn_ops, ..StoreOptions::default() };
         let store = DiskStore::open(opts.data_dir.join("kv"), store_opts)?;
         let applied = store.applied().map(|pos| decode_index(&pos)).transpose()?.unwrap_or(0);
@@ -189,7 +190,7 @@ impl Node {
             proposals: Mutex::new(Some(tx)),
             applier: Mutex::new(None),
             applied_index: AtomicU64::new(applied),
-            alarms: Mutex::new(BTreeSet::new()),
+            alarms: Mutex::new(alarms),
             metrics: Metrics { batch_sizes: Histogram::new((0..11).map(|k| f64::from(1u32 << k)).collect()), ..Metrics::default() },
         });
         let weak = Arc::downgrade(&inner);
@@ -286,32 +287,33 @@ impl Node {
         if self.db_size() > self.inner.opts.quota() {
             tracing::warn!(size = self.db_size(), quota = self.inner.opts.quota(), "database space exceeded; raising NOSPACE");
             alarms.insert((id, ALARM_NOSPACE));
+            if let Err(err) = store_alarms(&self.inner.opts.data_dir, &alarms) {
+                tracing::error!(%err, "could not persist the NOSPACE alarm");
+            }
             return Err(ApiError::NoSpace);
         }
         Ok(())
     }
 
     /// etcd's Alarm: GET lists, ACTIVATE raises, DEACTIVATE clears; answers the affected alarms.
-    pub fn alarm(&self, action: pb::alarm_request::AlarmAction, member_id: u64, alarm: i32) -> Vec<(u64, i32)> {
+    /// Alarms are kept in the data directory, so a restart does not clear them (as etcd's).
+    pub fn alarm(&self, action: pb::alarm_request::AlarmAction, member_id: u64, alarm: i32) -> ApiResult<Vec<(u64, i32)>> {
         use pb::alarm_request::AlarmAction;
         let mut alarms = self.inner.alarms.lock();
-        match action {
-            AlarmAction::Get => alarms.iter().copied().collect(),
+        let changed = match action {
+            AlarmAction::Get => return Ok(alarms.iter().copied().collect()),
+            AlarmAction::Activate if alarm == pb::AlarmType::None as i32 => return Ok(vec![]),
             AlarmAction::Activate => {
-                if alarm == pb::AlarmType::None as i32 {
-                    return vec![];
-                }
                 alarms.insert((member_id, alarm));
-                vec![(member_id, alarm)]
+                true
             }
-            AlarmAction::Deactivate => {
-                if alarms.remove(&(member_id, alarm)) {
-                    vec![(member_id, alarm)]
-                } else {
-                    vec![]
-                }
-            }
+            AlarmAction::Deactivate => alarms.remove(&(member_id, alarm)),
+        };
+        if !changed {
+            return Ok(vec![]);
         }
+        store_alarms(&self.inner.opts.data_dir, &alarms).map_err(ApiError::Persist)?;
+        Ok(vec![(member_id, alarm)])
     }
 
     /// Stops the apply thread once queued writes are committed. Later writes get "server stopped".
@@ -327,6 +329,29 @@ impl Node {
 /// be freed (etcd allows deletes, compaction and lease revocation under NOSPACE).
 fn grows(req: &WriteRequest) -> bool {
     matches!(req, WriteRequest::Put(_) | WriteRequest::Txn(_) | WriteRequest::LeaseGrant { .. })
+}
+
+const ALARMS_FILE: &str = "alarms";
+
+fn load_alarms(dir: &std::path::Path) -> Result<BTreeSet<(u64, i32)>, OpenError> {
+    let text = match std::fs::read_to_string(dir.join(ALARMS_FILE)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let bad = || OpenError::Config(format!("{}: malformed alarms file", dir.join(ALARMS_FILE).display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (member, alarm) = line.split_once(' ').ok_or_else(bad)?;
+            Ok((u64::from_str_radix(member, 16).map_err(|_| bad())?, alarm.parse().map_err(|_| bad())?))
+        })
+        .collect()
+}
+
+fn store_alarms(dir: &std::path::Path, alarms: &BTreeSet<(u64, i32)>) -> std::io::Result<()> {
+    let text: String = alarms.iter().map(|(member, alarm)| format!("{member:x} {alarm}\n")).collect();
+    identity::write_atomically(dir, ALARMS_FILE, &text)
 }
 
 fn decode_index(pos: &[u8]) -> Result<u64, StoreError> {

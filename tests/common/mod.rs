@@ -107,6 +107,13 @@ impl Member {
             .unwrap()
     }
 
+    /// Stops the member and hands over its temporary directory, so that its data outlives it.
+    pub fn stop_keeping_data(mut self) -> Option<tempfile::TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self._tmp.take()
+    }
+
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
