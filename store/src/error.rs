@@ -6,6 +6,7 @@ use thiserror::Error;
 /// A failure of the storage backend: the store cannot go on safely after one.
 #[derive(Debug, Error)]
 pub enum BackendError {
+    #[cfg(feature = "rocks")]
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt record in {space}: {what}")]

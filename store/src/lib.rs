@@ -28,7 +28,9 @@ mod write;
 pub use error::{BackendError, GrpcCode, Result, StoreError};
 pub use lease::{Clock, ManualClock, MonotonicClock, MAX_LEASE_TTL};
 pub use range::KeyRange;
-pub use store::{DiskStore, MemStore, Status, Store, StoreOptions};
+#[cfg(feature = "rocks")]
+pub use store::DiskStore;
+pub use store::{MemStore, Status, Store, StoreOptions};
 pub use types::*;
 pub use watch::{ProgressRequester, WatchId, WatchRequest, WatchResponse, WatchStats, Watcher};
 pub use write::{WriteRequest, WriteResponse};

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::backend::{Backend, Cursor, MemoryBackend, RocksBackend, RocksOptions, Space};
+#[cfg(feature = "rocks")]
+use crate::backend::RocksBackend;
+use crate::backend::{Backend, Cursor, MemoryBackend, RocksOptions, Space};
 use crate::compact::{compact_loop, Compactor};
 use crate::encoding::{
     decode_i64, META_APPLIED, META_COMPACT, META_COMPACT_DONE, META_LEASE_SEQ, META_REV,
@@ -143,9 +145,11 @@ impl<B: Backend> std::fmt::Debug for Store<B> {
     }
 }
 
+#[cfg(feature = "rocks")]
 pub type DiskStore = Store<RocksBackend>;
 pub type MemStore = Store<MemoryBackend>;
 
+#[cfg(feature = "rocks")]
 impl Store<RocksBackend> {
     /// Opens (or creates) a store in the directory `path`, recovering its last committed state.
     pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Self> {

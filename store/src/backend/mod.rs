@@ -3,10 +3,28 @@
 //! [`MemoryBackend`] in memory, and both pass the same test suite.
 
 mod memory;
+#[cfg(feature = "rocks")]
 mod rocks;
 
 pub use memory::MemoryBackend;
-pub use rocks::{RocksBackend, RocksOptions};
+#[cfg(feature = "rocks")]
+pub use rocks::RocksBackend;
+
+/// Tuning knobs for the RocksDB backend.
+#[derive(Debug, Clone)]
+pub struct RocksOptions {
+    /// Shared block cache, bytes.
+    pub block_cache_bytes: usize,
+    /// Memtable size per column family, bytes.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for RocksOptions {
+    fn default() -> Self {
+        Self { block_cache_bytes: 256 << 20, write_buffer_bytes: 64 << 20 }
+    }
+}
+
 
 use crate::error::BackendError;
 

@@ -7,23 +7,8 @@ use rocksdb::{
     WriteBatch, WriteOptions, DB,
 };
 
-use super::{Backend, Batch, BatchOp, Cursor, Space};
+use super::{Backend, Batch, BatchOp, Cursor, RocksOptions, Space};
 use crate::error::BackendError;
-
-/// Tuning knobs for the RocksDB backend.
-#[derive(Debug, Clone)]
-pub struct RocksOptions {
-    /// Shared block cache, bytes.
-    pub block_cache_bytes: usize,
-    /// Memtable size per column family, bytes.
-    pub write_buffer_bytes: usize,
-}
-
-impl Default for RocksOptions {
-    fn default() -> Self {
-        Self { block_cache_bytes: 256 << 20, write_buffer_bytes: 64 << 20 }
-    }
-}
 
 #[derive(Debug)]
 pub struct RocksBackend {
