@@ -9,7 +9,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ballast-target}"
 
 need_apt=()
 # bindgen (for RocksDB's bindings) needs libclang; the C++ build needs a compiler.
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
+# (libclang-cpp, which other packages bring, is not what bindgen loads.)
+ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/*/libclang-[0-9]*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v make >/dev/null || need_apt+=(make)
 # The tests drive Debian's real etcdctl 3.4 against Ballast (and etcd 3.4 as the reference server).
