@@ -111,7 +111,11 @@ fn print_kv(kv: &KeyValue) {
 }
 
 fn main() {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    // RUST_LOG overrides. By default: our own notable events, and openraft's errors only (it warns
+    // on every failed heartbeat to a member that is down).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ballast_raft=info,ballast_server=info,openraft=error"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if let Err(err) = run(Cli::parse()) {
         // etcdctl's style: the error text alone, exit status 1.
         eprintln!("Error: {err:#}");
@@ -128,7 +132,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("data-dir {:?} exists", data_dir.display());
             }
             std::fs::create_dir_all(&data_dir)?;
-            ballast_server::snapshot::unpack(&file, &data_dir.join("kv")).inspect_err(|_| {
+            let restored = ballast_server::snapshot::unpack(&file, &data_dir.join("kv")).and_then(|()| {
+                // The restored member starts a new cluster with a new log: forget the old position.
+                let store = DiskStore::open(data_dir.join("kv"), StoreOptions::default()).map_err(std::io::Error::other)?;
+                store.reset_applied().map_err(std::io::Error::other)
+            });
+            restored.inspect_err(|_| {
                 let _ = std::fs::remove_dir_all(&data_dir);
             })?;
             println!("restored snapshot {} into {}", file.display(), data_dir.display());
@@ -144,12 +153,15 @@ fn run_kv(args: ballast_server::KvArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ballast-rt").build()?;
     runtime.block_on(async move {
         let data_dir = node_opts.data_dir.clone();
-        let node = ballast_server::Node::open(node_opts).with_context(|| format!("opening member at {}", data_dir.display()))?;
+        let node = ballast_server::Node::open(node_opts).await.with_context(|| format!("opening member at {}", data_dir.display()))?;
         let (addrs, serving) = ballast_server::serve(node.clone(), serve_opts, shutdown_signal()).await?;
+        // Listening already (peers need the peer port to elect a leader); "ready" once published.
+        let serving = tokio::spawn(serving);
+        node.wait_published().await;
         let id = node.identity();
         tracing::info!(member = format_args!("{:x}", id.member_id), cluster = format_args!("{:x}", id.cluster_id), "serving the etcd API");
         eprintln!("ballast: member {:x} of cluster {:x} ready, serving clients on {addrs:?}", id.member_id, id.cluster_id);
-        serving.await?;
+        serving.await??;
         eprintln!("ballast: stopped");
         Ok(())
     })

@@ -20,7 +20,12 @@ fn bad_flags_are_refused_clearly() {
         (&["--listen-client-urls", "https://127.0.0.1:1"], "only http:// URLs are supported"),
         (&["--listen-client-urls", "http://127.0.0.1"], "expected http://host:port"),
         (&["--initial-cluster", "other=http://127.0.0.1:2380"], "--initial-cluster has no member named \"default\""),
-        (&["--initial-cluster", "default=http://a:1,b=http://b:1"], "multi-member --initial-cluster needs the replicated member"),
+        (
+            &["--initial-cluster", "default=http://a:1,b=http://b:1"],
+            "--initial-cluster has default=http://a:1 but missing from --initial-advertise-peer-urls=http://localhost:2380",
+        ),
+        (&["--initial-cluster", "default"], "--initial-cluster entry \"default\" is not name=peer-url"),
+        (&["--heartbeat-interval", "100", "--election-timeout", "300"], "--election-timeout[300ms] should be at least 5 times as --heartbeat-interval[100ms]"),
         (&["--initial-cluster-state", "maybe"], "--initial-cluster-state must be new or existing"),
         (&["--auto-compaction-mode", "weekly", "--auto-compaction-retention", "1"], "--auto-compaction-mode must be periodic or revision"),
         (&["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1h"], "must be a positive revision count"),

@@ -189,7 +189,7 @@ fn member_endpoint_and_maintenance_commands() {
     assert_eq!(st["version"], "3.4.0");
 
     let list = m.ok(&["member", "list"]);
-    assert_eq!(list, format!("{member_id:x}, started, solo, http://localhost:2380, http://{}, false\n", m.endpoint()));
+    assert_eq!(list, format!("{member_id:x}, started, solo, {}, http://{}, false\n", m.peer, m.endpoint()));
     let table = m.ok(&["endpoint", "status"]);
     assert!(table.starts_with(&format!("{}, {member_id:x}, 3.4.0, ", m.endpoint())), "{table}");
     assert!(table.contains(", true, false, 1, "), "leader, not learner, term 1: {table}");

@@ -21,3 +21,8 @@ pub mod v3electionpb {
 }
 
 pub use etcdserverpb as pb;
+
+/// Ballast's own member-to-member service (not etcd's): see `proto/raft.proto`.
+pub mod raftpb {
+    tonic::include_proto!("ballast.raft");
+}

@@ -1,10 +1,14 @@
-//! The `etcdserverpb.Cluster` service. A single member lists itself; membership changes come with
-//! the replicated member.
+//! The `etcdserverpb.Cluster` service: the raft membership, as etcd's members.
+//!
+//! A member's id is etcd's: a hash of its peer URLs and the cluster token, so that the member
+//! started with `--initial-cluster-state existing` computes the id `member add` gave it.
 
 use ballast_proto::pb;
+use ballast_raft::{MemberInfo, MemberNode};
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
+use crate::identity;
 use crate::node::Node;
 
 #[derive(Debug, Clone)]
@@ -18,35 +22,44 @@ impl ClusterService {
     }
 
     fn members(&self) -> Vec<pb::Member> {
-        let m = self.node.member();
-        vec![pb::Member {
-            id: m.id,
-            name: m.name.clone(),
-            peer_ur_ls: m.peer_urls.clone(),
-            client_ur_ls: m.client_urls.clone(),
-            is_learner: m.is_learner,
-        }]
+        self.node.replica().members().iter().map(to_pb).collect()
+    }
+}
+
+fn to_pb(m: &MemberInfo) -> pb::Member {
+    pb::Member {
+        id: m.id,
+        name: m.node.name.clone(),
+        peer_ur_ls: m.node.peer_urls.clone(),
+        client_ur_ls: m.node.client_urls.clone(),
+        is_learner: m.is_learner,
     }
 }
 
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for ClusterService {
-    async fn member_add(&self, _request: Request<pb::MemberAddRequest>) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(ApiError::MembershipUnsupported.into())
+    async fn member_add(&self, request: Request<pb::MemberAddRequest>) -> Result<Response<pb::MemberAddResponse>, Status> {
+        let req = request.into_inner();
+        if req.peer_ur_ls.is_empty() {
+            return Err(Status::invalid_argument("etcdserver: member peer URLs are not provided"));
+        }
+        let id = identity::member_id(&req.peer_ur_ls, &self.node.options().cluster_token);
+        let node = MemberNode { name: String::new(), peer_urls: req.peer_ur_ls.clone(), client_urls: Vec::new() };
+        self.node.replica().add_member(id, node.clone(), req.is_learner).await.map_err(ApiError::from)?;
+        let member = to_pb(&MemberInfo { id, node, is_learner: req.is_learner });
+        Ok(Response::new(pb::MemberAddResponse { header: Some(self.node.current_header()), member: Some(member), members: self.members() }))
     }
 
     async fn member_remove(&self, request: Request<pb::MemberRemoveRequest>) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        if request.get_ref().id != self.node.member().id {
-            return Err(ApiError::MemberNotFound.into());
-        }
-        Err(ApiError::MembershipUnsupported.into())
+        let id = request.into_inner().id;
+        self.node.replica().remove_member(id).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::MemberRemoveResponse { header: Some(self.node.current_header()), members: self.members() }))
     }
 
     async fn member_update(&self, request: Request<pb::MemberUpdateRequest>) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        if request.get_ref().id != self.node.member().id {
-            return Err(ApiError::MemberNotFound.into());
-        }
-        Err(ApiError::MembershipUnsupported.into())
+        let req = request.into_inner();
+        self.node.replica().update_member(req.id, req.peer_ur_ls).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::MemberUpdateResponse { header: Some(self.node.current_header()), members: self.members() }))
     }
 
     async fn member_list(&self, _request: Request<pb::MemberListRequest>) -> Result<Response<pb::MemberListResponse>, Status> {
@@ -54,10 +67,8 @@ impl pb::cluster_server::Cluster for ClusterService {
     }
 
     async fn member_promote(&self, request: Request<pb::MemberPromoteRequest>) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        if request.get_ref().id != self.node.member().id {
-            return Err(ApiError::MemberNotFound.into());
-        }
-        // etcd's answer for promoting a voting member.
-        Err(Status::failed_precondition("etcdserver: can only promote a learner member"))
+        let id = request.into_inner().id;
+        self.node.replica().promote_member(id).await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::MemberPromoteResponse { header: Some(self.node.current_header()), members: self.members() }))
     }
 }

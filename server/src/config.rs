@@ -52,6 +52,15 @@ pub struct KvArgs {
     /// Auto-compaction retention: "0" is off; periodic takes hours ("1") or a duration ("30m").
     #[arg(long, default_value = "0")]
     pub auto_compaction_retention: String,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout: u64,
+    /// Number of committed transactions to trigger a snapshot to disk.
+    #[arg(long, default_value_t = crate::node::DEFAULT_SNAPSHOT_COUNT)]
+    pub snapshot_count: u64,
     /// Interval of progress notifications for watches that ask for them.
     #[arg(long = "experimental-watch-progress-notify-interval", default_value = "10m", value_parser = parse_duration)]
     pub watch_progress_notify_interval: Duration,
@@ -83,19 +92,43 @@ fn urls(list: &str) -> Vec<String> {
 impl KvArgs {
     pub fn node_options(&self) -> Result<NodeOptions, OpenError> {
         let peer_urls = urls(&self.initial_advertise_peer_urls);
+        let mut initial_cluster: Vec<(String, Vec<String>)> = Vec::new();
         if let Some(cluster) = &self.initial_cluster {
-            let members: Vec<&str> = cluster.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
-            let mine: Vec<&str> = members.iter().filter_map(|m| m.split_once('=')).filter(|(n, _)| *n == self.name).map(|(_, u)| u).collect();
-            if mine.is_empty() {
-                return Err(OpenError::Config(format!("--initial-cluster has no member named {:?}", self.name)));
+            for entry in cluster.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                let (name, url) = entry
+                    .split_once('=')
+                    .ok_or_else(|| OpenError::Config(format!("--initial-cluster entry {entry:?} is not name=peer-url")))?;
+                match initial_cluster.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, urls)) => urls.push(url.to_owned()),
+                    None => initial_cluster.push((name.to_owned(), vec![url.to_owned()])),
+                }
             }
-            let names: std::collections::BTreeSet<&str> = members.iter().filter_map(|m| m.split_once('=')).map(|(n, _)| n).collect();
-            if names.len() > 1 {
-                return Err(OpenError::Config("a multi-member --initial-cluster needs the replicated member, which this build does not have yet".into()));
+            match initial_cluster.iter().find(|(n, _)| *n == self.name) {
+                None => return Err(OpenError::Config(format!("--initial-cluster has no member named {:?}", self.name))),
+                Some((_, urls)) => {
+                    let (mut mine, mut advertised) = (urls.clone(), peer_urls.clone());
+                    mine.sort();
+                    advertised.sort();
+                    if mine != advertised {
+                        // etcd's wording.
+                        return Err(OpenError::Config(format!(
+                            "--initial-cluster has {}={} but missing from --initial-advertise-peer-urls={}",
+                            self.name,
+                            urls.join(","),
+                            peer_urls.join(",")
+                        )));
+                    }
+                }
             }
         }
         if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
             return Err(OpenError::Config(format!("--initial-cluster-state must be new or existing, not {:?}", self.initial_cluster_state)));
+        }
+        if self.heartbeat_interval == 0 || self.election_timeout < 5 * self.heartbeat_interval {
+            return Err(OpenError::Config(format!(
+                "--election-timeout[{}ms] should be at least 5 times as --heartbeat-interval[{}ms]",
+                self.election_timeout, self.heartbeat_interval
+            )));
         }
         let data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.ballast", self.name)));
         Ok(NodeOptions {
@@ -104,6 +137,11 @@ impl KvArgs {
             peer_urls,
             client_urls: urls(&self.advertise_client_urls),
             cluster_token: self.initial_cluster_token.clone(),
+            initial_cluster,
+            new_cluster: self.initial_cluster_state == "new",
+            heartbeat: Duration::from_millis(self.heartbeat_interval),
+            election_timeout: Duration::from_millis(self.election_timeout),
+            snapshot_count: self.snapshot_count,
             max_request_bytes: self.max_request_bytes,
             quota_backend_bytes: self.quota_backend_bytes,
             max_txn_ops: self.max_txn_ops,
@@ -113,6 +151,7 @@ impl KvArgs {
     pub fn serve_options(&self) -> Result<ServeOptions, OpenError> {
         Ok(ServeOptions {
             listen_client_urls: urls(&self.listen_client_urls),
+            listen_peer_urls: urls(&self.listen_peer_urls),
             watch_progress_interval: self.watch_progress_notify_interval,
             auto_compaction: AutoCompaction::parse(&self.auto_compaction_mode, &self.auto_compaction_retention).map_err(OpenError::Config)?,
         })

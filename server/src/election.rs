@@ -96,6 +96,7 @@ impl v3electionpb::election_server::Election for ElectionService {
 
     async fn leader(&self, request: Request<v3electionpb::LeaderRequest>) -> Result<Response<v3electionpb::LeaderResponse>, Status> {
         let name = request.into_inner().name;
+        self.node.linearize().await?;
         let (kv, revision) = self.leader_kv(&name)?;
         // etcd's ErrElectionNoLeader, returned as is (code Unknown).
         let kv = kv.ok_or_else(|| Status::unknown("election: no leader"))?;

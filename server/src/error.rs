@@ -1,6 +1,7 @@
 //! The API layer's errors, and the one place any error becomes a `tonic::Status`: etcd's gRPC code
 //! and etcd's exact text (Go clients map errors back by text, see etcd's `v3rpc/rpctypes`).
 
+use ballast_raft::ReplicaError;
 use ballast_store::{GrpcCode, StoreError};
 use thiserror::Error;
 use tonic::{Code, Status};
@@ -22,9 +23,8 @@ pub enum ApiError {
     /// A request field holds an enum value etcd's protocol does not define.
     #[error("etcdserver: unknown {field} value {value}")]
     UnknownEnum { field: &'static str, value: i32 },
-    /// Membership changes need the replicated member.
-    #[error("etcdserver: membership changes are not supported by a single-member ballast")]
-    MembershipUnsupported,
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
     #[error("etcdserver: snapshot failed: {0}")]
     Snapshot(std::io::Error),
     #[error("etcdserver: could not persist: {0}")]
@@ -46,7 +46,18 @@ impl ApiError {
             ApiError::Stopped => Code::Unavailable,
             ApiError::MemberNotFound => Code::NotFound,
             ApiError::BadLeaderTransferee => Code::FailedPrecondition,
-            ApiError::MembershipUnsupported => Code::Unimplemented,
+            ApiError::Replica(err) => match err {
+                ReplicaError::NoLeader | ReplicaError::LeaderChanged | ReplicaError::Timeout | ReplicaError::Stopped => {
+                    Code::Unavailable
+                }
+                ReplicaError::MemberNotFound => Code::NotFound,
+                ReplicaError::MemberExists
+                | ReplicaError::PeerUrlExists
+                | ReplicaError::NotLearner
+                | ReplicaError::LearnerNotReady
+                | ReplicaError::NotEnoughStarted => Code::FailedPrecondition,
+                ReplicaError::Other(_) => Code::Internal,
+            },
             ApiError::Snapshot(_) | ApiError::Persist(_) => Code::Internal,
         }
     }
@@ -102,10 +113,23 @@ mod tests {
             (ApiError::MemberNotFound, Code::NotFound, "etcdserver: member not found"),
             (ApiError::BadLeaderTransferee, Code::FailedPrecondition, "etcdserver: bad leader transferee"),
             (ApiError::UnknownEnum { field: "sort_order", value: 9 }, Code::InvalidArgument, "etcdserver: unknown sort_order value 9"),
+            (ReplicaError::NoLeader.into(), Code::Unavailable, "etcdserver: no leader"),
+            (ReplicaError::LeaderChanged.into(), Code::Unavailable, "etcdserver: leader changed"),
+            (ReplicaError::Timeout.into(), Code::Unavailable, "etcdserver: request timed out"),
+            (ReplicaError::Stopped.into(), Code::Unavailable, "etcdserver: server stopped"),
+            (ReplicaError::MemberNotFound.into(), Code::NotFound, "etcdserver: member not found"),
+            (ReplicaError::MemberExists.into(), Code::FailedPrecondition, "etcdserver: member ID already exist"),
+            (ReplicaError::PeerUrlExists.into(), Code::FailedPrecondition, "etcdserver: Peer URLs already exists"),
+            (ReplicaError::NotLearner.into(), Code::FailedPrecondition, "etcdserver: can only promote a learner member"),
             (
-                ApiError::MembershipUnsupported,
-                Code::Unimplemented,
-                "etcdserver: membership changes are not supported by a single-member ballast",
+                ReplicaError::LearnerNotReady.into(),
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member which is in sync with leader",
+            ),
+            (
+                ReplicaError::NotEnoughStarted.into(),
+                Code::FailedPrecondition,
+                "etcdserver: re-configuration failed due to not enough started members",
             ),
         ];
         for (err, code, text) in cases {

@@ -42,6 +42,9 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 impl pb::kv_server::Kv for KvService {
     async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
         let req = convert::range_request(request.into_inner())?;
+        if !req.serializable {
+            self.node.linearize().await?;
+        }
         let store = self.node.store();
         let resp = blocking(|| store.range(&req)).map_err(ApiError::from)?;
         let header = self.node.header(resp.revision);
@@ -79,6 +82,9 @@ impl pb::kv_server::Kv for KvService {
         // A txn that cannot write needs no commit: it reads a consistent snapshot directly, as
         // etcd's read-only txn path does.
         let resp = if convert::txn_is_read_only(&txn) {
+            if !txn_is_serializable(&txn) {
+                self.node.linearize().await?;
+            }
             let store = self.node.store();
             blocking(|| store.txn(txn)).map_err(ApiError::from)?
         } else {
@@ -99,13 +105,24 @@ impl pb::kv_server::Kv for KvService {
         };
         if req.physical {
             // "physical" asks to return only once the compacted versions are gone from disk.
-            let store = self.node.store().clone();
+            let store = self.node.store();
             tokio::task::spawn_blocking(move || store.wait_compacted(req.revision))
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
         Ok(Response::new(pb::CompactionResponse { header: Some(self.node.header(revision)) }))
     }
+}
+
+/// A read-only txn whose every range is serializable may read the local store as it is (etcd's
+/// `isTxnSerializable`); any other needs a linearizable read point first.
+fn txn_is_serializable(txn: &ballast_store::TxnRequest) -> bool {
+    use ballast_store::RequestOp;
+    txn.success.iter().chain(&txn.failure).all(|op| match op {
+        RequestOp::Range(r) => r.serializable,
+        RequestOp::Txn(t) => txn_is_serializable(t),
+        RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+    })
 }
 
 /// The store answered a request with another request's response: a bug, never a client's fault.

@@ -63,11 +63,13 @@ impl pb::lease_server::Lease for LeaseService {
         tokio::spawn(async move {
             while let Some(Ok(req)) = inbound.next().await {
                 // etcd answers TTL 0 for a lease that does not exist (or expired meanwhile).
-                let resp = match node.store().lease_keep_alive(req.id) {
-                    Ok(ttl) => Ok(pb::LeaseKeepAliveResponse { header: Some(node.current_header()), id: req.id, ttl }),
-                    Err(StoreError::LeaseNotFound) => {
+                // Only the leader's countdown counts: a follower asks the leader.
+                let resp = match node.replica().lease_keep_alive(req.id).await {
+                    Ok(Ok(ttl)) => Ok(pb::LeaseKeepAliveResponse { header: Some(node.current_header()), id: req.id, ttl }),
+                    Ok(Err(StoreError::LeaseNotFound)) => {
                         Ok(pb::LeaseKeepAliveResponse { header: Some(node.current_header()), id: req.id, ttl: 0 })
                     }
+                    Ok(Err(err)) => Err(Status::from(ApiError::from(err))),
                     Err(err) => Err(Status::from(ApiError::from(err))),
                 };
                 let failed = resp.is_err();
@@ -84,7 +86,7 @@ impl pb::lease_server::Lease for LeaseService {
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let req = request.into_inner();
-        let status = self.node.store().lease_time_to_live(req.id, req.keys);
+        let status = self.node.replica().lease_time_to_live(req.id, req.keys).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::LeaseTimeToLiveResponse {
             header: Some(self.node.current_header()),
             id: req.id,

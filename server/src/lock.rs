@@ -6,7 +6,7 @@
 use ballast_proto::{pb, v3lockpb};
 use ballast_store::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, PutRequest, RangeRequest, RequestOp, SortOrder,
-    SortTarget, TxnRequest, WatchRequest, WriteRequest,
+    ResponseOp, SortTarget, TxnRequest, WatchRequest, WriteRequest, WriteResponse,
 };
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
@@ -27,20 +27,33 @@ impl LockService {
 
 /// Creates `key` on `lease` (with `value`) unless it exists; returns the key's version: its
 /// create revision, mod revision and value. etcd's `Mutex.Lock` and `Election.Campaign` start so.
-pub(crate) async fn create_once(node: &Node, key: &Bytes, lease: i64, value: Bytes) -> Result<ballast_store::KeyValue, ApiError> {
+pub(crate) async fn create_once(node: &Node, key: &Bytes, lease: i64, value: Bytes) -> Result<ballast_store::KeyValue, Status> {
     let txn = TxnRequest {
         compare: vec![Compare::new(key.clone(), CompareResult::Equal, CompareTarget::Create(0))],
-        success: vec![RequestOp::Put(PutRequest { lease, ..PutRequest::new(key.clone(), value) })],
-        failure: vec![],
+        success: vec![RequestOp::Put(PutRequest { lease, ..PutRequest::new(key.clone(), value.clone()) })],
+        failure: vec![RequestOp::Range(RangeRequest::key(key.clone()))],
     };
-    node.propose(WriteRequest::Txn(txn)).await?;
-    let mine = node.store().range(&RangeRequest::key(key.clone()))?;
-    mine.kvs.into_iter().next().ok_or(ApiError::Store(ballast_store::StoreError::KeyNotFound))
+    // Answered from the txn itself: this member's store may not have applied it yet.
+    let resp = match node.propose(WriteRequest::Txn(txn)).await? {
+        WriteResponse::Txn(resp) => resp,
+        other => return Err(crate::kv::unexpected(other)),
+    };
+    if resp.succeeded {
+        let rev = resp.revision;
+        return Ok(ballast_store::KeyValue { key: key.clone(), create_revision: rev, mod_revision: rev, version: 1, value, lease });
+    }
+    match resp.responses.into_iter().next() {
+        Some(ResponseOp::Range(range)) => range.kvs.into_iter().next(),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::Store(ballast_store::StoreError::KeyNotFound).into())
 }
 
 /// Waits until no key under `prefix` was created before `rev` (etcd's `waitDeletes`): watches the
 /// newest such key for its deletion, again and again. Returns the revision it saw the turn at.
 pub(crate) async fn wait_for_turn(node: &Node, prefix: &[u8], rev: i64) -> Result<i64, ApiError> {
+    // This member must have applied `rev` (and everything before it) before it reads.
+    node.linearize().await?;
     let store = node.store();
     loop {
         let ahead = RangeRequest {
@@ -91,7 +104,7 @@ impl Drop for Abandon {
 }
 
 impl LockService {
-    async fn acquire(&self, name: Bytes, lease: i64) -> Result<(Bytes, i64), ApiError> {
+    async fn acquire(&self, name: Bytes, lease: i64) -> Result<(Bytes, i64), Status> {
         let mut prefix = name.to_vec();
         prefix.push(b'/');
         let key = Bytes::from([prefix.clone(), format!("{lease:x}").into_bytes()].concat());

@@ -63,23 +63,24 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             .into_iter()
             .map(|(member, alarm)| format!("memberID:{member} alarm:{} ", alarm_name(alarm)))
             .collect();
+        let raft = node.raft_status();
         Ok(Response::new(pb::StatusResponse {
             header: Some(node.current_header()),
             version: API_VERSION.to_owned(),
             db_size: size,
-            leader: node.identity().member_id,
-            raft_index: node.applied_index(),
-            raft_term: node.term(),
-            raft_applied_index: node.applied_index(),
+            leader: raft.leader.unwrap_or(0),
+            raft_index: raft.commit_index,
+            raft_term: raft.term,
+            raft_applied_index: raft.applied_index,
             errors,
             db_size_in_use: size,
-            is_learner: false,
+            is_learner: raft.is_learner,
         }))
     }
 
     async fn defragment(&self, _request: Request<pb::DefragmentRequest>) -> Result<Response<pb::DefragmentResponse>, Status> {
         // Online: RocksDB compacts in the background of live reads and writes; nothing stops.
-        let store = self.node.store().clone();
+        let store = self.node.store();
         tokio::task::spawn_blocking(move || store.defragment())
             .await
             .map_err(|e| Status::internal(e.to_string()))?
@@ -112,10 +113,19 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
     }
 
     async fn move_leader(&self, request: Request<pb::MoveLeaderRequest>) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        // A single member leads already; moving leadership to itself is done, anywhere else fails.
-        if request.into_inner().target_id != self.node.identity().member_id {
+        let target = request.into_inner().target_id;
+        // etcd: only the leader moves leadership, and only to a voting member.
+        let status = self.node.raft_status();
+        if status.leader != Some(self.node.identity().member_id) {
+            return Err(Status::failed_precondition("etcdserver: not leader"));
+        }
+        if target == self.node.identity().member_id {
+            return Ok(Response::new(pb::MoveLeaderResponse { header: Some(self.node.current_header()) }));
+        }
+        if !self.node.replica().members().iter().any(|m| m.id == target && !m.is_learner) {
             return Err(ApiError::BadLeaderTransferee.into());
         }
+        self.node.replica().transfer_leader(target).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::MoveLeaderResponse { header: Some(self.node.current_header()) }))
     }
 }

@@ -1,26 +1,25 @@
-//! One KV member as the API services see it: the store, who the member is, its alarms, and the path
-//! every write takes.
+//! One KV member as the API services see it: the replica (raft log + store), who the member is, its
+//! alarms, and the path every write takes.
 //!
-//! Writes are group-committed: the services queue them to one apply thread, which takes everything
-//! queued meanwhile and commits it as one store batch with one fsync, recording the position (the
-//! "raft index" of a single member) in the same batch. Reads go straight to the store.
+//! Writes go through raft ([`Replica::write`]), from any member: a follower forwards to the leader.
+//! Group commit happens twice over: openraft batches proposals into appends, the log syncs every
+//! append queued meanwhile with one fsync, and the state machine applies committed entries in
+//! batches of one store write. Linearizable reads wait for [`Node::linearize`] (ReadIndex), then
+//! read the local store; serializable reads read it directly.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+use std::time::Duration;
 
 use ballast_proto::pb;
-use ballast_store::{DiskStore, StoreError, StoreOptions, WriteRequest, WriteResponse};
+use ballast_raft::{MemberNode, RaftStatus, Replica, ReplicaOptions};
+use ballast_store::{DiskStore, StoreOptions, WriteRequest, WriteResponse};
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ApiResult, OpenError};
 use crate::identity::{self, Identity, Member};
-
-/// The most write requests committed in one batch.
-const MAX_BATCH: usize = 1024;
 
 /// What a member is started with (etcd's flags, resolved).
 #[derive(Debug, Clone)]
@@ -30,11 +29,19 @@ pub struct NodeOptions {
     pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
     pub cluster_token: String,
+    /// `--initial-cluster`: every initial member's name and peer URLs (this one's included).
+    pub initial_cluster: Vec<(String, Vec<String>)>,
+    /// `--initial-cluster-state new` (bootstrap) rather than `existing` (join).
+    pub new_cluster: bool,
     /// etcd's `--max-request-bytes`.
     pub max_request_bytes: usize,
     /// etcd's `--quota-backend-bytes`; 0 means etcd's default of 2 GiB.
     pub quota_backend_bytes: u64,
     pub max_txn_ops: usize,
+    pub heartbeat: Duration,
+    pub election_timeout: Duration,
+    /// etcd's `--snapshot-count`: applied entries between snapshots.
+    pub snapshot_count: u64,
 }
 
 impl NodeOptions {
@@ -45,9 +52,14 @@ impl NodeOptions {
             peer_urls: vec!["http://localhost:2380".to_owned()],
             client_urls: vec!["http://localhost:2379".to_owned()],
             cluster_token: "etcd-cluster".to_owned(),
+            initial_cluster: Vec::new(),
+            new_cluster: true,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             quota_backend_bytes: 0,
             max_txn_ops: 128,
+            heartbeat: Duration::from_millis(100),
+            election_timeout: Duration::from_millis(1000),
+            snapshot_count: DEFAULT_SNAPSHOT_COUNT,
         }
     }
 
@@ -58,7 +70,26 @@ impl NodeOptions {
             self.quota_backend_bytes
         }
     }
+
+    /// The initial members by id: `--initial-cluster`, or this member alone. Every initial member
+    /// must compute the same configuration, so client URLs (which only each member knows of
+    /// itself) are left out; each member publishes its own once the cluster runs.
+    fn initial_members(&self) -> BTreeMap<u64, MemberNode> {
+        let mut members: BTreeMap<u64, MemberNode> = BTreeMap::new();
+        for (name, peer_urls) in &self.initial_cluster {
+            let id = identity::member_id(peer_urls, &self.cluster_token);
+            members.insert(id, MemberNode { name: name.clone(), peer_urls: peer_urls.clone(), client_urls: Vec::new() });
+        }
+        if members.is_empty() {
+            let id = identity::member_id(&self.peer_urls, &self.cluster_token);
+            members.insert(id, MemberNode { name: self.name.clone(), peer_urls: self.peer_urls.clone(), client_urls: Vec::new() });
+        }
+        members
+    }
 }
+
+/// etcd 3.4's default `--snapshot-count`.
+pub const DEFAULT_SNAPSHOT_COUNT: u64 = 100_000;
 
 /// etcd's defaults: 1.5 MiB per request, a 2 GiB backend.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
@@ -67,81 +98,26 @@ pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
 /// The alarm types, as etcd numbers them.
 pub const ALARM_NOSPACE: i32 = pb::AlarmType::Nospace as i32;
 
-struct Proposal {
-    req: WriteRequest,
-    reply: oneshot::Sender<ApiResult<WriteResponse>>,
-}
-
 struct Inner {
-    store: DiskStore,
+    replica: Replica,
     identity: Identity,
     member: Member,
     opts: NodeOptions,
-    proposals: Mutex<Option<mpsc::Sender<Proposal>>>,
-    applier: Mutex<Option<JoinHandle<()>>>,
-    applied_index: AtomicU64,
+    running: std::sync::atomic::AtomicBool,
+    /// True once this member's name and client URLs are in the membership.
+    published: tokio::sync::watch::Sender<bool>,
     db_size: AtomicU64,
     /// Active alarms as (member id, alarm type).
     alarms: Mutex<BTreeSet<(u64, i32)>>,
     metrics: Metrics,
 }
 
-/// Counters for `/metrics`, named after etcd's.
+/// Counters for `/metrics`, named after etcd's (the log's and the state machine's are the
+/// replica's: [`Replica::metrics`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub proposals_pending: AtomicU64,
     pub proposals_failed: AtomicU64,
-    /// Commit (one store batch with its fsync) durations.
-    pub commit_seconds: Histogram,
-    /// Requests per commit.
-    pub batch_sizes: Histogram,
-}
-
-/// A cumulative histogram with fixed buckets, for Prometheus' text format.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: Vec<f64>,
-    counts: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// The sum, in millionths of the unit.
-    sum_micros: AtomicU64,
-}
-
-impl Default for Histogram {
-    /// etcd's buckets for disk durations: 1 ms doubling up to ~8 s.
-    fn default() -> Self {
-        Self::new((0..14).map(|k| 0.001 * f64::from(1u32 << k)).collect())
-    }
-}
-
-impl Histogram {
-    pub fn new(bounds: Vec<f64>) -> Self {
-        let counts = bounds.iter().map(|_| AtomicU64::new(0)).collect();
-        Self { bounds, counts, count: AtomicU64::new(0), sum_micros: AtomicU64::new(0) }
-    }
-
-    pub fn observe(&self, v: f64) {
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            if v <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((v * 1e6) as u64, Ordering::Relaxed);
-    }
-
-    /// Appends the histogram in Prometheus' text format.
-    pub fn render(&self, name: &str, help: &str, out: &mut String) {
-        use std::fmt::Write;
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", count.load(Ordering::Relaxed));
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
-    }
 }
 
 /// A running member. Cheap to clone.
@@ -157,7 +133,9 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    pub fn open(opts: NodeOptions) -> Result<Self, OpenError> {
+    /// Opens the member's data directory and starts its replica (bootstrapping or joining the
+    /// cluster as the options say).
+    pub async fn open(opts: NodeOptions) -> Result<Self, OpenError> {
         std::fs::create_dir_all(&opts.data_dir)?;
         // Checkpoints of snapshots cut short by a crash: hard links that would pin old files.
         for entry in std::fs::read_dir(&opts.data_dir)? {
@@ -167,12 +145,24 @@ impl Node {
             }
         }
         let member_id = identity::member_id(&opts.peer_urls, &opts.cluster_token);
-        let fresh = Identity { cluster_id: identity::cluster_id(&[member_id]), member_id };
+        let initial = opts.initial_members();
+        if opts.new_cluster && !initial.contains_key(&member_id) {
+            return Err(OpenError::Config(format!(
+                "--initial-cluster has no member with this member's peer URLs {:?}",
+                opts.peer_urls
+            )));
+        }
+        let founders: Vec<u64> = initial.keys().copied().filter(|&id| opts.new_cluster || id != member_id).collect();
+        let fresh = Identity { cluster_id: identity::cluster_id(&founders), member_id };
         let identity = identity::load_or_store(&opts.data_dir, fresh)?;
         let alarms = load_alarms(&opts.data_dir)?;
-        let store_opts = StoreOptions { max_txn_ops: opts.max_txn_ops, ..StoreOptions::default() };
-        let store = DiskStore::open(opts.data_dir.join("kv"), store_opts)?;
-        let applied = store.applied().map(|pos| decode_index(&pos)).transpose()?.unwrap_or(0);
+        let mut replica_opts = ReplicaOptions::new(identity.member_id, opts.data_dir.clone());
+        replica_opts.store = StoreOptions { max_txn_ops: opts.max_txn_ops, ..StoreOptions::default() };
+        replica_opts.initial_members = if opts.new_cluster { initial } else { BTreeMap::new() };
+        replica_opts.heartbeat = opts.heartbeat;
+        replica_opts.election_timeout = opts.election_timeout;
+        replica_opts.snapshot_count = opts.snapshot_count;
+        let replica = Replica::open(replica_opts).await?;
         let member = Member {
             id: identity.member_id,
             name: opts.name.clone(),
@@ -180,27 +170,43 @@ impl Node {
             client_urls: opts.client_urls.clone(),
             is_learner: false,
         };
-        let (tx, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
-            db_size: AtomicU64::new(store.status().size_bytes),
-            store,
+            db_size: AtomicU64::new(replica.store().status().size_bytes),
+            replica,
             identity,
             member,
             opts,
-            proposals: Mutex::new(Some(tx)),
-            applier: Mutex::new(None),
-            applied_index: AtomicU64::new(applied),
+            running: std::sync::atomic::AtomicBool::new(true),
+            published: tokio::sync::watch::Sender::new(false),
             alarms: Mutex::new(alarms),
-            metrics: Metrics { batch_sizes: Histogram::new((0..11).map(|k| f64::from(1u32 << k)).collect()), ..Metrics::default() },
+            metrics: Metrics::default(),
         });
         let weak = Arc::downgrade(&inner);
-        let handle = std::thread::Builder::new().name("ballast-apply".into()).spawn(move || apply_loop(weak, rx))?;
-        *inner.applier.lock() = Some(handle);
+        let replica = inner.replica.clone();
+        let (name, client_urls) = (inner.member.name.clone(), inner.member.client_urls.clone());
+        tokio::spawn(async move {
+            replica.publish(name, client_urls).await;
+            if let Some(inner) = weak.upgrade() {
+                inner.published.send_replace(true);
+            }
+        });
         Ok(Self { inner })
     }
 
-    pub fn store(&self) -> &DiskStore {
-        &self.inner.store
+    /// Resolves once this member has joined the cluster's membership with its name and client
+    /// URLs, which needs a leader (a quorum). etcd serves clients only from then on too.
+    pub async fn wait_published(&self) {
+        let mut published = self.inner.published.subscribe();
+        let _ = published.wait_for(|&p| p).await;
+    }
+
+    /// The store as of now. Take it per request: installing a snapshot replaces it.
+    pub fn store(&self) -> DiskStore {
+        self.inner.replica.store()
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.inner.replica
     }
 
     pub fn member(&self) -> &Member {
@@ -215,22 +221,26 @@ impl Node {
         &self.inner.opts
     }
 
-    /// The raft term. A single member is always in its first term.
+    pub fn raft_status(&self) -> RaftStatus {
+        self.inner.replica.status()
+    }
+
+    /// The raft term.
     pub fn term(&self) -> u64 {
-        1
+        self.raft_status().term
     }
 
     pub fn applied_index(&self) -> u64 {
-        self.inner.applied_index.load(Ordering::Acquire)
+        self.raft_status().applied_index
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
-    /// False once the member cannot take writes any more.
+    /// False once the member has been shut down.
     pub fn is_running(&self) -> bool {
-        self.inner.proposals.lock().is_some()
+        self.inner.running.load(Ordering::Acquire)
     }
 
     pub fn has_alarm(&self) -> bool {
@@ -252,30 +262,35 @@ impl Node {
 
     /// A header at the store's current revision.
     pub fn current_header(&self) -> pb::ResponseHeader {
-        self.header(self.inner.store.revision())
+        self.header(self.store().revision())
     }
 
-    /// Commits a write through the apply thread (with every write queued meanwhile) and returns its
-    /// result. Requests that can grow the database are refused while the NOSPACE alarm is raised.
+    /// Waits until reading the local store is linearizable (ReadIndex through the leader).
+    pub async fn linearize(&self) -> ApiResult<()> {
+        if !self.is_running() {
+            return Err(ApiError::Stopped);
+        }
+        Ok(self.inner.replica.linearize().await?)
+    }
+
+    /// Commits a write through raft and returns its result. Requests that can grow the database
+    /// are refused while the NOSPACE alarm is raised.
     pub async fn propose(&self, req: WriteRequest) -> ApiResult<WriteResponse> {
+        if !self.is_running() {
+            return Err(ApiError::Stopped);
+        }
         if grows(&req) {
             self.check_quota()?;
         }
-        let (reply, rx) = oneshot::channel();
-        {
-            let proposals = self.inner.proposals.lock();
-            let tx = proposals.as_ref().ok_or(ApiError::Stopped)?;
-            tx.send(Proposal { req, reply }).map_err(|_| ApiError::Stopped)?;
-        }
         let metrics = &self.inner.metrics;
         metrics.proposals_pending.fetch_add(1, Ordering::Relaxed);
-        let result = rx.await.map_err(|_| ApiError::Stopped);
+        let result = self.inner.replica.write(req).await;
         metrics.proposals_pending.fetch_sub(1, Ordering::Relaxed);
-        let result = result?;
-        if matches!(result, Err(ApiError::Stopped)) {
+        if result.is_err() {
             metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
         }
-        result
+        self.inner.db_size.store(self.store().status().size_bytes, Ordering::Relaxed);
+        Ok(result??)
     }
 
     fn check_quota(&self) -> ApiResult<()> {
@@ -316,14 +331,14 @@ impl Node {
         Ok(vec![(member_id, alarm)])
     }
 
-    /// Stops the apply thread once queued writes are committed. Later writes get "server stopped".
-    pub fn shutdown(&self) {
-        self.inner.proposals.lock().take();
-        if let Some(handle) = self.inner.applier.lock().take() {
-            let _ = handle.join();
-        }
+    /// Stops raft. Later requests get "server stopped".
+    pub async fn shutdown(&self) {
+        self.inner.running.store(false, Ordering::Release);
+        self.inner.replica.shutdown().await;
     }
 }
+
+
 
 /// Requests that may make the database bigger; the rest are allowed over quota, so that space can
 /// be freed (etcd allows deletes, compaction and lease revocation under NOSPACE).
@@ -354,63 +369,19 @@ fn store_alarms(dir: &std::path::Path, alarms: &BTreeSet<(u64, i32)>) -> std::io
     identity::write_atomically(dir, ALARMS_FILE, &text)
 }
 
-fn decode_index(pos: &[u8]) -> Result<u64, StoreError> {
-    pos.try_into().map(u64::from_be_bytes).map_err(|_| {
-        StoreError::Backend(ballast_store::BackendError::Corrupt { space: "meta", what: "malformed applied index" })
-    })
-}
-
-fn apply_loop(node: std::sync::Weak<Inner>, rx: mpsc::Receiver<Proposal>) {
-    while let Ok(first) = rx.recv() {
-        let mut reqs = vec![first.req];
-        let mut replies = vec![first.reply];
-        while reqs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => {
-                    reqs.push(p.req);
-                    replies.push(p.reply);
-                }
-                Err(_) => break,
-            }
-        }
-        let Some(inner) = node.upgrade() else { break };
-        let index = inner.applied_index.load(Ordering::Acquire) + reqs.len() as u64;
-        let started = std::time::Instant::now();
-        let committed = inner.store.apply_batch(&reqs, Some(&index.to_be_bytes()));
-        inner.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-        inner.metrics.batch_sizes.observe(reqs.len() as f64);
-        match committed {
-            Ok(results) => {
-                inner.applied_index.store(index, Ordering::Release);
-                inner.db_size.store(inner.store.status().size_bytes, Ordering::Relaxed);
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result.map_err(ApiError::from));
-                }
-            }
-            Err(err) => {
-                tracing::error!(%err, "commit failed; the member stops taking writes");
-                for reply in replies {
-                    let _ = reply.send(Err(ApiError::Stopped));
-                }
-                inner.proposals.lock().take();
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn leftover_snapshot_checkpoints_are_removed_at_start() {
+    #[tokio::test(flavor = "multi_thread")]
+    async fn leftover_snapshot_checkpoints_are_removed_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let left = dir.path().join(format!("{}123-0", crate::maintenance::SNAPSHOT_TMP_PREFIX));
         std::fs::create_dir_all(left.join("db")).unwrap();
         std::fs::write(left.join("db").join("000001.sst"), b"x").unwrap();
-        let node = Node::open(NodeOptions::new(dir.path())).unwrap();
+        let node = Node::open(NodeOptions::new(dir.path())).await.unwrap();
         assert!(!left.exists());
         assert!(dir.path().join("kv").exists() && dir.path().join("identity").exists());
-        node.shutdown();
+        node.shutdown().await;
     }
 }

@@ -26,6 +26,8 @@ use crate::watch::WatchService;
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub listen_client_urls: Vec<String>,
+    /// Where peers reach this member's raft (`ballast.raft.Peer`).
+    pub listen_peer_urls: Vec<String>,
     pub watch_progress_interval: Duration,
     pub auto_compaction: AutoCompaction,
 }
@@ -97,8 +99,23 @@ pub async fn serve(
         listeners.push(listener);
     }
     let addrs = listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+    let mut peer_listeners = Vec::new();
+    for url in &opts.listen_peer_urls {
+        let addr = parse_listen_url(url)?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| OpenError::Config(format!("cannot listen on {url}: {e}")))?;
+        peer_listeners.push(listener);
+    }
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::new();
+    for listener in peer_listeners {
+        let mut stop = stop_tx.subscribe();
+        let server = tonic::transport::Server::builder()
+            .add_service(node.replica().peer_service())
+            .serve_with_incoming_shutdown(incoming(listener), async move {
+                let _ = stop.recv().await;
+            });
+        servers.push(tokio::spawn(server));
+    }
     for listener in listeners {
         let mut stop = stop_tx.subscribe();
         let server = tonic::transport::Server::builder()
@@ -122,7 +139,7 @@ pub async fn serve(
                 Err(e) => tracing::warn!(%e, "server task failed"),
             }
         }
-        node.shutdown();
+        node.shutdown().await;
         Ok(())
     };
     Ok((addrs, run))

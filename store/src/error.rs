@@ -17,6 +17,7 @@ pub enum BackendError {
 
 /// Why a store request failed. `Display` is etcd's message; `grpc_code` names etcd's gRPC code.
 #[derive(Debug, Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StoreError {
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
@@ -45,6 +46,7 @@ pub enum StoreError {
     #[error("etcdserver: mvcc: duplicate watch ID provided on the WatchStream")]
     DuplicateWatchId,
     #[error("store backend failure: {0}")]
+    #[cfg_attr(feature = "serde", serde(skip))]
     Backend(#[from] BackendError),
 }
 

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 #[cfg(feature = "rocks")]
 use crate::backend::RocksBackend;
-use crate::backend::{Backend, Cursor, MemoryBackend, RocksOptions, Space};
+use crate::backend::{Backend, Batch, Cursor, MemoryBackend, RocksOptions, Space};
 use crate::compact::{compact_loop, Compactor};
 use crate::encoding::{
     decode_i64, META_APPLIED, META_COMPACT, META_COMPACT_DONE, META_LEASE_SEQ, META_REV,
@@ -392,6 +392,25 @@ impl<B: Backend> Store<B> {
     pub fn checkpoint(&self, dir: &Path) -> Result<()> {
         self.inner.check_healthy()?;
         Ok(self.inner.backend.checkpoint(dir)?)
+    }
+
+    /// Forgets the caller's applied position (for a store restored from a snapshot into a new
+    /// cluster, whose log starts afresh).
+    pub fn reset_applied(&self) -> Result<()> {
+        self.inner.check_healthy()?;
+        let _write = self.inner.write.lock();
+        let mut batch = Batch::default();
+        batch.delete(Space::Meta, META_APPLIED.to_vec());
+        self.inner.backend.write(batch, true)?;
+        *self.inner.applied.lock() = None;
+        Ok(())
+    }
+
+    /// Takes the store out of service: every later request fails and every watcher ends. For a
+    /// store being replaced (a member installing a snapshot) whose handles may still be held.
+    pub fn close(&self) {
+        self.inner.fail();
+        self.inner.hub.shutdown();
     }
 
     pub fn defragment(&self) -> Result<()> {

@@ -12,6 +12,7 @@ pub type Millis = u64;
 
 /// One version of a key, as etcd's `mvccpb.KeyValue`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct KeyValue {
     pub key: Bytes,
     pub create_revision: i64,
@@ -23,6 +24,7 @@ pub struct KeyValue {
 
 /// What happened to a key at one revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum EventType {
     Put,
     Delete,
@@ -31,6 +33,7 @@ pub enum EventType {
 /// A watch event, as etcd's `mvccpb.Event`. A DELETE carries the key with `mod_revision` set to the
 /// deleting revision and every other field zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Event {
     pub kind: EventType,
     pub kv: KeyValue,
@@ -38,6 +41,7 @@ pub struct Event {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SortOrder {
     #[default]
     None,
@@ -46,6 +50,7 @@ pub enum SortOrder {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum SortTarget {
     #[default]
     Key,
@@ -58,6 +63,7 @@ pub enum SortTarget {
 /// etcd's `RangeRequest`. An empty `range_end` means the single key `key`; `[0]` means every key
 /// `>= key`; anything else is the half-open interval `[key, range_end)`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RangeRequest {
     pub key: Bytes,
     pub range_end: Bytes,
@@ -94,6 +100,7 @@ impl RangeRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RangeResponse {
     /// The store revision the range was answered at (the header revision).
     pub revision: i64,
@@ -104,6 +111,7 @@ pub struct RangeResponse {
 
 /// etcd's `PutRequest`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PutRequest {
     pub key: Bytes,
     pub value: Bytes,
@@ -120,6 +128,7 @@ impl PutRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PutResponse {
     pub revision: i64,
     pub prev_kv: Option<KeyValue>,
@@ -127,6 +136,7 @@ pub struct PutResponse {
 
 /// etcd's `DeleteRangeRequest`; `range_end` as in [`RangeRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DeleteRangeRequest {
     pub key: Bytes,
     pub range_end: Bytes,
@@ -143,6 +153,7 @@ impl DeleteRangeRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DeleteRangeResponse {
     pub revision: i64,
     pub deleted: i64,
@@ -150,6 +161,7 @@ pub struct DeleteRangeResponse {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CompareResult {
     Equal,
     Greater,
@@ -159,6 +171,7 @@ pub enum CompareResult {
 
 /// The compared field and the value it is compared with (etcd's `target` plus `target_union`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum CompareTarget {
     Version(i64),
     Create(i64),
@@ -169,6 +182,7 @@ pub enum CompareTarget {
 
 /// etcd's `Compare`: every key in `[key, range_end)` (or `key` alone) must satisfy it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Compare {
     pub key: Bytes,
     pub range_end: Bytes,
@@ -184,6 +198,7 @@ impl Compare {
 
 /// One operation inside a transaction branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RequestOp {
     Range(RangeRequest),
     Put(PutRequest),
@@ -192,6 +207,7 @@ pub enum RequestOp {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ResponseOp {
     Range(RangeResponse),
     Put(PutResponse),
@@ -202,6 +218,7 @@ pub enum ResponseOp {
 /// etcd's `TxnRequest`: if every compare holds, run `success`, else `failure`; the whole transaction is
 /// one revision.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TxnRequest {
     pub compare: Vec<Compare>,
     pub success: Vec<RequestOp>,
@@ -209,6 +226,7 @@ pub struct TxnRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TxnResponse {
     pub revision: i64,
     pub succeeded: bool,
@@ -217,6 +235,7 @@ pub struct TxnResponse {
 
 /// A lease as `LeaseTimeToLive` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LeaseStatus {
     pub id: LeaseId,
     /// Seconds left; -1 for a lease that does not exist.

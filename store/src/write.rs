@@ -23,6 +23,7 @@ use crate::types::{
 
 /// A request that changes the store (or may: a txn's branch decides).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WriteRequest {
     Put(PutRequest),
     DeleteRange(DeleteRangeRequest),
@@ -35,6 +36,7 @@ pub enum WriteRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WriteResponse {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),

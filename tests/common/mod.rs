@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ pub fn free_port() -> u16 {
 pub struct Member {
     pub child: Child,
     pub port: u16,
+    /// The member's peer URL (its own port: etcd's default, 2380, would be shared between tests).
+    pub peer: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -35,18 +39,21 @@ impl Member {
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Member {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
+        let peer = format!("http://127.0.0.1:{}", free_port());
         let log = data_dir.with_extension(format!("{port}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
             .arg("kv")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            // Each member its own peer port too (etcd's default, 2380, would be shared).
+            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start ballast kv");
-        let mut m = Member { child, port, data_dir: data_dir.to_owned(), log, _tmp: None };
+        let mut m = Member { child, port, peer, data_dir: data_dir.to_owned(), log, _tmp: None };
         m.wait_ready();
         m
     }
@@ -55,7 +62,7 @@ impl Member {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains("ready") {
+            if log.contains("ready, serving clients") {
                 return;
             }
             if let Some(status) = self.child.try_wait().unwrap() {

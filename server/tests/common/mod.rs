@@ -37,9 +37,10 @@ pub async fn start(configure: impl FnOnce(&mut NodeOptions)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = NodeOptions::new(dir.path().join("data"));
     configure(&mut opts);
-    let node = Node::open(opts).unwrap();
+    let node = Node::open(opts).await.unwrap();
     let serve = ServeOptions {
         listen_client_urls: vec!["http://127.0.0.1:0".into()],
+        listen_peer_urls: Vec::new(),
         watch_progress_interval: Duration::from_millis(200),
         auto_compaction: AutoCompaction::Off,
     };
@@ -50,5 +51,6 @@ pub async fn start(configure: impl FnOnce(&mut NodeOptions)) -> Server {
     .await
     .unwrap();
     tokio::spawn(run);
+    node.wait_published().await;
     Server { addr: addrs[0], node, stop: Some(stop), _dir: dir }
 }

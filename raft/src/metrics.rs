@@ -1,0 +1,79 @@
+//! Counters for `/metrics`: disk and apply timings of the log and the state machine.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the log and the state machine measure (etcd's names are given where they are rendered).
+#[derive(Debug)]
+pub struct Metrics {
+    /// Durations of one log sync (covering every append queued meanwhile).
+    pub wal_fsync_seconds: Histogram,
+    /// Appends covered per log sync (group commit).
+    pub appends_per_sync: Histogram,
+    /// Durations of one state-machine commit (a store batch).
+    pub apply_seconds: Histogram,
+    /// Entries per state-machine commit.
+    pub entries_per_apply: Histogram,
+    /// Snapshots received from a leader and installed.
+    pub snapshots_installed: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let counts = || Histogram::new((0..11).map(|k| f64::from(1u32 << k)).collect());
+        Self {
+            wal_fsync_seconds: Histogram::default(),
+            appends_per_sync: counts(),
+            apply_seconds: Histogram::default(),
+            entries_per_apply: counts(),
+            snapshots_installed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A cumulative histogram with fixed buckets, for Prometheus' text format.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: Vec<f64>,
+    counts: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// The sum, in millionths of the unit.
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    /// etcd's buckets for disk durations: 1 ms doubling up to ~8 s.
+    fn default() -> Self {
+        Self::new((0..14).map(|k| 0.001 * f64::from(1u32 << k)).collect())
+    }
+}
+
+impl Histogram {
+    pub fn new(bounds: Vec<f64>) -> Self {
+        let counts = bounds.iter().map(|_| AtomicU64::new(0)).collect();
+        Self { bounds, counts, count: AtomicU64::new(0), sum_micros: AtomicU64::new(0) }
+    }
+
+    pub fn observe(&self, v: f64) {
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            if v <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add((v * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// Appends the histogram in Prometheus' text format.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", count.load(Ordering::Relaxed));
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+

@@ -1,0 +1,201 @@
+//! The member-to-member transport: openraft's RPCs over gRPC (`ballast.raft.Peer`, see
+//! `proto/raft.proto`), with openraft's messages encoded by [`crate::codec`].
+//!
+//! One HTTP/2 connection per peer URL, shared by every replication stream, heartbeat and snapshot
+//! to that peer (a tonic `Channel` multiplexes); each RPC carries openraft's deadline.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballast_proto::raftpb::peer_client::PeerClient;
+use ballast_proto::raftpb::{Blob, SnapshotChunk};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::RaftNetworkV2;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::codec::{decode, encode};
+use crate::state_machine::SnapshotFiles;
+use crate::types::{MemberNode, NodeId, TypeConfig, Vote};
+
+/// Snapshot files travel in pieces of this size.
+pub const SNAPSHOT_CHUNK: usize = 1 << 20;
+
+/// How long a connection attempt to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The connections to peers, by URL. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Network {
+    /// The connection to a member (made lazily, and reused).
+    pub fn channel(&self, node: &MemberNode) -> Result<Channel, String> {
+        let url = node.peer_urls.first().ok_or_else(|| format!("member {} has no peer URL", node.name))?;
+        let mut channels = self.channels.lock();
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(url.clone())
+            .map_err(|e| format!("bad peer URL {url}: {e}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .initial_stream_window_size(4 << 20)
+            .initial_connection_window_size(16 << 20)
+            .connect_lazy();
+        channels.insert(url.clone(), channel.clone());
+        Ok(channel)
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &MemberNode) -> Peer {
+        Peer { target, client: self.channel(node).map(|c| PeerClient::new(c).max_decoding_message_size(usize::MAX)) }
+    }
+}
+
+/// One peer, as openraft's replication and election see it.
+#[derive(Debug)]
+pub struct Peer {
+    target: NodeId,
+    client: Result<PeerClient<Channel>, String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Append,
+    Vote,
+    TransferLeader,
+}
+
+/// A transport failure as openraft's error.
+fn rpc_error(status: &tonic::Status) -> RPCError<TypeConfig> {
+    let err = std::io::Error::other(status.to_string());
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown => {
+            RPCError::Unreachable(Unreachable::new(&err))
+        }
+        _ => RPCError::Network(NetworkError::new(&err)),
+    }
+}
+
+fn unreachable(msg: &str) -> RPCError<TypeConfig> {
+    RPCError::Unreachable(Unreachable::new(&std::io::Error::other(msg.to_owned())))
+}
+
+impl Peer {
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &mut self,
+        method: Method,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        let client = self.client.as_mut().map_err(|e| unreachable(e))?;
+        let mut request = tonic::Request::new(Blob { data: encode(req).into() });
+        request.set_timeout(timeout);
+        let reply = match method {
+            Method::Append => client.append(request).await,
+            Method::Vote => client.vote(request).await,
+            Method::TransferLeader => client.transfer_leader(request).await,
+        }
+        .map_err(|s| rpc_error(&s))?;
+        // The peer answers Err(text) when its raft has stopped.
+        let answer: Result<Resp, String> =
+            decode("peer reply", &reply.into_inner().data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        answer.map_err(|e| unreachable(&format!("member {:x}: {e}", self.target)))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for Peer {
+    type SnapshotData = SnapshotFiles;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(Method::Append, &rpc, option.soft_ttl()).await
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(Method::Vote, &rpc, option.soft_ttl()).await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(Method::TransferLeader, &req, option.soft_ttl()).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: openraft::alias::SnapshotOf<TypeConfig, SnapshotFiles>,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let client = self.client.as_mut().map_err(|e| StreamingError::Unreachable(Unreachable::new(&std::io::Error::other(e.clone()))))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let header = encode(&(&vote, &snapshot.meta));
+        let files = snapshot.snapshot.clone();
+        // Files are read on a blocking thread and sent piece by piece: never the whole snapshot in memory.
+        let reader = tokio::task::spawn_blocking(move || send_files(&files, header, &tx));
+        let call = client.snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let reply = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            reply = call => reply,
+        };
+        let read = reader.await.map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        if let Err(err) = read {
+            return Err(StreamingError::Network(NetworkError::new(&err)));
+        }
+        let reply = reply.map_err(|s| match rpc_error(&s) {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            other => StreamingError::Network(NetworkError::new(&other)),
+        })?;
+        let answer: Result<SnapshotResponse<TypeConfig>, String> =
+            decode("snapshot reply", &reply.into_inner().data).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        answer.map_err(|e| StreamingError::Unreachable(Unreachable::new(&std::io::Error::other(e))))
+    }
+}
+
+fn send_files(files: &SnapshotFiles, header: Vec<u8>, tx: &tokio::sync::mpsc::Sender<SnapshotChunk>) -> std::io::Result<()> {
+    use std::io::Read;
+    let closed = || std::io::Error::other("snapshot stream closed");
+    tx.blocking_send(SnapshotChunk { header: header.into(), file: String::new(), data: Default::default() }).map_err(|_| closed())?;
+    for name in files.files()? {
+        let mut file = std::fs::File::open(files.dir.join(&name))?;
+        let mut sent_any = false;
+        loop {
+            let mut buf = vec![0; SNAPSHOT_CHUNK];
+            let n = file.read(&mut buf)?;
+            if n == 0 && sent_any {
+                break;
+            }
+            buf.truncate(n);
+            tx.blocking_send(SnapshotChunk { header: Default::default(), file: name.clone(), data: buf.into() }).map_err(|_| closed())?;
+            sent_any = true;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    Ok(())
+}

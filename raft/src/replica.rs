@@ -1,0 +1,662 @@
+//! [`Replica`]: one member of a replicated store, behind a small API of our own so that the rest of
+//! Ballast never names openraft.
+//!
+//! - Writes go through the log; a follower forwards them to the leader (`Peer.Forward`), so clients
+//!   can use any member.
+//! - Linearizable reads use ReadIndex: the leader confirms its leadership with a quorum (openraft
+//!   answers every read waiting for the same confirmation with one heartbeat round), then the member
+//!   waits until it has applied up to the leader's commit point and reads locally. A follower asks
+//!   the leader for that point. Serializable reads need none of this.
+//! - Leases: only the leader's countdowns are authoritative; it proposes revocations of expired
+//!   leases through the log. A new leader restarts every countdown instead of expiring at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballast_proto::raftpb::peer_server::{Peer as PeerRpc, PeerServer};
+use ballast_proto::raftpb::{Blob, SnapshotChunk};
+use ballast_store::{DiskStore, LeaseId, LeaseStatus, StoreError, StoreOptions, WriteRequest, WriteResponse};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::codec::{decode, encode};
+use crate::log_store::LogStore;
+use crate::metrics::Metrics;
+use crate::network::Network;
+use crate::state_machine::{self, SnapshotFiles, StateMachine, StoreCell};
+use crate::types::{Command, MemberNode, NodeId, Reply, SnapshotMeta, TypeConfig, Vote};
+
+type OpenRaft = Raft<TypeConfig, StateMachine>;
+
+/// How a member is started.
+#[derive(Debug, Clone)]
+pub struct ReplicaOptions {
+    pub id: NodeId,
+    pub data_dir: PathBuf,
+    pub store: StoreOptions,
+    /// The initial members (this one included) for a new cluster; empty to join an existing one.
+    pub initial_members: BTreeMap<NodeId, MemberNode>,
+    pub heartbeat: Duration,
+    pub election_timeout: Duration,
+    /// Entries between snapshots (etcd's `--snapshot-count`).
+    pub snapshot_count: u64,
+    /// Entries kept behind a snapshot for slow followers.
+    pub catch_up_entries: u64,
+}
+
+impl ReplicaOptions {
+    pub fn new(id: NodeId, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id,
+            data_dir: data_dir.into(),
+            store: StoreOptions::default(),
+            initial_members: BTreeMap::new(),
+            heartbeat: Duration::from_millis(100),
+            election_timeout: Duration::from_millis(1000),
+            snapshot_count: 10_000,
+            catch_up_entries: 5_000,
+        }
+    }
+}
+
+/// Why a replicated operation failed, as etcd says it.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum ReplicaError {
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: member ID already exist")]
+    MemberExists,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: can only promote a learner member")]
+    NotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStarted,
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Work a follower hands to the leader.
+#[derive(Debug, Serialize, Deserialize)]
+enum LeaderRequest {
+    Write(Command),
+    ReadIndex,
+    KeepAlive(LeaseId),
+    TimeToLive(LeaseId, bool),
+    AddMember(NodeId, MemberNode, bool),
+    Promote(NodeId),
+    Remove(NodeId),
+    SetNode(NodeId, MemberNode),
+    TransferLeader(NodeId),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum LeaderReply {
+    Write(Result<WriteResponse, StoreError>),
+    ReadIndex(u64),
+    KeepAlive(Result<i64, StoreError>),
+    TimeToLive(LeaseStatus),
+    Done,
+}
+
+/// A member in the cluster's membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub id: NodeId,
+    pub node: MemberNode,
+    pub is_learner: bool,
+}
+
+/// What `Status` and response headers report.
+#[derive(Debug, Clone, Default)]
+pub struct RaftStatus {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub applied_index: u64,
+    pub commit_index: u64,
+    pub is_learner: bool,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: OpenRaft,
+    cell: Arc<StoreCell>,
+    network: Network,
+    metrics: Arc<Metrics>,
+    leader_changes: std::sync::atomic::AtomicU64,
+    data_dir: PathBuf,
+    election_timeout: Duration,
+}
+
+/// One member. Cheap to clone.
+#[derive(Clone)]
+pub struct Replica {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("id", &self.inner.id).finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// Opens (or creates) the member's log and store under `data_dir` and starts raft. A new cluster
+    /// is initialized from `initial_members` by every initial member (identical configurations
+    /// elect one leader); a member joining an existing cluster waits to be replicated to.
+    pub async fn open(opts: ReplicaOptions) -> io::Result<Self> {
+        std::fs::create_dir_all(&opts.data_dir)?;
+        state_machine::recover_install(&opts.data_dir)?;
+        let store_opts = StoreOptions {
+            // The log is synced before anything is applied; the store's own sync would be a second fsync.
+            sync: false,
+            // Only the leader decides expiry, through the log.
+            expire_leases: false,
+            ..opts.store.clone()
+        };
+        let store = DiskStore::open(state_machine::store_dir(&opts.data_dir)?, store_opts.clone()).map_err(io::Error::other)?;
+        let cell = Arc::new(StoreCell::new(store));
+        let metrics = Arc::new(Metrics::default());
+        let sm = StateMachine::new(cell.clone(), opts.data_dir.clone(), store_opts, metrics.clone())?;
+        let log = LogStore::open(&opts.data_dir.join("raft"), metrics.clone())?;
+        let heartbeat = opts.heartbeat.as_millis() as u64;
+        let election = opts.election_timeout.as_millis() as u64;
+        let config = Config {
+            cluster_name: "ballast".into(),
+            heartbeat_interval: heartbeat,
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_count.max(1)),
+            max_in_snapshot_log_to_keep: opts.catch_up_entries,
+            purge_batch_size: 256,
+            max_payload_entries: 1024,
+            install_snapshot_timeout: 10_000,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(io::Error::other)?;
+        let network = Network::default();
+        let raft = Raft::new(opts.id, Arc::new(config), network.clone(), log, sm).await.map_err(io::Error::other)?;
+        if !opts.initial_members.is_empty() && !raft.is_initialized().await.map_err(io::Error::other)? {
+            tracing::info!(members = opts.initial_members.len(), "initializing a new cluster");
+            if let Err(err) = raft.initialize(opts.initial_members.clone()).await {
+                tracing::warn!(%err, "initialize");
+            }
+        }
+        let replica = Self {
+            inner: Arc::new(Inner {
+                id: opts.id,
+                raft,
+                cell,
+                network,
+                metrics,
+                leader_changes: Default::default(),
+                data_dir: opts.data_dir.clone(),
+                election_timeout: opts.election_timeout,
+            }),
+        };
+        tokio::spawn(lease_loop(Arc::downgrade(&replica.inner)));
+        tokio::spawn(watch_leader(Arc::downgrade(&replica.inner), replica.inner.raft.metrics()));
+        Ok(replica)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The store as of now (replaced when a snapshot is installed: take it per request).
+    pub fn store(&self) -> DiskStore {
+        self.inner.cell.get()
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        let m = self.raft_metrics();
+        RaftStatus {
+            leader: m.current_leader,
+            term: m.current_term,
+            applied_index: m.last_applied.as_ref().map_or(0, |id| id.index),
+            commit_index: m.local_committed.as_ref().map_or(0, |id| id.index),
+            is_learner: m.state == ServerState::Learner,
+        }
+    }
+
+    fn raft_metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        self.inner.raft.metrics().borrow_watched().clone()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Leader changes this member has seen (etcd's `leader_changes_seen_total`).
+    pub fn leader_changes(&self) -> u64 {
+        self.inner.leader_changes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft_metrics().state == ServerState::Leader
+    }
+
+    /// Every member of the current membership, voters first by id, then learners.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let metrics = self.raft_metrics();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(&id, node)| MemberInfo { id, node: node.clone(), is_learner: !voters.contains(&id) })
+            .collect()
+    }
+
+    /// Commits a write and returns the store's answer, from whichever member is leader.
+    pub async fn write(&self, req: WriteRequest) -> Result<Result<WriteResponse, StoreError>, ReplicaError> {
+        match self.leader_op(LeaderRequest::Write(Command::Store(req))).await? {
+            LeaderReply::Write(result) => Ok(result),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Waits until a read of the local store is linearizable (ReadIndex).
+    pub async fn linearize(&self) -> Result<(), ReplicaError> {
+        let index = match self.leader_op(LeaderRequest::ReadIndex).await? {
+            LeaderReply::ReadIndex(index) => index,
+            other => return Err(unexpected(&other)),
+        };
+        self.inner
+            .raft
+            .wait(Some(self.inner.election_timeout * 5))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map_err(|_| ReplicaError::Timeout)?;
+        Ok(())
+    }
+
+    /// Restarts a lease's countdown on the leader; returns its TTL.
+    pub async fn lease_keep_alive(&self, id: LeaseId) -> Result<Result<i64, StoreError>, ReplicaError> {
+        match self.leader_op(LeaderRequest::KeepAlive(id)).await? {
+            LeaderReply::KeepAlive(result) => Ok(result),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A lease's remaining time, as the leader counts it.
+    pub async fn lease_time_to_live(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ReplicaError> {
+        match self.leader_op(LeaderRequest::TimeToLive(id, keys)).await? {
+            LeaderReply::TimeToLive(status) => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// etcd's MemberAdd: a learner, or a voter (which counts toward quorum at once).
+    pub async fn add_member(&self, id: NodeId, node: MemberNode, learner: bool) -> Result<(), ReplicaError> {
+        self.leader_op(LeaderRequest::AddMember(id, node, learner)).await.map(drop)
+    }
+
+    pub async fn promote_member(&self, id: NodeId) -> Result<(), ReplicaError> {
+        self.leader_op(LeaderRequest::Promote(id)).await.map(drop)
+    }
+
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), ReplicaError> {
+        self.leader_op(LeaderRequest::Remove(id)).await.map(drop)
+    }
+
+    pub async fn update_member(&self, id: NodeId, peer_urls: Vec<String>) -> Result<(), ReplicaError> {
+        let member = self.members().into_iter().find(|m| m.id == id).ok_or(ReplicaError::MemberNotFound)?;
+        let node = MemberNode { peer_urls, ..member.node };
+        self.leader_op(LeaderRequest::SetNode(id, node)).await.map(drop)
+    }
+
+    /// Records this member's name and client URLs in the membership (etcd members publish
+    /// themselves once started), unless they are there already. Retries until it is done.
+    pub async fn publish(&self, name: String, client_urls: Vec<String>) {
+        loop {
+            let Some(me) = self.members().into_iter().find(|m| m.id == self.id()) else {
+                // Not in the membership (yet): a joining member waits to be replicated to.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            if me.node.name == name && me.node.client_urls == client_urls {
+                return;
+            }
+            let node = MemberNode { name: name.clone(), client_urls: client_urls.clone(), ..me.node };
+            match self.leader_op(LeaderRequest::SetNode(self.id(), node)).await {
+                Ok(_) => tracing::info!(%name, "published this member's name and client URLs"),
+                Err(ReplicaError::Stopped) => return,
+                Err(err) => {
+                    tracing::debug!(%err, "publishing this member");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<(), ReplicaError> {
+        self.leader_op(LeaderRequest::TransferLeader(to)).await.map(drop)
+    }
+
+    /// The gRPC service peers call.
+    pub fn peer_service(&self) -> PeerServer<PeerService> {
+        PeerServer::new(PeerService { replica: self.clone() })
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(err) = self.inner.raft.shutdown().await {
+            tracing::warn!(%err, "raft shutdown");
+        }
+    }
+
+    /// Runs `req` here if this member leads, or on the leader. Retries while there is no leader, up
+    /// to a few election timeouts.
+    async fn leader_op(&self, req: LeaderRequest) -> Result<LeaderReply, ReplicaError> {
+        let deadline = tokio::time::Instant::now() + self.inner.election_timeout * 5;
+        loop {
+            let metrics = self.raft_metrics();
+            if metrics.running_state.is_err() {
+                return Err(ReplicaError::Stopped);
+            }
+            let attempt = match metrics.current_leader {
+                Some(leader) if leader == self.inner.id => self.run_as_leader(&req).await,
+                Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
+                    Some(node) => self.forward(node, &req).await,
+                    None => Err(ReplicaError::NoLeader),
+                },
+                None => Err(ReplicaError::NoLeader),
+            };
+            match attempt {
+                Err(ReplicaError::NoLeader) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn forward(&self, leader: &MemberNode, req: &LeaderRequest) -> Result<LeaderReply, ReplicaError> {
+        let channel = self.inner.network.channel(leader).map_err(ReplicaError::Other)?;
+        let mut client = ballast_proto::raftpb::peer_client::PeerClient::new(channel).max_decoding_message_size(usize::MAX);
+        let mut request = Request::new(Blob { data: encode(req).into() });
+        request.set_timeout(self.inner.election_timeout * 5);
+        let reply = match client.forward(request).await {
+            Ok(reply) => reply,
+            // The leader may be gone: look again.
+            Err(status) if status.code() == tonic::Code::Unavailable => return Err(ReplicaError::NoLeader),
+            Err(status) if status.code() == tonic::Code::DeadlineExceeded => return Err(ReplicaError::Timeout),
+            Err(status) => return Err(ReplicaError::Other(status.message().to_owned())),
+        };
+        decode::<Result<LeaderReply, ReplicaError>>("forwarded reply", &reply.into_inner().data)
+            .map_err(|e| ReplicaError::Other(e.to_string()))?
+    }
+
+    async fn run_as_leader(&self, req: &LeaderRequest) -> Result<LeaderReply, ReplicaError> {
+        let raft = &self.inner.raft;
+        match req {
+            LeaderRequest::Write(command) => match raft.client_write(command.clone()).await {
+                Ok(resp) => match resp.data {
+                    Reply::Store(result) => Ok(LeaderReply::Write(result)),
+                    Reply::None => Err(ReplicaError::Other("no reply for a write".into())),
+                },
+                Err(err) => Err(write_error(err)),
+            },
+            LeaderRequest::ReadIndex => {
+                let (read_log_id, _) = raft.get_read_log_id(ReadPolicy::ReadIndex).await.map_err(|err| match err {
+                    RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(_)) => ReplicaError::NoLeader,
+                    RaftError::APIError(_) => ReplicaError::Timeout,
+                    RaftError::Fatal(_) => ReplicaError::Stopped,
+                })?;
+                Ok(LeaderReply::ReadIndex(read_log_id.index()))
+            }
+            LeaderRequest::KeepAlive(id) => self.leader_only(|| LeaderReply::KeepAlive(self.store().lease_keep_alive(*id))),
+            LeaderRequest::TimeToLive(id, keys) => {
+                self.leader_only(|| LeaderReply::TimeToLive(self.store().lease_time_to_live(*id, *keys)))
+            }
+            LeaderRequest::AddMember(id, node, learner) => {
+                let members = self.members();
+                if members.iter().any(|m| m.id == *id) {
+                    return Err(ReplicaError::MemberExists);
+                }
+                if members.iter().any(|m| m.node.peer_urls.iter().any(|u| node.peer_urls.contains(u))) {
+                    return Err(ReplicaError::PeerUrlExists);
+                }
+                raft.add_learner(*id, node.clone(), false).await.map_err(write_error)?;
+                if !learner {
+                    let ids = BTreeSet::from([*id]);
+                    raft.change_membership(ChangeMembers::AddVoterIds(ids), true).await.map_err(write_error)?;
+                }
+                Ok(LeaderReply::Done)
+            }
+            LeaderRequest::Promote(id) => {
+                let member = self.members().into_iter().find(|m| m.id == *id).ok_or(ReplicaError::MemberNotFound)?;
+                if !member.is_learner {
+                    return Err(ReplicaError::NotLearner);
+                }
+                // etcd's rule: the learner must have 90% of the leader's log.
+                let metrics = self.raft_metrics();
+                let last = metrics.last_log_index.unwrap_or(0);
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned().flatten())
+                    .map_or(0, |log_id| log_id.index);
+                if (matched as f64) < (last as f64) * 0.9 {
+                    return Err(ReplicaError::LearnerNotReady);
+                }
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([*id])), true).await.map_err(write_error)?;
+                Ok(LeaderReply::Done)
+            }
+            LeaderRequest::Remove(id) => {
+                let member = self.members().into_iter().find(|m| m.id == *id).ok_or(ReplicaError::MemberNotFound)?;
+                let change = if member.is_learner {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([*id]))
+                } else {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([*id]))
+                };
+                raft.change_membership(change, false).await.map_err(write_error)?;
+                Ok(LeaderReply::Done)
+            }
+            LeaderRequest::SetNode(id, node) => {
+                if !self.members().iter().any(|m| m.id == *id) {
+                    return Err(ReplicaError::MemberNotFound);
+                }
+                raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(*id, node.clone())])), true)
+                    .await
+                    .map_err(write_error)?;
+                Ok(LeaderReply::Done)
+            }
+            LeaderRequest::TransferLeader(to) => {
+                if !self.members().iter().any(|m| m.id == *to && !m.is_learner) {
+                    return Err(ReplicaError::MemberNotFound);
+                }
+                raft.trigger().transfer_leader(*to).await.map_err(|_| ReplicaError::Stopped)?;
+                // Done once the target leads (etcd's MoveLeader waits too).
+                raft.wait(Some(self.inner.election_timeout * 5))
+                    .metrics(|m| m.current_leader == Some(*to), "leadership transfer")
+                    .await
+                    .map_err(|_| ReplicaError::Timeout)?;
+                Ok(LeaderReply::Done)
+            }
+        }
+    }
+
+    fn leader_only(&self, f: impl FnOnce() -> LeaderReply) -> Result<LeaderReply, ReplicaError> {
+        if self.is_leader() {
+            Ok(f())
+        } else {
+            Err(ReplicaError::NoLeader)
+        }
+    }
+}
+
+fn unexpected(reply: &LeaderReply) -> ReplicaError {
+    ReplicaError::Other(format!("unexpected reply from the leader: {reply:?}"))
+}
+
+fn write_error(err: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ReplicaError {
+    match err {
+        // Leadership moved between the check and the proposal: the caller looks again.
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ReplicaError::NoLeader,
+        RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => ReplicaError::LeaderChanged,
+        RaftError::APIError(other) => ReplicaError::Other(other.to_string()),
+        RaftError::Fatal(_) => ReplicaError::Stopped,
+    }
+}
+
+/// Counts leader changes; a member that becomes leader restarts every lease countdown at once.
+async fn watch_leader(
+    inner: std::sync::Weak<Inner>,
+    mut metrics: openraft::alias::WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>,
+) {
+    let mut last = None;
+    loop {
+        let (leader, leading) = {
+            let m = metrics.borrow_and_update();
+            (m.current_leader, m.state == ServerState::Leader)
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        if leader != last {
+            if leader.is_some() {
+                inner.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            if leading {
+                inner.cell.get().extend_leases();
+                tracing::info!(term = metrics.borrow_watched().current_term, "became leader");
+            }
+            last = leader;
+        }
+        drop(inner);
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The leader revokes expired leases through the log.
+async fn lease_loop(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let replica = Replica { inner };
+        if !replica.is_leader() {
+            continue;
+        }
+        for id in replica.store().expired_leases() {
+            match replica.write(WriteRequest::LeaseRevoke(id)).await {
+                Ok(Ok(_)) | Ok(Err(StoreError::LeaseNotFound)) => {}
+                Ok(Err(err)) => tracing::warn!(lease = id, %err, "revoking an expired lease"),
+                Err(err) => {
+                    tracing::debug!(lease = id, %err, "revoking an expired lease");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The server side of `ballast.raft.Peer`.
+#[derive(Debug)]
+pub struct PeerService {
+    replica: Replica,
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Response<Blob>, Status> {
+    Ok(Response::new(Blob { data: encode(value).into() }))
+}
+
+fn bad_request(err: &crate::codec::DecodeError) -> Status {
+    Status::invalid_argument(err.to_string())
+}
+
+#[tonic::async_trait]
+impl PeerRpc for PeerService {
+    async fn append(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let req = decode("append request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
+        let resp = self.replica.inner.raft.append_entries(req).await.map_err(|e| e.to_string());
+        reply(&resp)
+    }
+
+    async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let req = decode("vote request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
+        let resp = self.replica.inner.raft.vote(req).await.map_err(|e| e.to_string());
+        reply(&resp)
+    }
+
+    async fn transfer_leader(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let req = decode("transfer-leader request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
+        let resp = self.replica.inner.raft.handle_transfer_leader(req).await.map_err(|e| e.to_string());
+        reply(&resp)
+    }
+
+    async fn snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<Blob>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        let (vote, meta): (Vote, SnapshotMeta) = decode("snapshot header", &first.header).map_err(|e| bad_request(&e))?;
+        let dir = StateMachine::snapshots_dir(&self.replica.inner.data_dir)
+            .join(format!("recv-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()));
+        let received = receive_files(&dir, &mut stream).await;
+        if let Err(err) = received {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(err);
+        }
+        tracing::info!(last_log_id = ?meta.last_log_id, "received a snapshot");
+        let snapshot = openraft::Snapshot { meta, snapshot: SnapshotFiles { dir } };
+        let resp = self.replica.inner.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| e.to_string());
+        reply(&resp)
+    }
+
+    async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let req: LeaderRequest = decode("forwarded request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
+        let mut result = self.replica.run_as_leader(&req).await;
+        // A storage failure cannot cross the wire as itself.
+        if let Ok(LeaderReply::Write(Err(StoreError::Backend(err)))) = &result {
+            result = Err(ReplicaError::Other(format!("leader: store backend failure: {err}")));
+        }
+        reply(&result)
+    }
+}
+
+/// Writes the streamed files of a snapshot into `dir`, synced.
+async fn receive_files(dir: &Path, stream: &mut Streaming<SnapshotChunk>) -> Result<(), Status> {
+    use tokio::io::AsyncWriteExt;
+    let io_err = |e: io::Error| Status::internal(format!("writing snapshot: {e}"));
+    tokio::fs::create_dir_all(dir).await.map_err(io_err)?;
+    let mut current: Option<(String, tokio::fs::File)> = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let name = chunk.file;
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(Status::invalid_argument(format!("bad snapshot file name {name:?}")));
+        }
+        if current.as_ref().is_none_or(|(open, _)| *open != name) {
+            if let Some((_, file)) = current.take() {
+                file.sync_all().await.map_err(io_err)?;
+            }
+            let file = tokio::fs::OpenOptions::new().create_new(true).write(true).open(dir.join(&name)).await.map_err(io_err)?;
+            current = Some((name, file));
+        }
+        let (_, file) = current.as_mut().expect("opened above");
+        file.write_all(&chunk.data).await.map_err(io_err)?;
+    }
+    if let Some((_, mut file)) = current.take() {
+        file.flush().await.map_err(io_err)?;
+        file.sync_all().await.map_err(io_err)?;
+    }
+    Ok(())
+}
