@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the same workloads against a fresh single-member etcd 3.4 (Debian's etcd-server) and a fresh
-# single-member Ballast on this machine, one after the other, and prints them side by side with the
-# ratio Ballast/etcd (throughput: higher is better; latency: lower is better) and each server's
-# peak RSS. Usage: scripts/bench-vs-etcd.sh [scale]   (scale multiplies the request counts; default 1)
+# Runs the same workloads against etcd 3.4 (Debian's etcd-server) and Ballast on this machine, in
+# the same shapes (one member; three members on loopback), one server at a time, and prints them
+# side by side with the ratio Ballast/etcd (throughput: higher is better; latency: lower is better)
+# and each server's peak RSS and data size (summed over members).
+# Usage: scripts/bench-vs-etcd.sh [scale]   (scale multiplies the request counts; default 1)
 set -euo pipefail
 BALLAST_SETUP_TEST_TOOLS=1 source "$(dirname "$0")/setup.sh"
 cargo build --release --bin ballast -q
@@ -12,7 +13,7 @@ WORK="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=23979
 
-# name, then ballast bench arguments.
+# name, then ballast bench arguments (the endpoints are added).
 WORKLOADS=(
   "put 1 client|--clients 1 --conns 1 --total $((2000 * SCALE)) --key-space 10000 put"
   "put 256 clients|--clients 256 --conns 16 --total $((50000 * SCALE)) --key-space 10000 put"
@@ -21,46 +22,56 @@ WORKLOADS=(
   "get serializable 256 clients|--clients 256 --conns 16 --total $((100000 * SCALE)) --key-space 10000 range --consistency s"
 )
 
-run_server() { # $1 = etcd|ballast
-  local dir="$WORK/$1"
-  if [ "$1" = etcd ]; then
-    etcd --data-dir "$dir" --listen-client-urls "http://127.0.0.1:$PORT" --advertise-client-urls "http://127.0.0.1:$PORT" \
-      --listen-peer-urls "http://127.0.0.1:$((PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((PORT + 1))" \
-      --initial-cluster "default=http://127.0.0.1:$((PORT + 1))" >"$WORK/$1.log" 2>&1 &
-  else
-    "$BIN" kv --data-dir "$dir" --listen-client-urls "http://127.0.0.1:$PORT" --advertise-client-urls "http://127.0.0.1:$PORT" >"$WORK/$1.log" 2>&1 &
-  fi
-  local pid=$!
-  for _ in $(seq 100); do
-    "$BIN" bench --endpoints "127.0.0.1:$PORT" --total 1 put >/dev/null 2>&1 && break
+run_cluster() { # $1 = etcd|ballast, $2 = members
+  local server=$1 n=$2 pids=() endpoints="" cluster="" i
+  for i in $(seq "$n"); do cluster="${cluster:+$cluster,}m$i=http://127.0.0.1:$((PORT + 10 * i + 1))"; done
+  for i in $(seq "$n"); do
+    local client="http://127.0.0.1:$((PORT + 10 * i))" peer="http://127.0.0.1:$((PORT + 10 * i + 1))"
+    local flags=(--name "m$i" --data-dir "$WORK/$server-$n/m$i" --listen-client-urls "$client" --advertise-client-urls "$client"
+      --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" --initial-cluster "$cluster")
+    if [ "$server" = etcd ]; then etcd "${flags[@]}" >"$WORK/$server-$n-m$i.log" 2>&1 &
+    else "$BIN" kv "${flags[@]}" >"$WORK/$server-$n-m$i.log" 2>&1 &
+    fi
+    pids+=($!)
+    endpoints="${endpoints:+$endpoints,}127.0.0.1:$((PORT + 10 * i))"
+  done
+  for _ in $(seq 150); do
+    "$BIN" bench --endpoints "$endpoints" --total 1 put >/dev/null 2>&1 && break
     sleep 0.2
   done
+  local shape="1 member"; [ "$n" = 1 ] || shape="$n members"
   for w in "${WORKLOADS[@]}"; do
     # shellcheck disable=SC2086
-    "$BIN" bench --endpoints "127.0.0.1:$PORT" --json ${w#*|} | sed "s/^/$1|${w%%|*}|/" >>"$WORK/results"
+    "$BIN" bench --endpoints "$endpoints" --json ${w#*|} | sed "s/^/$server|$shape: ${w%%|*}|/" >>"$WORK/results" || true
   done
-  echo "$1|rss|$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")" >>"$WORK/results"
-  echo "$1|disk|$(du -sk "$dir" | cut -f1)" >>"$WORK/results"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  local rss=0 pid
+  for pid in "${pids[@]}"; do rss=$((rss + $(awk '/VmHWM/ {print $2}' "/proc/$pid/status"))); done
+  echo "$server|$shape: peak RSS MiB|$rss" >>"$WORK/results"
+  echo "$server|$shape: data dir MiB|$(du -sk "$WORK/$server-$n" | cut -f1)" >>"$WORK/results"
+  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
 }
 
-run_server etcd
-run_server ballast
+for n in 1 3; do
+  run_cluster etcd "$n"
+  run_cluster ballast "$n"
+done
 python3 - "$WORK/results" <<'PY'
 import json, sys
 rows, extra = {}, {}
 for line in open(sys.argv[1]):
     server, name, rest = line.rstrip("\n").split("|", 2)
-    if name in ("rss", "disk"):
-        extra[(server, name)] = int(rest)
+    if name.endswith("MiB"):
+        extra.setdefault(name, {})[server] = int(rest) / 1024
     else:
         rows.setdefault(name, {})[server] = json.loads(rest)
-print(f"{'workload':32} {'metric':8} {'etcd 3.4':>12} {'ballast':>12} {'ballast/etcd':>13}")
+print(f"{'workload':42} {'metric':8} {'etcd 3.4':>12} {'ballast':>12} {'ballast/etcd':>13}")
 for name, r in rows.items():
     e, b = r["etcd"], r["ballast"]
     for metric in ("qps", "p50_ms", "p99_ms"):
-        print(f"{name:32} {metric:8} {e[metric]:12.2f} {b[metric]:12.2f} {b[metric] / e[metric]:13.2f}")
-for key, label in (("rss", "peak RSS MiB"), ("disk", "data dir MiB")):
-    e, b = extra[("etcd", key)] / 1024, extra[("ballast", key)] / 1024
-    print(f"{label:41} {e:12.1f} {b:12.1f} {b / e:13.2f}")
+        print(f"{name:42} {metric:8} {e[metric]:12.2f} {b[metric]:12.2f} {b[metric] / e[metric]:13.2f}")
+    errors = (e.get("errors", 0), b.get("errors", 0))
+    if any(errors):
+        print(f"{name:42} {'errors':8} {errors[0]:12} {errors[1]:12}")
+for name, r in extra.items():
+    print(f"{name:51} {r['etcd']:12.1f} {r['ballast']:12.1f} {r['ballast'] / r['etcd']:13.2f}")
 PY

@@ -15,6 +15,13 @@ pub struct Metrics {
     pub entries_per_apply: Histogram,
     /// Snapshots received from a leader and installed.
     pub snapshots_installed: AtomicU64,
+    /// The index of the last entry the state machine applied (kept here so that a read can check
+    /// it without going through openraft).
+    pub applied_index: AtomicU64,
+    /// The current term, as last seen.
+    pub term: AtomicU64,
+    /// Whether this member leads, as last seen.
+    pub leading: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Metrics {
@@ -26,6 +33,9 @@ impl Default for Metrics {
             apply_seconds: Histogram::default(),
             entries_per_apply: counts(),
             snapshots_installed: AtomicU64::new(0),
+            applied_index: AtomicU64::new(0),
+            term: AtomicU64::new(0),
+            leading: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

@@ -228,13 +228,20 @@ impl Replica {
 
     pub fn status(&self) -> RaftStatus {
         let m = self.raft_metrics();
+        let applied = self.inner.metrics.applied_index.load(std::sync::atomic::Ordering::Acquire);
         RaftStatus {
             leader: m.current_leader,
             term: m.current_term,
-            applied_index: m.last_applied.as_ref().map_or(0, |id| id.index),
-            commit_index: m.local_committed.as_ref().map_or(0, |id| id.index),
+            // The state machine's own count is ahead of openraft's metrics, which follow the apply.
+            applied_index: applied,
+            commit_index: m.local_committed.as_ref().map_or(0, |id| id.index).max(applied),
             is_learner: m.state == ServerState::Learner,
         }
+    }
+
+    /// The current term (cheap: for every response header).
+    pub fn term(&self) -> u64 {
+        self.inner.metrics.term.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn raft_metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
@@ -251,7 +258,7 @@ impl Replica {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.raft_metrics().state == ServerState::Leader
+        self.inner.metrics.leading.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Every member of the current membership, voters first by id, then learners.
@@ -279,6 +286,9 @@ impl Replica {
             LeaderReply::ReadIndex(index) => index,
             other => return Err(unexpected(&other)),
         };
+        if self.inner.metrics.applied_index.load(std::sync::atomic::Ordering::Acquire) >= index {
+            return Ok(());
+        }
         self.inner
             .raft
             .wait(Some(self.inner.election_timeout * 5))
@@ -369,17 +379,22 @@ impl Replica {
     async fn leader_op(&self, req: LeaderRequest) -> Result<LeaderReply, ReplicaError> {
         let deadline = tokio::time::Instant::now() + self.inner.election_timeout * 5;
         loop {
-            let metrics = self.raft_metrics();
-            if metrics.running_state.is_err() {
-                return Err(ReplicaError::Stopped);
-            }
-            let attempt = match metrics.current_leader {
-                Some(leader) if leader == self.inner.id => self.run_as_leader(&req).await,
-                Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
-                    Some(node) => self.forward(node, &req).await,
+            // The hot path (this member leads) reads one atomic; the rest looks at openraft's metrics.
+            let attempt = if self.inner.metrics.leading.load(std::sync::atomic::Ordering::Acquire) {
+                self.run_as_leader(&req).await
+            } else {
+                let metrics = self.raft_metrics();
+                if metrics.running_state.is_err() {
+                    return Err(ReplicaError::Stopped);
+                }
+                match metrics.current_leader {
+                    Some(leader) if leader == self.inner.id => self.run_as_leader(&req).await,
+                    Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
+                        Some(node) => self.forward(node, &req).await,
+                        None => Err(ReplicaError::NoLeader),
+                    },
                     None => Err(ReplicaError::NoLeader),
-                },
-                None => Err(ReplicaError::NoLeader),
+                }
             };
             match attempt {
                 Err(ReplicaError::NoLeader) if tokio::time::Instant::now() < deadline => {
@@ -526,11 +541,13 @@ async fn watch_leader(
 ) {
     let mut last = None;
     loop {
-        let (leader, leading) = {
+        let (leader, leading, term) = {
             let m = metrics.borrow_and_update();
-            (m.current_leader, m.state == ServerState::Leader)
+            (m.current_leader, m.state == ServerState::Leader, m.current_term)
         };
         let Some(inner) = inner.upgrade() else { return };
+        inner.metrics.term.store(term, std::sync::atomic::Ordering::Relaxed);
+        inner.metrics.leading.store(leading, std::sync::atomic::Ordering::Release);
         if leader != last {
             if leader.is_some() {
                 inner.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -143,6 +143,7 @@ pub struct StateMachine {
 impl StateMachine {
     pub fn new(cell: Arc<StoreCell>, data_dir: PathBuf, store_opts: StoreOptions, metrics: Arc<Metrics>) -> io::Result<Self> {
         let (applied, membership) = decode_applied(cell.get().applied())?;
+        metrics.applied_index.store(applied.map_or(0, |id| id.index), std::sync::atomic::Ordering::Release);
         Ok(Self { cell, data_dir, store_opts, metrics, applied, membership })
     }
 
@@ -164,6 +165,7 @@ impl StateMachine {
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;
         self.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), std::sync::atomic::Ordering::Release);
         let mut results: Vec<Option<_>> = results.into_iter().map(Some).collect();
         for (slot, responder) in responders {
             let reply = match slot {
@@ -367,6 +369,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.applied = applied;
         self.membership = membership;
+        self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), std::sync::atomic::Ordering::Release);
         self.remove_other_snapshots(&current)?;
         self.metrics.snapshots_installed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");

@@ -227,7 +227,7 @@ impl Node {
 
     /// The raft term.
     pub fn term(&self) -> u64 {
-        self.raft_status().term
+        self.inner.replica.term()
     }
 
     pub fn applied_index(&self) -> u64 {
