@@ -117,7 +117,7 @@ pub async fn serve(
         servers.push(tokio::spawn(server));
     }
     for listener in listeners {
-        let mut stop = stop_tx.subscribe();
+        let (mut stop, mut stop_early) = (stop_tx.subscribe(), stop_tx.subscribe());
         let server = tonic::transport::Server::builder()
             .accept_http1(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -125,7 +125,15 @@ pub async fn serve(
             .serve_with_incoming_shutdown(incoming(listener), async move {
                 let _ = stop.recv().await;
             });
-        servers.push(tokio::spawn(server));
+        let published = node.clone();
+        servers.push(tokio::spawn(async move {
+            // As etcd: clients are served once this member has published its name and client
+            // URLs to the cluster (the listener is bound already; connections wait in its backlog).
+            tokio::select! {
+                () = published.wait_published() => server.await,
+                _ = stop_early.recv() => Ok(()),
+            }
+        }));
     }
     let compactor = tokio::spawn(opts.auto_compaction.run(node.clone()));
     let run = async move {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -122,10 +122,17 @@ static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
 impl Cluster {
     /// Starts `n` members on 127.0.0.1 with `extra` flags and waits until each is healthy.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
-        Cluster::start_with(n, extra, None)
+        Cluster::start_with(n, extra, None, None)
     }
 
-    fn start_with(n: usize, extra: &[&str], net: Option<Net>) -> Cluster {
+    /// Starts a NEW cluster of `n` members whose data directories are first created from the
+    /// snapshot file `snapshot` (`etcdctl snapshot save`), each in its server's own way (see
+    /// `restore_snapshot`); waits until each is healthy.
+    pub fn start_from_snapshot(n: usize, extra: &[&str], snapshot: &Path) -> Cluster {
+        Cluster::start_with(n, extra, None, Some(snapshot))
+    }
+
+    fn start_with(n: usize, extra: &[&str], net: Option<Net>, snapshot: Option<&Path>) -> Cluster {
         let seq = CLUSTERS.fetch_add(1, Ordering::Relaxed);
         let mut cluster = Cluster {
             server: Server::from_env(),
@@ -142,6 +149,11 @@ impl Cluster {
         for slot in &mut cluster.slots {
             slot.initial_cluster = initial.clone();
             slot.initial_state = "new";
+        }
+        if let Some(file) = snapshot {
+            for i in 0..n {
+                cluster.restore_snapshot(i, file);
+            }
         }
         // All members first, then the waits: none is healthy before a quorum runs.
         for i in 0..n {
@@ -192,6 +204,39 @@ impl Cluster {
     /// `n1=http://..,n2=http://..` over every member not removed.
     fn initial_cluster(&self) -> String {
         self.slots.iter().filter(|s| !s.removed).map(|s| format!("{}={}", s.name, s.peer_url())).collect::<Vec<_>>().join(",")
+    }
+
+    /// Creates member `i`'s (not yet existing) data directory from a snapshot file. Ballast:
+    /// `ballast snapshot restore FILE --data-dir DIR` (the member takes its identity and the
+    /// cluster from its flags when it starts). etcd 3.4: `etcdctl snapshot restore`, which writes
+    /// the member's identity and the new cluster's membership into the directory, so it is given
+    /// the same name, peer URL, `--initial-cluster` and token the member is then started with.
+    fn restore_snapshot(&self, i: usize, file: &Path) {
+        let slot = &self.slots[i];
+        assert!(!slot.data_dir.exists(), "member {i}'s data directory already exists");
+        let mut cmd = match self.server {
+            Server::Ballast => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_ballast"));
+                c.args(["snapshot", "restore"]).arg(file).arg("--data-dir").arg(&slot.data_dir);
+                c
+            }
+            Server::Etcd => {
+                let mut c = Command::new(super::etcdctl_path());
+                c.env("ETCDCTL_API", "3").args(["snapshot", "restore"]).arg(file);
+                c.args(["--name", &slot.name, "--initial-cluster", &slot.initial_cluster]);
+                c.args(["--initial-cluster-token", &self.token, "--initial-advertise-peer-urls", &slot.peer_url()]);
+                c.arg("--data-dir").arg(&slot.data_dir);
+                c
+            }
+        };
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run the snapshot restore for member {i}: {e}"));
+        assert!(
+            out.status.success(),
+            "snapshot restore into member {i}'s data directory failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Starts member `i`'s process (appending to its log); does not wait.
@@ -327,6 +372,12 @@ impl Cluster {
         members.iter().map(|&i| self.endpoint(i)).collect::<Vec<_>>().join(",")
     }
 
+    /// `http://host:port`: member `i`'s advertised client URL (what `member list` and `--cluster`
+    /// commands show).
+    pub fn client_url(&self, i: usize) -> String {
+        format!("http://{}", self.endpoint(i))
+    }
+
     /// Runs etcdctl against member `i` alone (5 s command timeout).
     pub fn ctl(&self, i: usize, args: &[&str]) -> Ctl {
         self.ctl_timeout(i, args, "5s")
@@ -341,6 +392,28 @@ impl Cluster {
         let out = self.ctl(i, args);
         assert!(out.success, "etcdctl {args:?} on member {i} failed:\n{}{}", out.stdout, out.stderr);
         out.stdout
+    }
+
+    /// Runs etcdctl against member `i` with `stdin` as its input (`txn -i`).
+    pub fn ctl_stdin(&self, i: usize, args: &[&str], stdin: &str) -> Ctl {
+        let mut all = vec!["--dial-timeout=2s", "--command-timeout=5s"];
+        all.extend_from_slice(args);
+        etcdctl(&self.endpoint(i), &all, Some(stdin))
+    }
+
+    /// Spawns a long-running etcdctl (`watch`) against member `i` with piped stdout; the caller
+    /// must kill it (`collect_lines` does).
+    pub fn spawn_ctl(&self, i: usize, args: &[&str]) -> Child {
+        Command::new(super::etcdctl_path())
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint(i)))
+            .arg("--dial-timeout=2s")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// Runs etcdctl against every live member's endpoint (the client picks one).
@@ -767,7 +840,7 @@ impl NetCluster {
     /// namespaces, veths or iptables are not usable (root and iproute2/iptables are required).
     pub fn start(n: usize, extra: &[&str]) -> NetCluster {
         let net = Net::create();
-        NetCluster { cluster: Cluster::start_with(n, extra, Some(net)) }
+        NetCluster { cluster: Cluster::start_with(n, extra, Some(net), None) }
     }
 
     /// Drops member `i`'s packets to and from every other member (not the test process).
