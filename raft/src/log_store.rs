@@ -33,7 +33,23 @@ const KEY_PURGED: &[u8] = b"purged";
 pub struct LogStore {
     db: Arc<DB>,
     metrics: Arc<Metrics>,
-    syncs: mpsc::Sender<IOFlushed<TypeConfig>>,
+    syncer: Arc<Syncer>,
+}
+
+/// The sync thread; the last clone of the log stops it and waits for it (so that the database is
+/// closed when the log is dropped, and can be opened again).
+struct Syncer {
+    tx: Option<mpsc::Sender<IOFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Debug for LogStore {
@@ -53,8 +69,9 @@ impl LogStore {
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io::Error::other)?);
         let (syncs, rx) = mpsc::channel();
         let (sync_db, sync_metrics) = (db.clone(), metrics.clone());
-        std::thread::Builder::new().name("ballast-log-sync".into()).spawn(move || sync_loop(&sync_db, &rx, &sync_metrics))?;
-        Ok(Self { db, metrics, syncs })
+        let thread =
+            std::thread::Builder::new().name("ballast-log-sync".into()).spawn(move || sync_loop(&sync_db, &rx, &sync_metrics))?;
+        Ok(Self { db, metrics, syncer: Arc::new(Syncer { tx: Some(syncs), thread: Some(thread) }) })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -174,7 +191,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
         self.db.write_opt(batch, &opts).map_err(io::Error::other)?;
-        self.syncs.send(callback).map_err(|_| io::Error::other("log sync thread stopped"))
+        let stopped = || io::Error::other("log sync thread stopped");
+        self.syncer.tx.as_ref().ok_or_else(stopped)?.send(callback).map_err(|_| stopped())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
@@ -191,5 +209,54 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(log_id.index() + 1));
         self.db.write(batch).map_err(io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+    use openraft::vote::RaftLeaderIdExt;
+    use openraft::RaftLogReader;
+
+    use super::*;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        let leader = openraft::impls::leader_id_adv::LeaderId::new_committed(term, 1);
+        Entry::new_blank(openraft::LogId::new(leader, index))
+    }
+
+    async fn append(log: &mut LogStore, entries: Vec<Entry>) {
+        let (tx, rx) = <TypeConfig as openraft::type_config::TypeConfigExt>::oneshot();
+        log.append(entries, IOFlushed::signal(tx)).await.unwrap();
+        // The callback fires only once the sync thread has made the entries durable.
+        rx.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn appends_truncates_purges_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let mut log = LogStore::open(dir.path(), metrics.clone()).unwrap();
+        assert_eq!(log.get_log_state().await.unwrap().last_log_id, None);
+        append(&mut log, (1..=10).map(|i| entry(1, i)).collect()).await;
+        append(&mut log, vec![entry(2, 11)]).await;
+        assert!(metrics.wal_fsync_seconds.count() >= 1);
+        let got: Vec<u64> = log.try_get_log_entries(3..6).await.unwrap().iter().map(|e| e.index()).collect();
+        assert_eq!(got, [3, 4, 5]);
+
+        log.truncate_after(Some(entry(1, 8).log_id())).await.unwrap();
+        assert_eq!(log.get_log_state().await.unwrap().last_log_id, Some(entry(1, 8).log_id()));
+        log.purge(entry(1, 4).log_id()).await.unwrap();
+        let vote = openraft::impls::Vote::new(3, 2);
+        log.save_vote(&vote).await.unwrap();
+        drop(log);
+
+        let mut log = LogStore::open(dir.path(), metrics).unwrap();
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(entry(1, 4).log_id()), Some(entry(1, 8).log_id())));
+        let got: Vec<u64> = log.try_get_log_entries(0..100).await.unwrap().iter().map(|e| e.index()).collect();
+        assert_eq!(got, [5, 6, 7, 8], "purged up to 4, truncated after 8, no hole");
+        assert_eq!(log.read_vote().await.unwrap(), Some(vote));
     }
 }

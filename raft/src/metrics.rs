@@ -63,6 +63,11 @@ impl Histogram {
         Self { bounds, counts, count: AtomicU64::new(0), sum_micros: AtomicU64::new(0) }
     }
 
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     pub fn observe(&self, v: f64) {
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
             if v <= *bound {
