@@ -7,6 +7,7 @@
 //! - [`replica`]: [`Replica`], the API the rest of Ballast uses (openraft's types stay in this crate).
 
 pub mod codec;
+pub mod fsutil;
 pub mod log_store;
 pub mod network;
 pub mod replica;

@@ -20,6 +20,10 @@ pub struct Metrics {
     pub applied_index: AtomicU64,
     /// The current term, as last seen.
     pub term: AtomicU64,
+    /// The store's size on disk after the last applied batch.
+    pub db_size_bytes: AtomicU64,
+    /// Leader changes this member has seen (etcd's `leader_changes_seen_total`).
+    pub leader_changes: AtomicU64,
     /// Whether this member leads, as last seen.
     pub leading: std::sync::atomic::AtomicBool,
 }
@@ -35,6 +39,8 @@ impl Default for Metrics {
             snapshots_installed: AtomicU64::new(0),
             applied_index: AtomicU64::new(0),
             term: AtomicU64::new(0),
+            db_size_bytes: AtomicU64::new(0),
+            leader_changes: AtomicU64::new(0),
             leading: std::sync::atomic::AtomicBool::new(false),
         }
     }

@@ -148,7 +148,6 @@ struct Inner {
     cell: Arc<StoreCell>,
     network: Network,
     metrics: Arc<Metrics>,
-    leader_changes: std::sync::atomic::AtomicU64,
     data_dir: PathBuf,
     election_timeout: Duration,
 }
@@ -218,7 +217,6 @@ impl Replica {
                 cell,
                 network,
                 metrics,
-                leader_changes: Default::default(),
                 data_dir: opts.data_dir.clone(),
                 election_timeout: opts.election_timeout,
             }),
@@ -265,7 +263,7 @@ impl Replica {
 
     /// Leader changes this member has seen (etcd's `leader_changes_seen_total`).
     pub fn leader_changes(&self) -> u64 {
-        self.inner.leader_changes.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.metrics.leader_changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_leader(&self) -> bool {
@@ -593,7 +591,7 @@ async fn watch_leader(
         inner.metrics.leading.store(leading, std::sync::atomic::Ordering::Release);
         if leader != last {
             if leader.is_some() {
-                inner.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                inner.metrics.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             if leading {
                 inner.cell.get().extend_leases();

@@ -14,6 +14,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ballast_store::{DiskStore, StoreOptions, WriteRequest};
@@ -24,6 +25,7 @@ use openraft::{EntryPayload, OptionalSend, Snapshot};
 use parking_lot::RwLock;
 
 use crate::codec::{decode, encode};
+use crate::fsutil::{remove_dir_if_exists, write_atomically};
 use crate::metrics::Metrics;
 use crate::types::{LogId, Reply, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -102,13 +104,6 @@ pub fn recover_install(data_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn remove_dir_if_exists(dir: &Path) -> io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 /// Where a snapshot's files are: a checkpoint directory with a metadata file.
 #[derive(Debug, Clone)]
 pub struct SnapshotFiles {
@@ -142,8 +137,10 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn new(cell: Arc<StoreCell>, data_dir: PathBuf, store_opts: StoreOptions, metrics: Arc<Metrics>) -> io::Result<Self> {
-        let (applied, membership) = decode_applied(cell.get().applied())?;
-        metrics.applied_index.store(applied.map_or(0, |id| id.index), std::sync::atomic::Ordering::Release);
+        let store = cell.get();
+        let (applied, membership) = decode_applied(store.applied())?;
+        metrics.applied_index.store(applied.map_or(0, |id| id.index), Ordering::Release);
+        metrics.db_size_bytes.store(store.size_bytes(), Ordering::Relaxed);
         Ok(Self { cell, data_dir, store_opts, metrics, applied, membership })
     }
 
@@ -160,12 +157,16 @@ impl StateMachine {
         let position = self.position();
         let started = std::time::Instant::now();
         self.metrics.entries_per_apply.observe(responders.len() as f64);
-        let results = tokio::task::spawn_blocking(move || store.apply_batch(&reqs, Some(&position)))
-            .await
-            .map_err(io::Error::other)?
-            .map_err(io::Error::other)?;
+        let (results, size) = tokio::task::spawn_blocking(move || {
+            store.apply_batch(&reqs, Some(&position)).map(|results| (results, store.size_bytes()))
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(io::Error::other)?;
         self.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), std::sync::atomic::Ordering::Release);
+        self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), Ordering::Release);
+        // Measured once per batch, where the store changes, on every member (the quota reads it).
+        self.metrics.db_size_bytes.store(size, Ordering::Relaxed);
         let mut results: Vec<Option<_>> = results.into_iter().map(Some).collect();
         for (slot, responder) in responders {
             let reply = match slot {
@@ -184,25 +185,28 @@ impl StateMachine {
         Self::snapshots_dir(&self.data_dir).join(format!("snap-{term:020}-{index:020}"))
     }
 
-    /// Removes every snapshot but `keep`.
-    fn remove_other_snapshots(&self, keep: &Path) -> io::Result<()> {
+    /// The snapshot directories (`snap-<term>-<index>`, so sorted oldest first), complete or not.
+    fn snapshot_dirs(&self) -> io::Result<Vec<PathBuf>> {
+        let mut dirs = Vec::new();
         for entry in std::fs::read_dir(Self::snapshots_dir(&self.data_dir))? {
             let path = entry?.path();
-            if path != keep && path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("snap-")) {
-                remove_dir_if_exists(&path)?;
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("snap-")) {
+                dirs.push(path);
+            }
+        }
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// Removes every snapshot but `keep`.
+    fn remove_other_snapshots(&self, keep: &Path) -> io::Result<()> {
+        for dir in self.snapshot_dirs()? {
+            if dir != keep {
+                remove_dir_if_exists(&dir)?;
             }
         }
         Ok(())
     }
-}
-
-/// Replaces `dir/name` durably: a crash leaves the old file or the new one.
-fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    std::fs::write(&tmp, contents)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 fn write_meta(dir: &Path, meta: &SnapshotMeta) -> io::Result<()> {
@@ -214,20 +218,16 @@ pub fn read_meta(dir: &Path) -> io::Result<SnapshotMeta> {
     Ok(decode("snapshot metadata", &std::fs::read(dir.join(SNAPSHOT_META))?)?)
 }
 
-/// Copies a checkpoint: SST files (immutable) are hard-linked, the rest copied, everything synced.
-fn copy_checkpoint(from: &Path, to: &Path) -> io::Result<()> {
+/// Copies a snapshot's checkpoint: SST files (immutable) are hard-linked, the rest copied,
+/// everything synced.
+fn copy_checkpoint(from: &SnapshotFiles, to: &Path) -> io::Result<()> {
     std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == SNAPSHOT_META {
-            continue;
-        }
-        let target = to.join(&name);
-        if name.to_string_lossy().ends_with(".sst") {
-            std::fs::hard_link(entry.path(), &target)?;
+    for name in from.files()? {
+        let (source, target) = (from.dir.join(&name), to.join(&name));
+        if name.ends_with(".sst") {
+            std::fs::hard_link(source, &target)?;
         } else {
-            std::fs::copy(entry.path(), &target)?;
+            std::fs::copy(source, &target)?;
             std::fs::File::open(&target)?.sync_all()?;
         }
     }
@@ -345,7 +345,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let name = current.file_name().map(|n| n.to_string_lossy().replacen("snap-", "kv-", 1)).unwrap_or_default();
                 let install = data_dir.join(&name);
                 remove_dir_if_exists(&install)?;
-                copy_checkpoint(&current, &install)?;
+                copy_checkpoint(&SnapshotFiles { dir: current.clone() }, &install)?;
                 let old = store_dir(&data_dir)?;
                 let store = DiskStore::open(&install, opts).map_err(io::Error::other)?;
                 // The commit point: from here on a restart opens the installed store.
@@ -369,21 +369,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.applied = applied;
         self.membership = membership;
-        self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), std::sync::atomic::Ordering::Release);
+        self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), Ordering::Release);
+        self.metrics.db_size_bytes.store(self.cell.get().size_bytes(), Ordering::Relaxed);
         self.remove_other_snapshots(&current)?;
-        self.metrics.snapshots_installed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.snapshots_installed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotFiles>>, io::Error> {
-        let mut latest = None;
-        for entry in std::fs::read_dir(Self::snapshots_dir(&self.data_dir))? {
-            let path = entry?.path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("snap-")) && path.join(SNAPSHOT_META).exists() {
-                latest = latest.max(Some(path));
-            }
-        }
+        let latest = self.snapshot_dirs()?.into_iter().rev().find(|dir| dir.join(SNAPSHOT_META).exists());
         match latest {
             Some(dir) => Ok(Some(Snapshot { meta: read_meta(&dir)?, snapshot: SnapshotFiles { dir } })),
             None => Ok(None),

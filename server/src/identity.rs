@@ -55,20 +55,12 @@ pub fn load_or_store(dir: &Path, fresh: Identity) -> io::Result<Identity> {
     match fs::read_to_string(&path) {
         Ok(text) => parse(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: malformed identity file", path.display()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            write_atomically(dir, FILE, &format!("cluster_id={:x}\nmember_id={:x}\n", fresh.cluster_id, fresh.member_id))?;
+            let text = format!("cluster_id={:x}\nmember_id={:x}\n", fresh.cluster_id, fresh.member_id);
+            ballast_raft::fsutil::write_atomically(dir, FILE, text.as_bytes())?;
             Ok(fresh)
         }
         Err(e) => Err(e),
     }
-}
-
-/// Replaces `dir/name` with `contents` durably: a crash leaves the old file or the new one.
-pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &str) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    fs::write(&tmp, contents)?;
-    fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, dir.join(name))?;
-    fs::File::open(dir)?.sync_all()
 }
 
 fn parse(text: &str) -> Option<Identity> {

@@ -106,7 +106,6 @@ struct Inner {
     running: std::sync::atomic::AtomicBool,
     /// True once this member's name and client URLs are in the membership.
     published: tokio::sync::watch::Sender<bool>,
-    db_size: AtomicU64,
     /// Active alarms as (member id, alarm type).
     alarms: Mutex<BTreeSet<(u64, i32)>>,
     metrics: Metrics,
@@ -171,7 +170,6 @@ impl Node {
             is_learner: false,
         };
         let inner = Arc::new(Inner {
-            db_size: AtomicU64::new(replica.store().status().size_bytes),
             replica,
             identity,
             member,
@@ -248,7 +246,7 @@ impl Node {
     }
 
     pub fn db_size(&self) -> u64 {
-        self.inner.db_size.load(Ordering::Relaxed)
+        self.inner.replica.metrics().db_size_bytes.load(Ordering::Relaxed)
     }
 
     pub fn header(&self, revision: i64) -> pb::ResponseHeader {
@@ -289,7 +287,6 @@ impl Node {
         if result.is_err() {
             metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
         }
-        self.inner.db_size.store(self.store().status().size_bytes, Ordering::Relaxed);
         Ok(result??)
     }
 
@@ -366,7 +363,7 @@ fn load_alarms(dir: &std::path::Path) -> Result<BTreeSet<(u64, i32)>, OpenError>
 
 fn store_alarms(dir: &std::path::Path, alarms: &BTreeSet<(u64, i32)>) -> std::io::Result<()> {
     let text: String = alarms.iter().map(|(member, alarm)| format!("{member:x} {alarm}\n")).collect();
-    identity::write_atomically(dir, ALARMS_FILE, &text)
+    ballast_raft::fsutil::write_atomically(dir, ALARMS_FILE, text.as_bytes())
 }
 
 #[cfg(test)]

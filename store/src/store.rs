@@ -234,9 +234,14 @@ impl<B: Backend> Store<B> {
             revision: self.revision(),
             compact_revision: self.compact_revision(),
             compacted_physically: self.inner.compactor.done(),
-            size_bytes: self.inner.backend.size(),
+            size_bytes: self.size_bytes(),
             applied: self.inner.applied.lock().clone(),
         }
+    }
+
+    /// The database's size on disk (RocksDB's SST files and memtables).
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.backend.size()
     }
 
     /// The opaque position last passed to [`Store::apply_batch`], as of the last commit.
