@@ -555,6 +555,28 @@ impl Cluster {
         self.wait_healthy(i);
     }
 
+    /// SIGKILLs every running member, then starts them all again and waits until each is healthy
+    /// (none can be before a quorum runs).
+    pub fn restart_all(&mut self) {
+        let members = self.live();
+        for &i in &members {
+            self.kill9(i);
+        }
+        for &i in &members {
+            self.spawn(i);
+        }
+        for &i in &members {
+            self.wait_healthy(i);
+        }
+    }
+
+    /// Sends `signal` ("STOP", "CONT", ...) to member `i`'s process.
+    pub fn signal(&self, i: usize, signal: &str) {
+        let child = self.slots[i].child.as_ref().unwrap_or_else(|| panic!("member {i} is not running"));
+        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -{signal} of member {i} failed");
+    }
+
     /// Bytes in member `i`'s log so far (to look only at what it logs after some point).
     pub fn log_len(&self, i: usize) -> u64 {
         std::fs::metadata(&self.slots[i].log).map(|m| m.len()).unwrap_or(0)
