@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use ballast_check::{check_linearizable, check_watches, LinResult, WatchResult};
 use common::cluster::{Cluster, NetCluster};
+use common::proxy::LinkFault;
 use traffic::{Config, Recording, Traffic};
 
 /// One cluster at a time (see tests/cluster.rs): fault timing assumes an otherwise idle machine.
@@ -41,12 +42,24 @@ enum Fault {
     PauseFollower,
     PartitionLeader,
     PartitionFollower,
+    /// Every peer link delayed by 75 ms +/- 50 ms per chunk.
+    DelayLinks,
+    /// Every peer link losing 10% of its chunks (each loss resets that connection).
+    DropLinks,
+    /// Everything sent to a follower over its peer links is lost.
+    BlackholeFollower,
+    /// A follower is removed from the cluster and a new, empty member added in its place.
+    ReplaceFollower,
     RestartAll,
 }
 
 impl Fault {
     fn needs_network(self) -> bool {
         matches!(self, Fault::PartitionLeader | Fault::PartitionFollower)
+    }
+
+    fn needs_proxy(self) -> bool {
+        matches!(self, Fault::DelayLinks | Fault::DropLinks | Fault::BlackholeFollower)
     }
 }
 
@@ -76,11 +89,13 @@ impl std::ops::DerefMut for Members {
 }
 
 impl Members {
-    fn start(network: bool) -> Members {
-        if network {
-            Members::Net(NetCluster::start(3, &[]))
+    fn start(fault: Fault, size: usize) -> Members {
+        if fault.needs_network() {
+            Members::Net(NetCluster::start(size, &[]))
+        } else if fault.needs_proxy() {
+            Members::Plain(Cluster::start_proxied(size, &[]))
         } else {
-            Members::Plain(Cluster::start(3, &[]))
+            Members::Plain(Cluster::start(size, &[]))
         }
     }
 
@@ -108,7 +123,33 @@ impl Members {
 fn inject(c: &mut Members, fault: Fault, hold: Duration) {
     let target = match fault {
         Fault::KillLeader | Fault::PauseLeader | Fault::PartitionLeader => c.leader(),
-        Fault::KillFollower | Fault::PauseFollower | Fault::PartitionFollower => c.follower(),
+        Fault::KillFollower | Fault::PauseFollower | Fault::PartitionFollower | Fault::BlackholeFollower => c.follower(),
+        Fault::ReplaceFollower => {
+            let old = c.follower();
+            eprintln!("fault: {fault:?}: member {old} removed");
+            c.member_remove(old);
+            let (new, id) = c.add_member(false);
+            c.wait_healthy(new);
+            eprintln!("fault: {fault:?}: member {new} ({id:x}) added");
+            return;
+        }
+        Fault::DelayLinks | Fault::DropLinks => {
+            let link = if fault == Fault::DelayLinks {
+                LinkFault::Delay { base: Duration::from_millis(75), jitter: Duration::from_millis(50) }
+            } else {
+                LinkFault::Drop { probability: 0.1 }
+            };
+            eprintln!("fault: {link:?} on every peer link for {hold:?}");
+            let members = c.live();
+            for &i in &members {
+                c.link_fault(i, link);
+            }
+            std::thread::sleep(hold);
+            for &i in &members {
+                c.link_fault(i, LinkFault::Healthy);
+            }
+            return;
+        }
         Fault::RestartAll => {
             c.restart_all();
             return;
@@ -131,15 +172,20 @@ fn inject(c: &mut Members, fault: Fault, hold: Duration) {
             std::thread::sleep(hold);
             c.heal(target);
         }
-        Fault::RestartAll => unreachable!(),
+        Fault::BlackholeFollower => {
+            c.link_fault(target, LinkFault::Blackhole);
+            std::thread::sleep(hold);
+            c.link_fault(target, LinkFault::Healthy);
+        }
+        Fault::ReplaceFollower | Fault::DelayLinks | Fault::DropLinks | Fault::RestartAll => unreachable!(),
     }
 }
 
 /// Starts a cluster, runs traffic with `fault` in the middle, and returns what was recorded
 /// after the members converged on identical data.
-fn run(fault: Fault, config: Config) -> Recording {
+fn run(fault: Fault, size: usize, config: Config) -> Recording {
     let started = Instant::now();
-    let mut c = Members::start(fault.needs_network());
+    let mut c = Members::start(fault, size);
     let endpoints = (0..c.size()).map(|i| c.endpoint(i)).collect();
     let traffic = Traffic::start(endpoints, config);
     std::thread::sleep(PHASE);
@@ -197,11 +243,15 @@ fn rounds() -> u64 {
 }
 
 fn chaos(fault: Fault) {
+    chaos_of(fault, 3);
+}
+
+fn chaos_of(fault: Fault, size: usize) {
     let _serial = one_at_a_time();
     for round in 0..rounds() {
         let config = Config::default();
-        let name = format!("{fault:?}-{round}-seed{}", config.seed);
-        let recording = run(fault, config);
+        let name = format!("{fault:?}-{size}m-{round}-seed{}", config.seed);
+        let recording = run(fault, size, config);
         check(&recording, &name);
     }
 }
@@ -237,8 +287,38 @@ fn chaos_partition_follower() {
 }
 
 #[test]
+fn chaos_delay_links() {
+    chaos(Fault::DelayLinks);
+}
+
+#[test]
+fn chaos_drop_links() {
+    chaos(Fault::DropLinks);
+}
+
+#[test]
+fn chaos_blackhole_follower() {
+    chaos(Fault::BlackholeFollower);
+}
+
+#[test]
+fn chaos_replace_follower() {
+    chaos(Fault::ReplaceFollower);
+}
+
+#[test]
 fn chaos_restart_all() {
     chaos(Fault::RestartAll);
+}
+
+#[test]
+fn chaos_five_members_kill_leader() {
+    chaos_of(Fault::KillLeader, 5);
+}
+
+#[test]
+fn chaos_five_members_partition_leader() {
+    chaos_of(Fault::PartitionLeader, 5);
 }
 
 /// The control: clients ask for serializable reads (answered from the member's own state) but
@@ -248,7 +328,7 @@ fn chaos_restart_all() {
 fn serializable_reads_are_caught() {
     let _serial = one_at_a_time();
     let config = Config { serializable_reads: true, ..Config::default() };
-    let recording = run(Fault::PartitionLeader, config);
+    let recording = run(Fault::PartitionLeader, 3, config);
     let lin = check_linearizable(&recording.ops, CHECK_BUDGET);
     eprintln!("control: {lin}");
     assert!(

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::proxy::{LinkFault, Proxy};
 use super::{etcdctl, free_port, json, Ctl};
 
 /// How long a member may take to answer `endpoint health` after it was started.
@@ -76,7 +77,12 @@ struct Slot {
     name: String,
     host: String,
     client_port: u16,
+    /// The peer port the member advertises (its proxy's, in a proxied cluster).
     peer_port: u16,
+    /// The peer port the member listens on (`peer_port` unless proxied).
+    listen_peer_port: u16,
+    /// In a proxied cluster, the proxy in front of `listen_peer_port`.
+    proxy: Option<Proxy>,
     data_dir: PathBuf,
     log: PathBuf,
     /// The network namespace the member runs in (`NetCluster` only).
@@ -97,6 +103,10 @@ impl Slot {
     fn peer_url(&self) -> String {
         format!("http://{}:{}", self.host, self.peer_port)
     }
+
+    fn listen_peer_url(&self) -> String {
+        format!("http://{}:{}", self.host, self.listen_peer_port)
+    }
 }
 
 /// A cluster of member processes on 127.0.0.1 (or, for `NetCluster`, in namespaces).
@@ -105,6 +115,8 @@ pub struct Cluster {
     slots: Vec<Slot>,
     extra: Vec<String>,
     token: String,
+    /// Members advertise a proxy in front of their peer port (`start_proxied`).
+    proxied: bool,
     // Field order is drop order: namespaces go after the members (killed in `Drop::drop`) and
     // before the directory.
     net: Option<Net>,
@@ -125,6 +137,14 @@ impl Cluster {
         Cluster::start_with(n, extra, None, None)
     }
 
+    /// Like `start`, with every member's peer traffic through a proxy (see `link_fault`).
+    pub fn start_proxied(n: usize, extra: &[&str]) -> Cluster {
+        let mut cluster = Cluster::new(extra, None);
+        cluster.proxied = true;
+        cluster.launch(n, None);
+        cluster
+    }
+
     /// Starts a NEW cluster of `n` members whose data directories are first created from the
     /// snapshot file `snapshot` (`etcdctl snapshot save`), each in its server's own way (see
     /// `restore_snapshot`); waits until each is healthy.
@@ -133,45 +153,56 @@ impl Cluster {
     }
 
     fn start_with(n: usize, extra: &[&str], net: Option<Net>, snapshot: Option<&Path>) -> Cluster {
+        let mut cluster = Cluster::new(extra, net);
+        cluster.launch(n, snapshot);
+        cluster
+    }
+
+    fn new(extra: &[&str], net: Option<Net>) -> Cluster {
         let seq = CLUSTERS.fetch_add(1, Ordering::Relaxed);
-        let mut cluster = Cluster {
+        Cluster {
             server: Server::from_env(),
             slots: Vec::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             token: format!("ballast-test-{}-{seq}", std::process::id()),
+            proxied: false,
             net,
             tmp: tempfile::tempdir().unwrap(),
-        };
-        for i in 0..n {
-            cluster.new_slot(i);
         }
-        let initial = cluster.initial_cluster();
-        for slot in &mut cluster.slots {
+    }
+
+    /// Creates and starts `n` members (their data directories first restored from `snapshot`,
+    /// if given); waits until each is healthy.
+    fn launch(&mut self, n: usize, snapshot: Option<&Path>) {
+        for i in 0..n {
+            self.new_slot(i);
+        }
+        let initial = self.initial_cluster();
+        for slot in &mut self.slots {
             slot.initial_cluster = initial.clone();
             slot.initial_state = "new";
         }
         if let Some(file) = snapshot {
             for i in 0..n {
-                cluster.restore_snapshot(i, file);
+                self.restore_snapshot(i, file);
             }
         }
         // All members first, then the waits: none is healthy before a quorum runs.
         for i in 0..n {
-            cluster.spawn(i);
+            self.spawn(i);
         }
         for i in 0..n {
-            cluster.wait_healthy(i);
+            self.wait_healthy(i);
         }
-        cluster
     }
 
     /// Allocates addresses, a data directory and a log for member `i` (not started).
     fn new_slot(&mut self, i: usize) {
         assert_eq!(i, self.slots.len());
-        let (host, client_port, peer_port, netns) = match &mut self.net {
+        let (host, client_port, mut peer_port, netns) = match &mut self.net {
             Some(net) => (net.add_member(i), 2379, 2380, Some(net.member_ns(i))),
             None => {
-                let taken: Vec<u16> = self.slots.iter().flat_map(|s| [s.client_port, s.peer_port]).collect();
+                let taken: Vec<u16> = self.slots.iter().flat_map(|s| [s.client_port, s.peer_port, s.listen_peer_port]).collect();
                 let port = || loop {
                     let p = free_port();
                     if !taken.contains(&p) {
@@ -185,6 +216,13 @@ impl Cluster {
                 ("127.0.0.1".to_owned(), c, p, None)
             }
         };
+        let (proxy, listen_peer_port) = if self.proxied {
+            let proxy = Proxy::start(format!("{host}:{peer_port}").parse().unwrap());
+            let advertised = proxy.port();
+            (Some(proxy), std::mem::replace(&mut peer_port, advertised))
+        } else {
+            (None, peer_port)
+        };
         let name = format!("n{}", i + 1);
         self.slots.push(Slot {
             data_dir: self.tmp.path().join(format!("{name}.data")),
@@ -193,6 +231,8 @@ impl Cluster {
             host,
             client_port,
             peer_port,
+            listen_peer_port,
+            proxy,
             netns,
             initial_cluster: String::new(),
             initial_state: "new",
@@ -248,6 +288,7 @@ impl Cluster {
         assert!(slot.child.is_none(), "member {i} is already running");
         let client_url = format!("http://{}", slot.endpoint());
         let peer_url = slot.peer_url();
+        let listen_peer_url = slot.listen_peer_url();
         let mut log = OpenOptions::new().create(true).append(true).open(&slot.log).unwrap();
         writeln!(log, "===== harness: starting {} (--initial-cluster-state {}) =====", slot.name, slot.initial_state).unwrap();
         let (program, mut args): (&str, Vec<String>) = match server {
@@ -265,7 +306,7 @@ impl Cluster {
                 "--advertise-client-urls",
                 client_url.as_str(),
                 "--listen-peer-urls",
-                peer_url.as_str(),
+                listen_peer_url.as_str(),
                 "--initial-advertise-peer-urls",
                 peer_url.as_str(),
                 "--initial-cluster",
@@ -568,6 +609,12 @@ impl Cluster {
         for &i in &members {
             self.wait_healthy(i);
         }
+    }
+
+    /// Sets the fault on the links into member `i` (every connection another member opens to it,
+    /// both directions); a `start_proxied` cluster only.
+    pub fn link_fault(&self, i: usize, fault: LinkFault) {
+        self.slots[i].proxy.as_ref().expect("link faults need Cluster::start_proxied").set(fault);
     }
 
     /// Sends `signal` ("STOP", "CONT", ...) to member `i`'s process.
