@@ -5,15 +5,25 @@
 //! - [`state_machine`]: the MVCC store as state machine; snapshots are RocksDB checkpoints.
 //! - [`network`]: openraft's RPCs over gRPC between members.
 //! - [`replica`]: [`Replica`], the API the rest of Ballast uses (openraft's types stay in this crate).
+//! - [`types`], [`wire`], [`codec`]: what members write to disk and send each other, and its one
+//!   encoding. These build without RocksDB (`--no-default-features`), for the fuzz target that
+//!   decodes them.
 
 pub mod codec;
 pub mod fsutil;
+#[cfg(feature = "rocks")]
 pub mod log_store;
+pub mod metrics;
+#[cfg(feature = "rocks")]
 pub mod network;
+#[cfg(feature = "rocks")]
 pub mod replica;
+#[cfg(feature = "rocks")]
 pub mod state_machine;
 pub mod types;
+pub mod wire;
 
-pub use replica::{MemberInfo, RaftStatus, Replica, ReplicaError, ReplicaOptions};
+#[cfg(feature = "rocks")]
+pub use replica::{MemberInfo, RaftStatus, Replica, ReplicaOptions};
 pub use types::{MemberNode, NodeId};
-pub mod metrics;
+pub use wire::ReplicaError;

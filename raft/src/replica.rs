@@ -22,7 +22,7 @@ use ballast_store::{DiskStore, LeaseId, LeaseStatus, StoreError, StoreOptions, W
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -32,6 +32,8 @@ use crate::metrics::Metrics;
 use crate::network::Network;
 use crate::state_machine::{self, SnapshotFiles, StateMachine, StoreCell};
 use crate::types::{Command, MemberNode, NodeId, Reply, SnapshotMeta, TypeConfig, Vote};
+pub use crate::wire::ReplicaError;
+use crate::wire::{LeaderReply, LeaderRequest};
 
 type OpenRaft = Raft<TypeConfig, StateMachine>;
 
@@ -64,56 +66,6 @@ impl ReplicaOptions {
             catch_up_entries: 5_000,
         }
     }
-}
-
-/// Why a replicated operation failed, as etcd says it.
-#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
-pub enum ReplicaError {
-    #[error("etcdserver: no leader")]
-    NoLeader,
-    #[error("etcdserver: leader changed")]
-    LeaderChanged,
-    #[error("etcdserver: request timed out")]
-    Timeout,
-    #[error("etcdserver: server stopped")]
-    Stopped,
-    #[error("etcdserver: member not found")]
-    MemberNotFound,
-    #[error("etcdserver: member ID already exist")]
-    MemberExists,
-    #[error("etcdserver: Peer URLs already exists")]
-    PeerUrlExists,
-    #[error("etcdserver: can only promote a learner member")]
-    NotLearner,
-    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
-    LearnerNotReady,
-    #[error("etcdserver: re-configuration failed due to not enough started members")]
-    NotEnoughStarted,
-    #[error("{0}")]
-    Other(String),
-}
-
-/// Work a follower hands to the leader.
-#[derive(Debug, Serialize, Deserialize)]
-enum LeaderRequest {
-    Write(Command),
-    ReadIndex,
-    KeepAlive(LeaseId),
-    TimeToLive(LeaseId, bool),
-    AddMember(NodeId, MemberNode, bool),
-    Promote(NodeId),
-    Remove(NodeId),
-    SetNode(NodeId, MemberNode),
-    TransferLeader(NodeId),
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-enum LeaderReply {
-    Write(Result<WriteResponse, StoreError>),
-    ReadIndex(u64),
-    KeepAlive(Result<i64, StoreError>),
-    TimeToLive(LeaseStatus),
-    Done,
 }
 
 /// A member in the cluster's membership.
