@@ -19,6 +19,10 @@ if [ "${BALLAST_SETUP_TEST_TOOLS:-0}" = 1 ]; then
   command -v etcd >/dev/null || need_apt+=(etcd-server)
   # The etcd-client crate (a test dependency) compiles its .proto files with protoc.
   command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+  # tests/durability.rs: its fsync-disabled control runs the member under eatmydata; lazyfs
+  # (tools/lazyfs) mounts through /dev/fuse, with fusermount3 where it may not mount directly.
+  command -v eatmydata >/dev/null || need_apt+=(eatmydata)
+  command -v fusermount3 >/dev/null || need_apt+=(fuse3)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

@@ -1,7 +1,8 @@
 //! Ballast's replication: a cluster of members, each with its own RocksDB, kept identical by raft
 //! ([openraft](https://docs.rs/openraft), pinned exactly).
 //!
-//! - [`log_store`]: the raft log in RocksDB, with group commit.
+//! - [`log_store`]: the raft log in RocksDB, with group commit; [`wal_tail`] spots a torn record at
+//!   the end of its WAL.
 //! - [`state_machine`]: the MVCC store as state machine; snapshots are RocksDB checkpoints.
 //! - [`network`]: openraft's RPCs over gRPC between members.
 //! - [`replica`]: [`Replica`], the API the rest of Ballast uses (openraft's types stay in this crate).
@@ -21,6 +22,7 @@ pub mod replica;
 #[cfg(feature = "rocks")]
 pub mod state_machine;
 pub mod types;
+pub mod wal_tail;
 pub mod wire;
 
 #[cfg(feature = "rocks")]

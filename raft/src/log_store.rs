@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamilyDescriptor, DBRecoveryMode, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 use crate::codec::{decode, encode};
 use crate::metrics::Metrics;
@@ -65,8 +65,16 @@ impl LogStore {
         opts.create_missing_column_families(true);
         // The log is written once and read back only by lagging followers: keep it out of the way.
         opts.set_max_total_wal_size(64 << 20);
+        // A record that fails its checksum is refused (the member does not start) rather than
+        // ending the replay there, which RocksDB's default (point in time) does silently, losing
+        // every acknowledged entry after it. An incomplete record at the very end (an append cut
+        // by a crash before its sync) is dropped; `warn_of_torn_tail` says so first.
+        opts.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
+        warn_of_torn_tail(path);
         let cfs = [CF_LOGS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs).map_err(io::Error::other)?);
+        let db = DB::open_cf_descriptors(&opts, path, cfs)
+            .map_err(|e| io::Error::other(format!("opening the raft log in {}: {e}", path.display())))?;
+        let db = Arc::new(db);
         let (syncs, rx) = mpsc::channel();
         let (sync_db, sync_metrics) = (db.clone(), metrics.clone());
         let thread =
@@ -99,6 +107,29 @@ impl LogStore {
             }
             None => Ok(None),
         }
+    }
+}
+
+/// Logs a warning if the newest WAL file ends in an incomplete record (see `wal_tail`).
+fn warn_of_torn_tail(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    // WAL files are `<number>.log`; the newest is the one being appended to at a crash.
+    let newest = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            Some((name.strip_suffix(".log")?.parse::<u64>().ok()?, e.path()))
+        })
+        .max();
+    let Some((_, wal)) = newest else { return };
+    let Ok(bytes) = std::fs::read(&wal) else { return };
+    if let Some(intact) = crate::wal_tail::torn_tail(&bytes) {
+        tracing::warn!(
+            wal = %wal.display(),
+            intact,
+            dropped = bytes.len() - intact,
+            "raft log: torn record at the end of the WAL (an append cut by a crash before its sync, or a disk that lost synced data); dropping it"
+        );
     }
 }
 

@@ -71,15 +71,28 @@ impl From<ApiError> for Status {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// Why a member could not start.
+/// Why a member could not start. The cause is in the message, not also a `source`, so a chain
+/// printed with `{:#}` does not say it twice.
 #[derive(Debug, Error)]
 pub enum OpenError {
     #[error("data directory: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("bad flag: {0}")]
     Config(String),
+}
+
+impl From<std::io::Error> for OpenError {
+    fn from(e: std::io::Error) -> Self {
+        OpenError::Io(e)
+    }
+}
+
+impl From<StoreError> for OpenError {
+    fn from(e: StoreError) -> Self {
+        OpenError::Store(e)
+    }
 }
 
 #[cfg(test)]
