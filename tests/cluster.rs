@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, NetCluster, Server, Writer};
+use common::proxy::LinkFault;
 
 /// One cluster at a time, also under a plain `cargo test` (which runs tests in parallel): the
 /// timing assertions (a new leader within 10 s) assume the machine is not running three other
@@ -114,6 +115,49 @@ fn lagging_member_catches_up_by_snapshot() {
     let hashes: Vec<(u64, i64)> = (0..3).map(|i| c.hashkv(i)).collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "members differ after the snapshot: {hashes:?}");
     eprintln!("lagging_member_catches_up_by_snapshot: {:?}", started.elapsed());
+}
+
+/// A watch open on a follower goes on delivering, with no gap and no duplicate, after that
+/// follower fell so far behind (its peer links blackholed) that the leader sent it a snapshot,
+/// which replaces its whole store. (Ballast's watches used to stop silently there.)
+#[test]
+fn watch_survives_a_snapshot_install_on_its_member() {
+    let _serial = one_at_a_time();
+    let started = Instant::now();
+    let c = Cluster::start_proxied(3, &["--snapshot-count", "100"]);
+    let lagging = (c.leader() + 1) % 3;
+    let others: Vec<usize> = (0..3).filter(|&i| i != lagging).collect();
+    let watch = c.spawn_ctl(lagging, &["watch", "0", "z"]);
+    // Let etcdctl create its watch before the member is cut off.
+    std::thread::sleep(Duration::from_secs(1));
+    c.link_fault(lagging, LinkFault::Blackhole);
+
+    // More than the 5000 entries the leader keeps behind a snapshot (see the test above).
+    const KEYS: u64 = 6000;
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["bench", "--endpoints", &c.endpoints_of(&others), "--conns", "4", "--clients", "32", "--total", &KEYS.to_string()])
+        .args(["--sequential-keys", "--key-space", &KEYS.to_string(), "--val-size", "8", "put"])
+        .output()
+        .unwrap();
+    assert!(bench.status.success(), "ballast bench failed:\n{}{}", String::from_utf8_lossy(&bench.stdout), String::from_utf8_lossy(&bench.stderr));
+    std::thread::sleep(Duration::from_secs(2));
+    let log_before = c.log_len(lagging);
+    c.link_fault(lagging, LinkFault::Healthy);
+    c.wait_converged();
+    c.ok(others[0], &["put", "after", "the-install"]);
+
+    // etcdctl prints an event as three lines: PUT, key, value.
+    let lines = common::collect_lines(watch, 3 * (KEYS as usize + 1), Duration::from_secs(60));
+    let line = snapshot_installed_line(c.server());
+    assert!(c.log_since(lagging, log_before).contains(line), "member {lagging} caught up without {line:?}: the test did not force a snapshot");
+    let keys: Vec<&str> = lines.chunks(3).map(|event| event.get(1).map_or("", |k| k.as_str())).collect();
+    let mut want: Vec<String> = (0..KEYS).map(|n| format!("{n:08}")).collect();
+    want.push("after".into());
+    let mut got: Vec<&str> = keys.clone();
+    got[..keys.len().min(KEYS as usize)].sort_unstable();
+    assert_eq!(got.len(), want.len(), "the watch delivered {} events of {}; the last: {:?}", got.len(), want.len(), lines.iter().rev().take(6).collect::<Vec<_>>());
+    assert_eq!(got, want, "each bench key once, then the write after the install");
+    eprintln!("watch_survives_a_snapshot_install_on_its_member: {} events, {:?}", keys.len(), started.elapsed());
 }
 
 /// Grow to four members (learner, caught up, promoted) and shrink back to three (remove a

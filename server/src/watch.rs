@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_proto::pb;
-use ballast_store::{ProgressRequester, Watcher};
+use ballast_store::{ProgressRequester, WatchRequest, Watcher};
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::mpsc;
@@ -78,7 +78,8 @@ struct WatchEntry {
 /// Lets the control task ask a watch for progress, and tells its forwarding task whether an answer
 /// belongs to the stream's round or is the watch's own `progress_notify`.
 struct Progress {
-    requester: ProgressRequester,
+    /// Replaced when the watch moves to a new store (see `Forwarder::run`).
+    requester: Mutex<ProgressRequester>,
     /// Progress answers owed to the stream's round.
     round_acks: Mutex<usize>,
 }
@@ -171,7 +172,7 @@ impl StreamState {
             Ok(req) => req,
             Err(err) => return self.send(refuse(err.to_string())).await,
         };
-        let watcher = match self.node.store().watch(req) {
+        let watcher = match self.node.store().watch(req.clone()) {
             Ok(w) => w,
             Err(err) => return self.send(refuse(err.to_string())).await,
         };
@@ -179,9 +180,10 @@ impl StreamState {
         if !self.send(created).await {
             return false;
         }
-        let progress = Arc::new(Progress { requester: watcher.progress_requester(), round_acks: Mutex::new(0) });
+        let progress = Arc::new(Progress { requester: Mutex::new(watcher.progress_requester()), round_acks: Mutex::new(0) });
         let fwd = Forwarder {
             node: self.node.clone(),
+            req,
             out: self.out.clone(),
             id,
             fragment: create.fragment,
@@ -209,7 +211,7 @@ impl StreamState {
         for w in self.watches.values() {
             let mut acks = w.progress.round_acks.lock();
             *acks += 1;
-            if !w.progress.requester.request() {
+            if !w.progress.requester.lock().request() {
                 // Not synced (or its buffer is full): no revision can be promised now. Answers
                 // already requested are swallowed by the abandoned round.
                 *acks -= 1;
@@ -221,7 +223,7 @@ impl StreamState {
 
     fn notify_progress(&self) {
         for w in self.watches.values().filter(|w| w.progress_notify) {
-            w.progress.requester.request();
+            w.progress.requester.lock().request();
         }
     }
 
@@ -242,6 +244,8 @@ enum Ack {
 
 struct Forwarder {
     node: Node,
+    /// What the client asked for, to watch on from where it got to on a new store.
+    req: WatchRequest,
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     id: i64,
     fragment: bool,
@@ -251,42 +255,87 @@ struct Forwarder {
 }
 
 impl Forwarder {
+    /// Forwards the watcher's responses until the client goes or the watch is canceled. When the
+    /// store closes under it (a snapshot install replaced the store; etcd keeps such watches too),
+    /// it watches on in the new store from the first revision it has not forwarded; when the
+    /// member is stopping, the new watch fails and the stream ends with the member.
     async fn run(self, mut watcher: Watcher) {
-        while let Some(resp) = watcher.recv().await {
-            if resp.canceled {
-                let header = self.node.header(resp.revision);
-                let reason = ballast_store::StoreError::Compacted.to_string();
-                let msg = pb::WatchResponse {
-                    header: Some(header),
-                    watch_id: self.id,
-                    canceled: true,
-                    compact_revision: resp.compact_revision,
-                    cancel_reason: reason,
-                    ..Default::default()
-                };
-                let _ = self.out.send(Ok(msg)).await;
-                break;
-            }
-            if resp.events.is_empty() {
-                match self.round_ack(resp.revision) {
-                    Ack::Notify => {}
-                    Ack::Swallowed => continue,
-                    Ack::Answer(msg) => {
-                        if self.out.send(Ok(msg)).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-            }
-            let header = self.node.header(resp.revision);
-            let events: Vec<_> = resp.events.into_iter().map(convert::event).collect();
-            for msg in self.split(header, events) {
-                if self.out.send(Ok(msg)).await.is_err() {
+        let mut next = watcher.start_revision();
+        loop {
+            while let Some(resp) = watcher.recv().await {
+                if !self.forward(resp, &mut next).await {
                     return;
                 }
             }
+            let req = WatchRequest { start_revision: next, ..self.req.clone() };
+            match self.node.store().watch(req) {
+                Ok(w) => {
+                    tracing::debug!(watch_id = self.id, from = next, "watch moved to the installed store");
+                    *self.progress.requester.lock() = w.progress_requester();
+                    self.reask_progress(&w);
+                    watcher = w;
+                }
+                Err(_) => return,
+            }
         }
+    }
+
+    /// Sends one store response on; false once the watch is over (canceled, or the client gone).
+    /// `next` becomes the first revision not yet accounted for.
+    async fn forward(&self, resp: ballast_store::WatchResponse, next: &mut i64) -> bool {
+        if resp.canceled {
+            let header = self.node.header(resp.revision);
+            let reason = ballast_store::StoreError::Compacted.to_string();
+            let msg = pb::WatchResponse {
+                header: Some(header),
+                watch_id: self.id,
+                canceled: true,
+                compact_revision: resp.compact_revision,
+                cancel_reason: reason,
+                ..Default::default()
+            };
+            let _ = self.out.send(Ok(msg)).await;
+            return false;
+        }
+        match resp.events.last() {
+            Some(last) => *next = last.kv.mod_revision + 1,
+            // A progress notification: every event up to its revision has been delivered.
+            None => *next = (*next).max(resp.revision + 1),
+        }
+        if resp.events.is_empty() {
+            match self.round_ack(resp.revision) {
+                Ack::Notify => {}
+                Ack::Swallowed => return true,
+                Ack::Answer(msg) => return self.out.send(Ok(msg)).await.is_ok(),
+            }
+        }
+        let header = self.node.header(resp.revision);
+        let events: Vec<_> = resp.events.into_iter().map(convert::event).collect();
+        for msg in self.split(header, events) {
+            if self.out.send(Ok(msg)).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A progress answer the closed watcher owed the stream's round is asked of its successor; if
+    /// that one cannot vouch for a revision yet (it is replaying history), the round is abandoned,
+    /// as `progress_round` does for such a watch.
+    fn reask_progress(&self, successor: &Watcher) {
+        {
+            let mut acks = self.progress.round_acks.lock();
+            if *acks == 0 {
+                return;
+            }
+            if successor.request_progress() {
+                *acks = 1;
+                return;
+            }
+            *acks = 0;
+        }
+        // Not under the acks lock: `progress_round` takes the round's lock first.
+        self.round.lock().active = false;
     }
 
     /// Takes a progress answer owed to the stream's round, and makes the round's answer if it was

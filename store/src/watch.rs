@@ -159,6 +159,7 @@ impl Hub {
         st.next_id += 1;
         let synced = req.start_revision == 0 || req.start_revision > st.current_rev;
         let next_rev = req.start_revision;
+        let start_revision = if req.start_revision == 0 { st.current_rev + 1 } else { req.start_revision };
         st.watchers.insert(id, WatcherState { req, tx, next_rev, synced: false });
         if synced {
             st.mark_synced(id);
@@ -166,7 +167,7 @@ impl Hub {
             st.unsynced.insert(id);
             self.wake.notify_all();
         }
-        Watcher { id, rx, hub: self.clone() }
+        Watcher { id, start_revision, rx, hub: self.clone() }
     }
 
     pub fn cancel(&self, id: WatchId) -> bool {
@@ -265,8 +266,15 @@ impl Hub {
         }
     }
 
+    /// Ends every watch: each [`Watcher`] gets what was already sent to it, then `None`. (Its
+    /// sender goes here; the watcher itself keeps the hub alive, so dropping the hub would not.)
     pub fn shutdown(&self) {
-        self.state.lock().shutdown = true;
+        let mut st = self.state.lock();
+        st.shutdown = true;
+        st.watchers.clear();
+        st.groups.clear();
+        st.unsynced.clear();
+        drop(st);
         self.wake.notify_all();
     }
 }
@@ -275,6 +283,7 @@ impl Hub {
 #[derive(Debug)]
 pub struct Watcher {
     id: WatchId,
+    start_revision: i64,
     rx: mpsc::Receiver<WatchResponse>,
     hub: Arc<Hub>,
 }
@@ -282,6 +291,12 @@ pub struct Watcher {
 impl Watcher {
     pub fn id(&self) -> WatchId {
         self.id
+    }
+
+    /// The first revision this watch reports: its request's start revision, or for a start of 0
+    /// the revision after the store's current one when it was made.
+    pub fn start_revision(&self) -> i64 {
+        self.start_revision
     }
 
     /// The next response; `None` once the watch is canceled (or the store closed).

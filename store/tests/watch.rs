@@ -99,6 +99,9 @@ fn history_then_live<B: Open>() {
     put(s, "k", "14");
     assert_eq!(events(&mut future, 1)[0].kv.mod_revision, 14);
     assert_quiet(&mut future);
+    // The first revision a watch reports, which a watch moved to another store resumes from.
+    assert_eq!((w.start_revision(), future.start_revision()), (4, 14));
+    assert_eq!(s.watch(watch_req("k", "", 0)).unwrap().start_revision(), 15, "from now: after revision 14");
 }
 
 fn prev_kv_and_filters<B: Open>() {
@@ -293,7 +296,25 @@ fn compaction_cancels_lagging_watcher<B: Open>() {
     assert!(resp.canceled && resp.compact_revision == rev, "{resp:?}");
 }
 
+/// Closing the store ends its watches (a snapshot install closes the replaced store, and the
+/// server moves its watches to the new one when they end): what was sent arrives, then `None`.
+fn close_ends_watchers<B: Open>() {
+    let h = B::harness(|_| {});
+    let s = &h.store;
+    let mut live = s.watch(watch_req("k", "", 0)).unwrap();
+    let mut unsynced = s.watch(watch_req("k", "", 1)).unwrap();
+    let rev = put(s, "k", "v");
+    assert_eq!(events(&mut live, 1)[0].kv.mod_revision, rev);
+    s.close();
+    assert_eq!(recv(&mut live), None);
+    // The unsynced one may or may not have had its history first; then it ends too.
+    while let Some(resp) = recv(&mut unsynced) {
+        assert!(!resp.canceled, "{resp:?}");
+    }
+}
+
 both_backends!(
+    close_ends_watchers,
     key_range_and_prefix,
     history_then_live,
     prev_kv_and_filters,
