@@ -30,6 +30,17 @@ fn snapshot_installed_line(server: Server) -> &'static str {
     }
 }
 
+/// Puts `keys` keys `00000000`, `00000001`, ... once each (values of `val_size` bytes) through
+/// `ballast bench` with 32 clients on `endpoints`.
+fn put_sequential_keys(endpoints: &str, keys: u64, val_size: usize) {
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["bench", "--endpoints", endpoints, "--conns", "4", "--clients", "32", "--total", &keys.to_string()])
+        .args(["--sequential-keys", "--key-space", &keys.to_string(), "--val-size", &val_size.to_string(), "put"])
+        .output()
+        .unwrap();
+    assert!(bench.status.success(), "ballast bench failed:\n{}{}", String::from_utf8_lossy(&bench.stdout), String::from_utf8_lossy(&bench.stderr));
+}
+
 /// Crash safety: SIGKILL the leader while four clients write; the others elect a new leader and
 /// keep acknowledging writes; once the old leader is back, every member holds every acknowledged
 /// write and the same data.
@@ -80,12 +91,7 @@ fn lagging_member_catches_up_by_snapshot() {
     // etcd 3.4 keeps 5000 entries behind each snapshot for slow followers, so more than that
     // must be written while the member is down for the leader to send it a snapshot.
     const KEYS: u64 = 6000;
-    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["bench", "--endpoints", &c.endpoints(), "--conns", "4", "--clients", "32", "--total", &KEYS.to_string()])
-        .args(["--sequential-keys", "--key-space", &KEYS.to_string(), "--val-size", "16", "put"])
-        .output()
-        .unwrap();
-    assert!(bench.status.success(), "ballast bench failed:\n{}{}", String::from_utf8_lossy(&bench.stdout), String::from_utf8_lossy(&bench.stderr));
+    put_sequential_keys(&c.endpoints(), KEYS, 16);
     c.ok(0, &["put", "after", "up"]);
     // Ballast's leader (openraft) defers purging its log behind a snapshot while a send to the
     // down member is in flight; those sends fail and are retried every 200 ms, so the purge lands
@@ -134,12 +140,7 @@ fn watch_survives_a_snapshot_install_on_its_member() {
 
     // More than the 5000 entries the leader keeps behind a snapshot (see the test above).
     const KEYS: u64 = 6000;
-    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["bench", "--endpoints", &c.endpoints_of(&others), "--conns", "4", "--clients", "32", "--total", &KEYS.to_string()])
-        .args(["--sequential-keys", "--key-space", &KEYS.to_string(), "--val-size", "8", "put"])
-        .output()
-        .unwrap();
-    assert!(bench.status.success(), "ballast bench failed:\n{}{}", String::from_utf8_lossy(&bench.stdout), String::from_utf8_lossy(&bench.stderr));
+    put_sequential_keys(&c.endpoints_of(&others), KEYS, 8);
     std::thread::sleep(Duration::from_secs(2));
     let log_before = c.log_len(lagging);
     c.link_fault(lagging, LinkFault::Healthy);
