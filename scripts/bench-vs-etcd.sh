@@ -20,17 +20,28 @@ WORKLOADS=(
   "get linearizable 1 client|--clients 1 --conns 1 --total $((5000 * SCALE)) --key-space 10000 range --consistency l"
   "get linearizable 256 clients|--clients 256 --conns 16 --total $((100000 * SCALE)) --key-space 10000 range --consistency l"
   "get serializable 256 clients|--clients 256 --conns 16 --total $((100000 * SCALE)) --key-space 10000 range --consistency s"
+  "txn compare-and-swap 256 clients|--clients 256 --conns 16 --total $((30000 * SCALE)) --key-space 10000 txn"
+  "delete 256 clients|--clients 256 --conns 16 --total $((30000 * SCALE)) --key-space 10000 delete"
+  "watch 1k watchers, 100 puts/s|--clients 1 --conns 16 --total $((300 * SCALE)) watch --watchers 1000 --streams 100 --rate 100"
+  "watch 10k watchers, 100 puts/s|--clients 1 --conns 16 --total $((300 * SCALE)) watch --watchers 10000 --streams 100 --rate 100"
+)
+# The large dataset (1 member): a million keys written, then read.
+LARGE=(
+  "put 256 clients, sequential keys|--clients 256 --conns 16 --total $((1000000 * SCALE)) --key-space $((1000000 * SCALE)) --sequential-keys put"
+  "get serializable 256 clients|--clients 256 --conns 16 --total $((100000 * SCALE)) --key-space $((1000000 * SCALE)) range --consistency s"
+  "get linearizable 1 client|--clients 1 --conns 1 --total $((5000 * SCALE)) --key-space $((1000000 * SCALE)) range --consistency l"
 )
 
-run_cluster() { # $1 = etcd|ballast, $2 = members
-  local server=$1 n=$2 pids=() endpoints="" cluster="" i
+run_cluster() { # $1 = etcd|ballast, $2 = members, $3 = shape label, $4 = name of the workload array
+  local server=$1 n=$2 shape=$3 pids=() endpoints="" cluster="" i
+  local -n workloads=$4
   for i in $(seq "$n"); do cluster="${cluster:+$cluster,}m$i=http://127.0.0.1:$((PORT + 10 * i + 1))"; done
   for i in $(seq "$n"); do
     local client="http://127.0.0.1:$((PORT + 10 * i))" peer="http://127.0.0.1:$((PORT + 10 * i + 1))"
-    local flags=(--name "m$i" --data-dir "$WORK/$server-$n/m$i" --listen-client-urls "$client" --advertise-client-urls "$client"
+    local flags=(--name "m$i" --data-dir "$WORK/$server-$n-$4/m$i" --listen-client-urls "$client" --advertise-client-urls "$client"
       --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" --initial-cluster "$cluster")
-    if [ "$server" = etcd ]; then etcd "${flags[@]}" >"$WORK/$server-$n-m$i.log" 2>&1 &
-    else "$BIN" kv "${flags[@]}" >"$WORK/$server-$n-m$i.log" 2>&1 &
+    if [ "$server" = etcd ]; then etcd "${flags[@]}" >"$WORK/$server-$n-$4-m$i.log" 2>&1 &
+    else "$BIN" kv "${flags[@]}" >"$WORK/$server-$n-$4-m$i.log" 2>&1 &
     fi
     pids+=($!)
     endpoints="${endpoints:+$endpoints,}127.0.0.1:$((PORT + 10 * i))"
@@ -39,22 +50,20 @@ run_cluster() { # $1 = etcd|ballast, $2 = members
     "$BIN" bench --endpoints "$endpoints" --total 1 put >/dev/null 2>&1 && break
     sleep 0.2
   done
-  local shape="1 member"; [ "$n" = 1 ] || shape="$n members"
-  for w in "${WORKLOADS[@]}"; do
+  for w in "${workloads[@]}"; do
     # shellcheck disable=SC2086
     "$BIN" bench --endpoints "$endpoints" --json ${w#*|} | sed "s/^/$server|$shape: ${w%%|*}|/" >>"$WORK/results" || true
   done
   local rss=0 pid
   for pid in "${pids[@]}"; do rss=$((rss + $(awk '/VmHWM/ {print $2}' "/proc/$pid/status"))); done
   echo "$server|$shape: peak RSS MiB|$rss" >>"$WORK/results"
-  echo "$server|$shape: data dir MiB|$(du -sk "$WORK/$server-$n" | cut -f1)" >>"$WORK/results"
+  echo "$server|$shape: data dir MiB|$(du -sk "$WORK/$server-$n-$4" | cut -f1)" >>"$WORK/results"
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
 }
 
-for n in 1 3; do
-  run_cluster etcd "$n"
-  run_cluster ballast "$n"
-done
+for server in etcd ballast; do run_cluster "$server" 1 "1 member" WORKLOADS; done
+for server in etcd ballast; do run_cluster "$server" 3 "3 members" WORKLOADS; done
+for server in etcd ballast; do run_cluster "$server" 1 "1 member, 1M keys" LARGE; done
 python3 - "$WORK/results" <<'PY'
 import json, sys
 rows, extra = {}, {}
@@ -66,7 +75,10 @@ for line in open(sys.argv[1]):
         rows.setdefault(name, {})[server] = json.loads(rest)
 print(f"{'workload':42} {'metric':8} {'etcd 3.4':>12} {'ballast':>12} {'ballast/etcd':>13}")
 for name, r in rows.items():
-    e, b = r["etcd"], r["ballast"]
+    e, b = r.get("etcd"), r.get("ballast")
+    if not e or not b:
+        print(f"{name:42} {'missing':8} {'ran' if e else 'failed':>12} {'ran' if b else 'failed':>12}")
+        continue
     for metric in ("qps", "p50_ms", "p99_ms"):
         print(f"{name:42} {metric:8} {e[metric]:12.2f} {b[metric]:12.2f} {b[metric] / e[metric]:13.2f}")
     errors = (e.get("errors", 0), b.get("errors", 0))

@@ -149,17 +149,31 @@ impl Replica {
             purge_batch_size: 256,
             max_payload_entries: 1024,
             install_snapshot_timeout: 10_000,
+            // A restarted leader must not lead on from its own idea of what is committed: the
+            // commit index and the store are written unsynced, so after a power loss that idea can
+            // be older than a write the leader acknowledged, and it would serve linearizable reads
+            // from there. It stands for election like any member (as in etcd); the new leader
+            // commits an entry of its term before it serves reads.
+            enable_leader_restore: Some(false),
             ..Config::default()
         }
         .validate()
         .map_err(io::Error::other)?;
         let network = Network::default();
         let raft = Raft::new(opts.id, Arc::new(config), network.clone(), log, sm).await.map_err(io::Error::other)?;
-        if !opts.initial_members.is_empty() && !raft.is_initialized().await.map_err(io::Error::other)? {
-            tracing::info!(members = opts.initial_members.len(), "initializing a new cluster");
-            if let Err(err) = raft.initialize(opts.initial_members.clone()).await {
-                tracing::warn!(%err, "initialize");
+        let voters = raft.with_raft_state(|st| st.membership_state.effective().voter_ids().collect::<Vec<_>>());
+        let initialized = raft.is_initialized().await.map_err(io::Error::other)?;
+        match initialized.then_some(voters.await.map_err(io::Error::other)?) {
+            None if !opts.initial_members.is_empty() => {
+                tracing::info!(members = opts.initial_members.len(), "initializing a new cluster");
+                if let Err(err) = raft.initialize(opts.initial_members.clone()).await {
+                    tracing::warn!(%err, "initialize");
+                }
             }
+            // The only voter need not wait out an election timeout to lead again (etcd
+            // fast-forwards its election ticks the same way).
+            Some(voters) if voters == [opts.id] => raft.trigger().elect(false).await.map_err(io::Error::other)?,
+            _ => {}
         }
         let replica = Self {
             inner: Arc::new(Inner {

@@ -46,7 +46,10 @@ impl pb::kv_server::Kv for KvService {
             self.node.linearize().await?;
         }
         let store = self.node.store();
-        let resp = blocking(|| store.range(&req)).map_err(ApiError::from)?;
+        // One key is a point lookup, usually in cached blocks: handing the worker over
+        // (`blocking`) would cost more than the read. A range may read much.
+        let resp = if req.range_end.is_empty() { store.range(&req) } else { blocking(|| store.range(&req)) };
+        let resp = resp.map_err(ApiError::from)?;
         let header = self.node.header(resp.revision);
         Ok(Response::new(convert::range_response(resp, header)))
     }
