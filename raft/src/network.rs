@@ -4,23 +4,25 @@
 //! One HTTP/2 connection per peer URL, shared by every replication stream, heartbeat and snapshot
 //! to that peer (a tonic `Channel` multiplexes); each RPC carries openraft's deadline.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ballast_proto::raftpb::peer_client::PeerClient;
 use ballast_proto::raftpb::{Blob, SnapshotChunk};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::base::{BoxFuture, BoxStream};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::codec::{decode, encode};
@@ -132,6 +134,61 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         self.call(Method::Append, &rpc, option.soft_ttl()).await
     }
 
+    /// Pipelined replication over one gRPC stream (`Peer/AppendStream`): every append goes out as
+    /// openraft produces it, without waiting for the answers to those before (openraft's default
+    /// sends one and waits), so a follower's group commit covers several in one sync. An answer
+    /// may take `soft_ttl` after its append was sent, as a single call may (the stream then ends
+    /// with an error and openraft starts another); an idle stream waits as long as it likes.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>>
+    where
+        S: futures_util::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let target = self.target;
+            let ttl = option.soft_ttl();
+            let client = self.client.as_mut().map_err(|e| unreachable(e))?;
+            // When each append still unanswered went out, oldest first.
+            let sent: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
+            let requests = {
+                let sent = sent.clone();
+                input.map(move |req| {
+                    sent.lock().push_back(Instant::now());
+                    Blob { data: encode(&req).into() }
+                })
+            };
+            let call = tokio::time::timeout(ttl, client.append_stream(requests));
+            let answers = call.await.map_err(|_| timed_out(target, ttl))?.map_err(|s| rpc_error(&s))?.into_inner();
+            let answers = futures_util::stream::unfold(Some(answers), move |state| {
+                let sent = sent.clone();
+                async move {
+                    let mut answers = state?;
+                    loop {
+                        let oldest = sent.lock().front().copied();
+                        let deadline = oldest.unwrap_or_else(Instant::now) + ttl;
+                        tokio::select! {
+                            answer = answers.next() => {
+                                sent.lock().pop_front();
+                                let answer = decode_answer(target, answer?);
+                                let more = answer.as_ref().is_ok_and(|a| a.is_ok());
+                                return Some((answer, more.then_some(answers)));
+                            }
+                            () = tokio::time::sleep_until(deadline.into()) => {
+                                if oldest.is_some() {
+                                    return Some((Err(timed_out(target, ttl)), None));
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+            Ok(Box::pin(answers) as BoxStream<'s, _>)
+        })
+    }
+
     async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.call(Method::Vote, &rpc, option.soft_ttl()).await
     }
@@ -174,6 +231,19 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             decode("snapshot reply", &reply.into_inner().data).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| StreamingError::Unreachable(Unreachable::new(&std::io::Error::other(e))))
     }
+}
+
+/// One answer of an append stream as openraft's result.
+fn decode_answer(target: NodeId, answer: Result<Blob, tonic::Status>) -> Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>> {
+    let blob = answer.map_err(|s| rpc_error(&s))?;
+    // The peer answers Err(text) when its raft has stopped.
+    let answer: Result<StreamAppendResult<TypeConfig>, String> =
+        decode("append answer", &blob.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    answer.map_err(|e| unreachable(&format!("member {target:x}: {e}")))
+}
+
+fn timed_out(target: NodeId, ttl: Duration) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other(format!("member {target:x}: no append answer in {ttl:?}"))))
 }
 
 fn send_files(files: &SnapshotFiles, header: Vec<u8>, tx: &tokio::sync::mpsc::Sender<SnapshotChunk>) -> std::io::Result<()> {

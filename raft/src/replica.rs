@@ -21,6 +21,7 @@ use ballast_proto::raftpb::{Blob, SnapshotChunk};
 use ballast_store::{DiskStore, LeaseId, LeaseStatus, StoreError, StoreOptions, WriteRequest, WriteResponse};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::AppendEntriesRequest;
 use openraft::{ChangeMembers, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 use serde::Serialize;
 use tokio_stream::StreamExt;
@@ -102,6 +103,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     data_dir: PathBuf,
     election_timeout: Duration,
+    /// Set when the member stops: ends the append streams it serves (a leader keeps an idle one
+    /// open indefinitely, and a server's graceful shutdown would wait for it).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// One member. Cheap to clone.
@@ -185,6 +189,7 @@ impl Replica {
                 metrics,
                 data_dir: opts.data_dir.clone(),
                 election_timeout: opts.election_timeout,
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         };
         tokio::spawn(lease_loop(Arc::downgrade(&replica.inner)));
@@ -375,7 +380,15 @@ impl Replica {
             .max_encoding_message_size(usize::MAX)
     }
 
+    /// Ends the append streams this member serves, and refuses new ones: call before stopping
+    /// the peer server (whose graceful shutdown waits for open streams). [`Replica::shutdown`]
+    /// does it too.
+    pub fn close_peer_streams(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
     pub async fn shutdown(&self) {
+        self.close_peer_streams();
         if let Err(err) = self.inner.raft.shutdown().await {
             tracing::warn!(%err, "raft shutdown");
         }
@@ -614,6 +627,35 @@ impl PeerRpc for PeerService {
         let req = decode("append request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
         let resp = self.replica.inner.raft.append_entries(req).await.map_err(|e| e.to_string());
         reply(&resp)
+    }
+
+    type AppendStreamStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Blob, Status>> + Send + 'static>>;
+
+    async fn append_stream(&self, request: Request<Streaming<Blob>>) -> Result<Response<Self::AppendStreamStream>, Status> {
+        // The leader's appends in order; a broken stream or an append that does not decode ends
+        // them (the leader then sees the answers stop and starts a new stream).
+        let closing = self.replica.inner.closing.subscribe();
+        if *closing.borrow() {
+            return Err(Status::unavailable("member stopping"));
+        }
+        let closed = || {
+            let mut closing = closing.clone();
+            async move {
+                let _ = closing.wait_for(|&c| c).await;
+            }
+        };
+        // Both directions end when the member stops (openraft's reader task holds the input).
+        let input = futures_util::StreamExt::take_until(request.into_inner(), closed()).map_while(|item| match item.map(|blob| decode::<AppendEntriesRequest<TypeConfig>>("append request", &blob.data)) {
+            Ok(Ok(req)) => Some(req),
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "ending an append stream");
+                None
+            }
+            Err(_) => None,
+        });
+        let output = futures_util::StreamExt::take_until(self.replica.inner.raft.stream_append(input), closed())
+            .map(|answer| Ok(Blob { data: encode(&answer.map_err(|fatal| fatal.to_string())).into() }));
+        Ok(Response::new(Box::pin(output)))
     }
 
     async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {

@@ -9,6 +9,7 @@ use ballast_raft::{MemberNode, Replica, ReplicaOptions};
 use ballast_store::{PutRequest, RangeRequest, WriteRequest, WriteResponse};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 
 struct Member {
     replica: Replica,
@@ -58,7 +59,9 @@ impl Cluster {
         let server = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                // As the member's own peer listener: without TCP_NODELAY a streamed answer can wait
+                // out the peer's delayed ACK (40 ms).
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener).map(|conn| conn.and_then(|c| c.set_nodelay(true).map(|()| c))), async move {
                     let _ = stopped.await;
                 })
                 .await;

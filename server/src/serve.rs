@@ -139,6 +139,7 @@ pub async fn serve(
     let run = async move {
         shutdown.await;
         let _ = stop_tx.send(());
+        node.replica().close_peer_streams();
         compactor.abort();
         for server in servers {
             match server.await {
