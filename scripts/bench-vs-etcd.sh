@@ -52,7 +52,7 @@ run_cluster() { # $1 = etcd|ballast, $2 = members, $3 = shape label, $4 = name o
   done
   for w in "${workloads[@]}"; do
     # shellcheck disable=SC2086
-    "$BIN" bench --endpoints "$endpoints" --json ${w#*|} | sed "s/^/$server|$shape: ${w%%|*}|/" >>"$WORK/results" || true
+    "$BIN" bench --endpoints "$endpoints" --json ${w#*|} | awk -v p="$server|$shape: ${w%%|*}|" '{ print p $0 }' >>"$WORK/results" || true
   done
   local rss=0 pid
   for pid in "${pids[@]}"; do rss=$((rss + $(awk '/VmHWM/ {print $2}' "/proc/$pid/status"))); done
