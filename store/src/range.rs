@@ -100,17 +100,19 @@ impl<C: Cursor> BackendScan<'_, C> {
                 continue;
             }
             let record = Record::decode(self.cursor.value())?;
-            // Skip the older versions of this key: one step usually reaches the next key; a key
-            // with retained history takes one seek.
-            let prefix_len = self.cursor.key().len() - KV_SUFFIX;
-            let prefix = self.cursor.key()[..prefix_len].to_vec();
-            self.cursor.next();
-            let next = if self.cursor.valid() { self.cursor.key() } else { &[] };
-            if next.len() > KV_SUFFIX && next[..next.len() - KV_SUFFIX] == prefix[..] {
-                self.cursor.seek(&kv_key_after(&user_key));
-            }
             if self.range.is_single() {
+                // One key: nothing after it is wanted, so no skipping over its older versions.
                 self.done = true;
+            } else {
+                // Skip the older versions of this key: one step usually reaches the next key; a
+                // key with retained history takes one seek.
+                let prefix_len = self.cursor.key().len() - KV_SUFFIX;
+                let prefix = self.cursor.key()[..prefix_len].to_vec();
+                self.cursor.next();
+                let next = if self.cursor.valid() { self.cursor.key() } else { &[] };
+                if next.len() > KV_SUFFIX && next[..next.len() - KV_SUFFIX] == prefix[..] {
+                    self.cursor.seek(&kv_key_after(&user_key));
+                }
             }
             if let Some(kv) = kv_from_record(Bytes::from(user_key), rev, record) {
                 return Ok(Some(kv));
