@@ -116,10 +116,7 @@ impl Peer {
             Method::TransferLeader => client.transfer_leader(request).await,
         }
         .map_err(|s| rpc_error(&s))?;
-        // The peer answers Err(text) when its raft has stopped.
-        let answer: Result<Resp, String> =
-            decode("peer reply", &reply.into_inner().data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        answer.map_err(|e| unreachable(&format!("member {:x}: {e}", self.target)))
+        decode_reply(self.target, "peer reply", &reply.into_inner().data)
     }
 }
 
@@ -172,7 +169,8 @@ impl RaftNetworkV2<TypeConfig> for Peer {
                         tokio::select! {
                             answer = answers.next() => {
                                 sent.lock().pop_front();
-                                let answer = decode_answer(target, answer?);
+                                let answer: Result<StreamAppendResult<TypeConfig>, _> =
+                                    answer?.map_err(|s| rpc_error(&s)).and_then(|blob| decode_reply(target, "append answer", &blob.data));
                                 let more = answer.as_ref().is_ok_and(|a| a.is_ok());
                                 return Some((answer, more.then_some(answers)));
                             }
@@ -233,12 +231,10 @@ impl RaftNetworkV2<TypeConfig> for Peer {
     }
 }
 
-/// One answer of an append stream as openraft's result.
-fn decode_answer(target: NodeId, answer: Result<Blob, tonic::Status>) -> Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>> {
-    let blob = answer.map_err(|s| rpc_error(&s))?;
+/// A peer's reply (a call's, or one answer of an append stream) as openraft's result.
+fn decode_reply<Resp: DeserializeOwned>(target: NodeId, what: &'static str, data: &[u8]) -> Result<Resp, RPCError<TypeConfig>> {
     // The peer answers Err(text) when its raft has stopped.
-    let answer: Result<StreamAppendResult<TypeConfig>, String> =
-        decode("append answer", &blob.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    let answer: Result<Resp, String> = decode(what, data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
     answer.map_err(|e| unreachable(&format!("member {target:x}: {e}")))
 }
 

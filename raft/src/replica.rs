@@ -165,19 +165,20 @@ impl Replica {
         .map_err(io::Error::other)?;
         let network = Network::default();
         let raft = Raft::new(opts.id, Arc::new(config), network.clone(), log, sm).await.map_err(io::Error::other)?;
-        let voters = raft.with_raft_state(|st| st.membership_state.effective().voter_ids().collect::<Vec<_>>());
-        let initialized = raft.is_initialized().await.map_err(io::Error::other)?;
-        match initialized.then_some(voters.await.map_err(io::Error::other)?) {
-            None if !opts.initial_members.is_empty() => {
+        if !raft.is_initialized().await.map_err(io::Error::other)? {
+            if !opts.initial_members.is_empty() {
                 tracing::info!(members = opts.initial_members.len(), "initializing a new cluster");
                 if let Err(err) = raft.initialize(opts.initial_members.clone()).await {
                     tracing::warn!(%err, "initialize");
                 }
             }
+        } else {
+            let voters = raft.with_raft_state(|st| st.membership_state.effective().voter_ids().collect::<Vec<_>>());
             // The only voter need not wait out an election timeout to lead again (etcd
             // fast-forwards its election ticks the same way).
-            Some(voters) if voters == [opts.id] => raft.trigger().elect(false).await.map_err(io::Error::other)?,
-            _ => {}
+            if voters.await.map_err(io::Error::other)? == [opts.id] {
+                raft.trigger().elect(false).await.map_err(io::Error::other)?;
+            }
         }
         let replica = Self {
             inner: Arc::new(Inner {
