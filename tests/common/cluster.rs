@@ -201,20 +201,8 @@ impl Cluster {
         assert_eq!(i, self.slots.len());
         let (host, client_port, mut peer_port, netns) = match &mut self.net {
             Some(net) => (net.add_member(i), 2379, 2380, Some(net.member_ns(i))),
-            None => {
-                let taken: Vec<u16> = self.slots.iter().flat_map(|s| [s.client_port, s.peer_port, s.listen_peer_port]).collect();
-                let port = || loop {
-                    let p = free_port();
-                    if !taken.contains(&p) {
-                        return p;
-                    }
-                };
-                let (c, mut p) = (port(), port());
-                while p == c {
-                    p = port();
-                }
-                ("127.0.0.1".to_owned(), c, p, None)
-            }
+            // free_port never hands out a port twice.
+            None => ("127.0.0.1".to_owned(), free_port(), free_port(), None),
         };
         let (proxy, listen_peer_port) = if self.proxied {
             let proxy = Proxy::start(format!("{host}:{peer_port}").parse().unwrap());

@@ -9,10 +9,28 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// A port on 127.0.0.1 that nothing listens on, for a process the test starts to bind.
+///
+/// Not one from `bind(0)`: that is a port of the kernel's ephemeral range (32768-60999), and
+/// between our probe and the process's bind the kernel may give it to any outgoing connection as
+/// its source port (the tests' clients open many), which fails the start with "Address already in
+/// use". These come from below that range, each handed out once per test process, from a start
+/// that depends on the process id (test binaries run one after another, but a port may still be
+/// held by a process a test left behind, which the probe skips).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let port = (LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A `ballast kv` process; killed when dropped.

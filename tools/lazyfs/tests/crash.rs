@@ -133,18 +133,21 @@ fn locks_are_kept_by_the_kernel_between_processes() {
     let Some(m) = mount(Options::default()) else { return };
     let lock = m.path("LOCK");
     fs::write(&lock, b"").unwrap();
-    // util-linux's flock(1): one holder (-o: the lock stays with flock, not with its sleep), then a
-    // second that must not get it until the first is killed.
-    let mut holder = std::process::Command::new("flock").arg("-o").arg(&lock).args(["sleep", "30"]).spawn().expect("flock(1)");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let out = std::process::Command::new("flock").args(["-n"]).arg(&lock).arg("true").status().unwrap();
-        if !out.success() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the first flock never took the lock");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // One holder process, with no copy of the locked descriptor anywhere else: the shell opens the
+    // file, locks it with flock(1) (the lock belongs to the open file, which the shell keeps),
+    // says so, and becomes `sleep`. (`flock -o FILE sleep` forks, and its child holds the file
+    // open until it closes it before exec: a kill of the parent in that window left the lock held.)
+    let script = r#"exec 9<"$1"; flock -n 9 || exit 1; echo locked; exec sleep 30"#;
+    let mut holder = std::process::Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(&lock)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let mut said = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut said).unwrap();
+    assert_eq!(said, "locked\n", "the holder did not get the lock");
+    assert!(!std::process::Command::new("flock").args(["-n"]).arg(&lock).arg("true").status().unwrap().success(), "a second process got a held lock");
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert!(std::process::Command::new("flock").args(["-n"]).arg(&lock).arg("true").status().unwrap().success());
