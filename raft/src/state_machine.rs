@@ -157,11 +157,15 @@ impl StateMachine {
         let position = self.position();
         let started = std::time::Instant::now();
         self.metrics.entries_per_apply.observe(responders.len() as f64);
-        let (results, size) = tokio::task::spawn_blocking(move || {
-            store.apply_batch(&reqs, Some(&position)).map(|results| (results, store.size_bytes()))
-        })
-        .await
-        .map_err(io::Error::other)?
+        let inline = inline_apply(&reqs);
+        let apply = move || store.apply_batch(&reqs, Some(&position)).map(|results| (results, store.size_bytes()));
+        // A few single-key writes take some microseconds: handing them to the blocking pool
+        // would cost two thread wake-ups, more than the work, on every lightly loaded write.
+        let (results, size) = if inline {
+            apply()
+        } else {
+            tokio::task::spawn_blocking(apply).await.map_err(io::Error::other)?
+        }
         .map_err(io::Error::other)?;
         self.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
         self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), Ordering::Release);
@@ -207,6 +211,19 @@ impl StateMachine {
         }
         Ok(())
     }
+}
+
+/// Whether a batch is small enough to apply on the state machine's task: a few puts and
+/// single-key deletes (no ranges, transactions, compaction or lease revocation, which may touch
+/// many keys).
+fn inline_apply(reqs: &[WriteRequest]) -> bool {
+    const INLINE_APPLY_MAX: usize = 8;
+    reqs.len() <= INLINE_APPLY_MAX
+        && reqs.iter().all(|req| match req {
+            WriteRequest::Put(_) | WriteRequest::LeaseGrant { .. } => true,
+            WriteRequest::DeleteRange(d) => d.range_end.is_empty(),
+            WriteRequest::Txn(_) | WriteRequest::Compact(_) | WriteRequest::LeaseRevoke(_) => false,
+        })
 }
 
 fn write_meta(dir: &Path, meta: &SnapshotMeta) -> io::Result<()> {

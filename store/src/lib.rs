@@ -17,6 +17,7 @@ mod compact;
 pub mod encoding;
 mod error;
 mod hash;
+mod latest;
 mod lease;
 mod range;
 mod store;

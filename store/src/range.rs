@@ -10,6 +10,7 @@ use bytes::Bytes;
 use crate::backend::{Backend, Cursor, Space};
 use crate::encoding::{decode_kv_key, kv_key_after, kv_key_at, kv_key_start, Record, KV_SUFFIX};
 use crate::error::{BackendError, Result, StoreError};
+use crate::latest::Latest;
 use crate::types::{KeyValue, RangeRequest, RangeResponse, SortOrder, SortTarget};
 
 /// A key interval as etcd spells it: empty `end` = the key alone, `[0]` = every key `>= start`.
@@ -65,30 +66,43 @@ pub fn kv_from_record(user_key: Bytes, rev: i64, record: Record) -> Option<KeyVa
 }
 
 /// Walks the live keys of a range at a revision, in key order, from the backend.
-struct BackendScan<'a, C: Cursor> {
-    cursor: C,
+struct BackendScan<'a, B: Backend> {
+    backend: &'a B,
+    /// Opened by the first step that needs the backend (a single key `latest` knows needs none).
+    cursor: Option<B::Cursor<'a>>,
+    latest: &'a Latest,
     range: KeyRange<'a>,
     rev: i64,
-    started: bool,
     done: bool,
 }
 
-impl<C: Cursor> BackendScan<'_, C> {
+impl<B: Backend> BackendScan<'_, B> {
     fn step(&mut self) -> Result<Option<KeyValue>, BackendError> {
-        if !self.started {
-            self.started = true;
-            if self.range.is_single() {
-                self.cursor.seek(&kv_key_at(self.range.start, self.rev));
-            } else {
-                self.cursor.seek(&kv_key_start(self.range.start));
+        let cursor = match &mut self.cursor {
+            Some(cursor) => cursor,
+            None if self.done => return Ok(None),
+            None => {
+                if self.range.is_single() {
+                    if let Some(newest) = self.latest.at(self.range.start, self.rev) {
+                        self.done = true;
+                        return Ok(newest);
+                    }
+                }
+                let cursor = self.cursor.insert(self.backend.cursor(Space::Kv));
+                if self.range.is_single() {
+                    cursor.seek(&kv_key_at(self.range.start, self.rev));
+                } else {
+                    cursor.seek(&kv_key_start(self.range.start));
+                }
+                cursor
             }
-        }
+        };
         loop {
-            if self.done || !self.cursor.valid() {
-                self.cursor.status()?;
+            if self.done || !cursor.valid() {
+                cursor.status()?;
                 return Ok(None);
             }
-            let (user_key, rev) = decode_kv_key(self.cursor.key())?;
+            let (user_key, rev) = decode_kv_key(cursor.key())?;
             // The walk starts at the range's first key, so a key outside it lies past its end.
             if !self.range.contains(&user_key) {
                 self.done = true;
@@ -96,22 +110,22 @@ impl<C: Cursor> BackendScan<'_, C> {
             }
             if rev > self.rev {
                 // Versions newer than the read revision: jump to the newest one at or below it.
-                self.cursor.seek(&kv_key_at(&user_key, self.rev));
+                cursor.seek(&kv_key_at(&user_key, self.rev));
                 continue;
             }
-            let record = Record::decode(self.cursor.value())?;
+            let record = Record::decode(cursor.value())?;
             if self.range.is_single() {
                 // One key: nothing after it is wanted, so no skipping over its older versions.
                 self.done = true;
             } else {
                 // Skip the older versions of this key: one step usually reaches the next key; a
                 // key with retained history takes one seek.
-                let prefix_len = self.cursor.key().len() - KV_SUFFIX;
-                let prefix = self.cursor.key()[..prefix_len].to_vec();
-                self.cursor.next();
-                let next = if self.cursor.valid() { self.cursor.key() } else { &[] };
+                let prefix_len = cursor.key().len() - KV_SUFFIX;
+                let prefix = cursor.key()[..prefix_len].to_vec();
+                cursor.next();
+                let next = if cursor.valid() { cursor.key() } else { &[] };
                 if next.len() > KV_SUFFIX && next[..next.len() - KV_SUFFIX] == prefix[..] {
-                    self.cursor.seek(&kv_key_after(&user_key));
+                    cursor.seek(&kv_key_after(&user_key));
                 }
             }
             if let Some(kv) = kv_from_record(Bytes::from(user_key), rev, record) {
@@ -121,22 +135,23 @@ impl<C: Cursor> BackendScan<'_, C> {
     }
 }
 
-impl<C: Cursor> Iterator for BackendScan<'_, C> {
+impl<B: Backend> Iterator for BackendScan<'_, B> {
     type Item = Result<KeyValue, BackendError>;
     fn next(&mut self) -> Option<Self::Item> {
         self.step().transpose()
     }
 }
 
-/// The live keys of `range` at `rev`, in key order: the backend's, with `overlay` on top. An
-/// inverted range (`end <= start`) yields nothing.
+/// The live keys of `range` at `rev`, in key order: the backend's (a single key's from `latest`
+/// when it knows it), with `overlay` on top. An inverted range (`end <= start`) yields nothing.
 pub fn scan<'a, B: Backend>(
     backend: &'a B,
+    latest: &'a Latest,
     range: KeyRange<'a>,
     rev: i64,
     overlay: Option<&'a Overlay>,
 ) -> impl Iterator<Item = Result<KeyValue, BackendError>> + 'a {
-    let base = BackendScan { cursor: backend.cursor(Space::Kv), range, rev, started: false, done: false };
+    let base = BackendScan { backend, cursor: None, latest, range, rev, done: false };
     let over: OverlayIter<'a> = match overlay {
         Some(ov) if !ov.is_empty() => Box::new(
             ov.range::<[u8], _>((std::ops::Bound::Included(range.start), std::ops::Bound::Unbounded))
@@ -225,7 +240,7 @@ pub fn read_revision(requested: i64, current: i64, compacted: i64) -> Result<i64
 /// Answers a Range request at `rev` exactly as etcd's applier does: fetch (with one extra entry to
 /// learn `more`, or everything when sorting or filtering), filter by min/max revisions, sort,
 /// truncate. `count` is the number of keys in the range at `rev`, before the revision filters.
-pub fn evaluate<B: Backend>(backend: &B, req: &RangeRequest, rev: i64, overlay: Option<&Overlay>) -> Result<RangeResponse> {
+pub fn evaluate<B: Backend>(backend: &B, latest: &Latest, req: &RangeRequest, rev: i64, overlay: Option<&Overlay>) -> Result<RangeResponse> {
     let filtered = req.min_mod_revision != 0
         || req.max_mod_revision != 0
         || req.min_create_revision != 0
@@ -237,7 +252,7 @@ pub fn evaluate<B: Backend>(backend: &B, req: &RangeRequest, rev: i64, overlay: 
     let range = KeyRange::new(&req.key, &req.range_end);
     let mut kvs = Vec::new();
     let mut count: i64 = 0;
-    for kv in scan(backend, range, rev, overlay) {
+    for kv in scan(backend, latest, range, rev, overlay) {
         let kv = kv?;
         count += 1;
         if !req.count_only && (fetch == 0 || kvs.len() < fetch) {

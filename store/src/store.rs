@@ -20,6 +20,7 @@ use crate::encoding::{
     decode_i64, META_APPLIED, META_COMPACT, META_COMPACT_DONE, META_LEASE_SEQ, META_REV,
 };
 use crate::error::{BackendError, Result, StoreError};
+use crate::latest::Latest;
 use crate::lease::{Clock, Lessor, MonotonicClock};
 use crate::range::{evaluate, read_revision};
 use crate::txn::{check_range, check_txn};
@@ -48,6 +49,9 @@ pub struct StoreOptions {
     pub compaction_batch: usize,
     /// Revoke expired leases from a store thread. Off when someone else decides expiry (raft).
     pub expire_leases: bool,
+    /// Memory for the newest versions of recently written keys, which serve point reads and a
+    /// write's lookup of a key's current version without the backend (`latest.rs`); 0 turns it off.
+    pub latest_cache_bytes: u64,
     pub rocks: RocksOptions,
 }
 
@@ -61,6 +65,7 @@ impl Default for StoreOptions {
             watch_capacity: 128,
             compaction_batch: 1000,
             expire_leases: true,
+            latest_cache_bytes: 64 << 20,
             rocks: RocksOptions::default(),
         }
     }
@@ -88,6 +93,8 @@ pub(crate) struct Inner<B: Backend> {
     pub lessor: Mutex<Lessor>,
     pub hub: Arc<Hub>,
     pub compactor: Compactor,
+    /// The newest versions of recently written keys (filled by the writer only).
+    pub latest: Latest,
     failed: AtomicBool,
 }
 
@@ -188,6 +195,7 @@ impl<B: Backend> Store<B> {
             applied: Mutex::new(applied),
             lessor: Mutex::new(lessor),
             failed: AtomicBool::new(false),
+            latest: Latest::new(opts.latest_cache_bytes),
             opts,
         });
         let mut handles = Vec::new();
@@ -259,7 +267,7 @@ impl<B: Backend> Store<B> {
         check_range(req)?;
         let current = self.revision();
         let rev = read_revision(req.revision, current, self.compact_revision())?;
-        let resp = evaluate(&self.inner.backend, req, rev, None)?;
+        let resp = evaluate(&self.inner.backend, &self.inner.latest, req, rev, None)?;
         // A compaction that started while we read may have removed what we needed.
         if rev < self.compact_revision() {
             return Err(StoreError::Compacted);
@@ -465,6 +473,12 @@ fn apply_batch<B: Backend>(inner: &Inner<B>, reqs: &[WriteRequest], applied: Opt
     *lease_seq = exec.lease_seq();
     if let Some(pos) = applied {
         *inner.applied.lock() = Some(pos.to_vec());
+    }
+    // Before the revision is published: a reader at it must find these, not older ones.
+    for (key, versions) in &exec.overlay {
+        if let Some((rev, kv)) = versions.last() {
+            inner.latest.record(key, *rev, kv.as_ref());
+        }
     }
     let rev = exec.revision();
     if let Some(compact) = exec.compact_to {

@@ -59,7 +59,7 @@ pub(crate) struct Exec<'a, B: Backend> {
     base: i64,
     /// Changes made by the request being executed (its sub-revision counter).
     sub: u32,
-    overlay: Overlay,
+    pub(crate) overlay: Overlay,
     pub batch: Batch,
     events: Vec<Event>,
     /// Committed-later revisions with their events, in order.
@@ -162,6 +162,9 @@ impl<'a, B: Backend> Exec<'a, B> {
         if let Some(versions) = self.overlay.get(key) {
             return Ok(versions.last().and_then(|(_, kv)| kv.clone()));
         }
+        if let Some(newest) = self.inner.latest.at(key, i64::MAX) {
+            return Ok(newest);
+        }
         Ok(get_version(&self.inner.backend, key, i64::MAX)?)
     }
 
@@ -172,6 +175,9 @@ impl<'a, B: Backend> Exec<'a, B> {
             if let Some((_, kv)) = versions.iter().rev().find(|(rev, _)| *rev <= self.base) {
                 return Ok(kv.clone());
             }
+        }
+        if let Some(newest) = self.inner.latest.at(key, self.base) {
+            return Ok(newest);
         }
         Ok(get_version(&self.inner.backend, key, self.base)?)
     }
@@ -242,7 +248,7 @@ impl<'a, B: Backend> Exec<'a, B> {
     fn delete_range(&mut self, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         let range = KeyRange::new(&d.key, &d.range_end);
         let victims: Vec<KeyValue> =
-            scan(&self.inner.backend, range, self.view_rev(), Some(&self.overlay)).collect::<Result<_, _>>()?;
+            scan(&self.inner.backend, &self.inner.latest, range, self.view_rev(), Some(&self.overlay)).collect::<Result<_, _>>()?;
         let rev = self.change_rev();
         let first_change = self.sub == 0;
         for prev in &victims {
@@ -267,7 +273,7 @@ impl<'a, B: Backend> Exec<'a, B> {
     fn range(&self, r: &RangeRequest) -> Result<RangeResponse> {
         let rev = self.check_read_rev(r.revision)?;
         // As etcd, the response carries the transaction's revision, not the one read at.
-        let resp = evaluate(&self.inner.backend, r, rev, Some(&self.overlay))?;
+        let resp = evaluate(&self.inner.backend, &self.inner.latest, r, rev, Some(&self.overlay))?;
         Ok(RangeResponse { revision: self.view_rev(), ..resp })
     }
 
@@ -289,7 +295,7 @@ impl<'a, B: Backend> Exec<'a, B> {
         let mut succeeded = true;
         for c in &t.compare {
             let kvs: Vec<KeyValue> =
-                scan(&self.inner.backend, KeyRange::new(&c.key, &c.range_end), rev, Some(&self.overlay)).collect::<Result<_, _>>()?;
+                scan(&self.inner.backend, &self.inner.latest, KeyRange::new(&c.key, &c.range_end), rev, Some(&self.overlay)).collect::<Result<_, _>>()?;
             if !compare_all(c, &kvs) {
                 succeeded = false;
                 break;

@@ -530,7 +530,9 @@ impl LiveWatch {
 
 fn run_sequence<B: Open>(seed: u64, ops: usize) {
     let mut g = Gen { rng: StdRng::seed_from_u64(seed), values: 0 };
-    let mut h: Harness<B> = B::harness(|_| {});
+    // The newest-version cache as configured, tiny (a few keys: evictions all the time), and off.
+    let cache = [StoreOptions::default().latest_cache_bytes, 700, 0][(seed % 3) as usize];
+    let mut h: Harness<B> = B::harness(|o| o.latest_cache_bytes = cache);
     let mut m = Model::new();
     let mut live = LiveWatch::start(&h.store);
     for step in 0..ops {
