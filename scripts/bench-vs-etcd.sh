@@ -80,7 +80,9 @@ for name, r in rows.items():
         print(f"{name:42} {'missing':8} {'ran' if e else 'failed':>12} {'ran' if b else 'failed':>12}")
         continue
     for metric in ("qps", "p50_ms", "p99_ms"):
-        print(f"{name:42} {metric:8} {e[metric]:12.2f} {b[metric]:12.2f} {b[metric] / e[metric]:13.2f}")
+        # A latency under 5 us prints as 0.00 ms: no ratio to give.
+        ratio = f"{b[metric] / e[metric]:13.2f}" if e[metric] else f"{'-':>13}"
+        print(f"{name:42} {metric:8} {e[metric]:12.2f} {b[metric]:12.2f} {ratio}")
     errors = (e.get("errors", 0), b.get("errors", 0))
     if any(errors):
         print(f"{name:42} {'errors':8} {errors[0]:12} {errors[1]:12}")
