@@ -162,10 +162,7 @@ impl<'a, B: Backend> Exec<'a, B> {
         if let Some(versions) = self.overlay.get(key) {
             return Ok(versions.last().and_then(|(_, kv)| kv.clone()));
         }
-        if let Some(newest) = self.inner.latest.at(key, i64::MAX) {
-            return Ok(newest);
-        }
-        Ok(get_version(&self.inner.backend, key, i64::MAX)?)
+        self.committed(key, i64::MAX)
     }
 
     /// The key as of the revision before this request's (what etcd's watch events carry as
@@ -176,10 +173,16 @@ impl<'a, B: Backend> Exec<'a, B> {
                 return Ok(kv.clone());
             }
         }
-        if let Some(newest) = self.inner.latest.at(key, self.base) {
-            return Ok(newest);
+        self.committed(key, self.base)
+    }
+
+    /// The newest committed version of a key at or below `rev` (this batch's changes excluded):
+    /// from `latest` when it knows it, else from the backend.
+    fn committed(&self, key: &[u8], rev: i64) -> Result<Option<KeyValue>> {
+        match self.inner.latest.at(key, rev) {
+            Some(newest) => Ok(newest),
+            None => Ok(get_version(&self.inner.backend, key, rev)?),
         }
-        Ok(get_version(&self.inner.backend, key, self.base)?)
     }
 
     /// The checks a put needs the store for. etcd's order differs: a plain put looks up its lease
