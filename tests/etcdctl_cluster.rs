@@ -560,3 +560,33 @@ fn snapshot_restored_into_a_new_three_member_cluster() {
     assert_eq!(v["kvs"][0]["mod_revision"].as_i64(), Some(rev + 1), "{v}");
     eprintln!("snapshot_restored_into_a_new_three_member_cluster: {:?}", started.elapsed());
 }
+
+/// Alarms are replicated, as etcd's: the NOSPACE alarm one member raises is listed by every
+/// member and refuses growth through every member, and a disarm through another member clears it
+/// everywhere.
+#[test]
+fn alarms_are_the_same_on_every_member() {
+    let _serial = one_at_a_time();
+    let c = Cluster::start(3, &["--quota-backend-bytes", "300000"]);
+    let big = "x".repeat(20_000);
+    let mut refused = None;
+    for i in 0..300 {
+        let out = c.ctl(0, &["put", &format!("k{i}"), &big]);
+        if !out.success {
+            refused = Some(out.stderr);
+            break;
+        }
+    }
+    let refused = refused.expect("the quota was never hit");
+    assert!(refused.contains("etcdserver: mvcc: database space exceeded"), "{refused}");
+    for i in 0..3 {
+        let alarms = c.ok(i, &["alarm", "list"]);
+        assert!(alarms.contains("alarm:NOSPACE"), "member {i}: {alarms}");
+        let out = c.ctl(i, &["put", "small", "v"]);
+        assert!(!out.success && out.stderr.contains("etcdserver: mvcc: database space exceeded"), "member {i}: {}", out.stderr);
+    }
+    assert!(c.ok(2, &["alarm", "disarm"]).contains("alarm:NOSPACE"));
+    for i in 0..3 {
+        assert_eq!(c.ok(i, &["alarm", "list"]), "", "member {i}");
+    }
+}

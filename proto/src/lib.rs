@@ -1,4 +1,4 @@
-//! The etcd v3 wire protocol: the messages and gRPC services of `etcdserverpb`, `mvccpb`,
+//! The etcd v3 wire protocol: the messages and gRPC services of `etcdserverpb`, `mvccpb`, `authpb`,
 //! `v3lockpb` and `v3electionpb`, generated at build time from this crate's own .proto files (etcd's names and field
 //! numbers).
 
@@ -6,6 +6,10 @@
 
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");
+}
+
+pub mod authpb {
+    tonic::include_proto!("authpb");
 }
 
 pub mod etcdserverpb {

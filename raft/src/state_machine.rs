@@ -218,12 +218,15 @@ impl StateMachine {
 /// many keys).
 fn inline_apply(reqs: &[WriteRequest]) -> bool {
     const INLINE_APPLY_MAX: usize = 8;
-    reqs.len() <= INLINE_APPLY_MAX
-        && reqs.iter().all(|req| match req {
+    fn small(req: &WriteRequest) -> bool {
+        match req {
             WriteRequest::Put(_) | WriteRequest::LeaseGrant { .. } => true,
             WriteRequest::DeleteRange(d) => d.range_end.is_empty(),
-            WriteRequest::Txn(_) | WriteRequest::Compact(_) | WriteRequest::LeaseRevoke(_) => false,
-        })
+            WriteRequest::Checked { req, .. } => small(req),
+            WriteRequest::Txn(_) | WriteRequest::Compact(_) | WriteRequest::LeaseRevoke(_) | WriteRequest::Auth(_) | WriteRequest::Alarm { .. } => false,
+        }
+    }
+    reqs.len() <= INLINE_APPLY_MAX && reqs.iter().all(small)
 }
 
 fn write_meta(dir: &Path, meta: &SnapshotMeta) -> io::Result<()> {

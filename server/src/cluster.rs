@@ -39,6 +39,7 @@ fn to_pb(m: &MemberInfo) -> pb::Member {
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for ClusterService {
     async fn member_add(&self, request: Request<pb::MemberAddRequest>) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.node.permit_admin(request.metadata())?;
         let req = request.into_inner();
         if req.peer_ur_ls.is_empty() {
             return Err(Status::invalid_argument("etcdserver: member peer URLs are not provided"));
@@ -51,12 +52,14 @@ impl pb::cluster_server::Cluster for ClusterService {
     }
 
     async fn member_remove(&self, request: Request<pb::MemberRemoveRequest>) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.node.permit_admin(request.metadata())?;
         let id = request.into_inner().id;
         self.node.replica().remove_member(id).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::MemberRemoveResponse { header: Some(self.node.current_header()), members: self.members() }))
     }
 
     async fn member_update(&self, request: Request<pb::MemberUpdateRequest>) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.node.permit_admin(request.metadata())?;
         let req = request.into_inner();
         self.node.replica().update_member(req.id, req.peer_ur_ls).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::MemberUpdateResponse { header: Some(self.node.current_header()), members: self.members() }))
@@ -67,6 +70,7 @@ impl pb::cluster_server::Cluster for ClusterService {
     }
 
     async fn member_promote(&self, request: Request<pb::MemberPromoteRequest>) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.node.permit_admin(request.metadata())?;
         let id = request.into_inner().id;
         self.node.replica().promote_member(id).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::MemberPromoteResponse { header: Some(self.node.current_header()), members: self.members() }))

@@ -70,8 +70,10 @@ impl v3electionpb::election_server::Election for ElectionService {
     type ObserveStream = ObserveStream;
 
     async fn campaign(&self, request: Request<v3electionpb::CampaignRequest>) -> Result<Response<v3electionpb::CampaignResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         let prefix = Self::prefix(&req.name);
+        self.node.permit(&caller, |auth, user| crate::auth::check_prefix(auth, user, &prefix))?;
         let key = Bytes::from([prefix.clone(), format!("{:x}", req.lease).into_bytes()].concat());
         let mine = create_once(&self.node, &key, req.lease, req.value.clone()).await?;
         let guard = Abandon::new(&self.node, &key);
@@ -87,7 +89,10 @@ impl v3electionpb::election_server::Election for ElectionService {
     }
 
     async fn proclaim(&self, request: Request<v3electionpb::ProclaimRequest>) -> Result<Response<v3electionpb::ProclaimResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
+        let name = req.leader.as_ref().map(|l| l.name.clone()).unwrap_or_default();
+        self.node.permit(&caller, |auth, user| crate::auth::check_prefix(auth, user, &Self::prefix(&name)))?;
         let key = req.leader.as_ref().map(|l| l.key.clone()).unwrap_or_default();
         let put = RequestOp::Put(PutRequest { ignore_lease: true, ..PutRequest::new(key, req.value) });
         let revision = self.if_still_leader(req.leader, put).await?;
@@ -95,7 +100,10 @@ impl v3electionpb::election_server::Election for ElectionService {
     }
 
     async fn leader(&self, request: Request<v3electionpb::LeaderRequest>) -> Result<Response<v3electionpb::LeaderResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let name = request.into_inner().name;
+        let prefix = Self::prefix(&name);
+        self.node.permit(&caller, |auth, user| auth.check(user, &prefix, &ballast_store::prefix_end(&prefix), ballast_store::Access::Read))?;
         self.node.linearize().await?;
         let (kv, revision) = self.leader_kv(&name)?;
         // etcd's ErrElectionNoLeader, returned as is (code Unknown).
@@ -104,7 +112,10 @@ impl v3electionpb::election_server::Election for ElectionService {
     }
 
     async fn observe(&self, request: Request<v3electionpb::LeaderRequest>) -> Result<Response<ObserveStream>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let name = request.into_inner().name;
+        let prefix = Self::prefix(&name);
+        self.node.permit(&caller, |auth, user| auth.check(user, &prefix, &ballast_store::prefix_end(&prefix), ballast_store::Access::Read))?;
         let (tx, rx) = mpsc::channel(16);
         let this = self.clone();
         tokio::spawn(async move {
@@ -146,7 +157,10 @@ impl v3electionpb::election_server::Election for ElectionService {
     }
 
     async fn resign(&self, request: Request<v3electionpb::ResignRequest>) -> Result<Response<v3electionpb::ResignResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
+        let name = req.leader.as_ref().map(|l| l.name.clone()).unwrap_or_default();
+        self.node.permit(&caller, |auth, user| crate::auth::check_prefix(auth, user, &Self::prefix(&name)))?;
         let key = req.leader.as_ref().map(|l| l.key.clone()).unwrap_or_default();
         let revision = self.if_still_leader(req.leader, RequestOp::DeleteRange(DeleteRangeRequest::key(key))).await?;
         let header: pb::ResponseHeader = self.node.header(revision);

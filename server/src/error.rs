@@ -29,6 +29,11 @@ pub enum ApiError {
     Snapshot(std::io::Error),
     #[error("etcdserver: could not persist: {0}")]
     Persist(std::io::Error),
+    #[error("etcdserver: permission not given")]
+    PermissionNotGiven,
+    /// A bug or a failed helper task, never a client's fault.
+    #[error("ballast: {0}")]
+    Unexpected(String),
 }
 
 impl ApiError {
@@ -39,9 +44,11 @@ impl ApiError {
                 GrpcCode::OutOfRange => Code::OutOfRange,
                 GrpcCode::NotFound => Code::NotFound,
                 GrpcCode::FailedPrecondition => Code::FailedPrecondition,
+                GrpcCode::PermissionDenied => Code::PermissionDenied,
+                GrpcCode::Unauthenticated => Code::Unauthenticated,
                 GrpcCode::Internal => Code::Internal,
             },
-            ApiError::RequestTooLarge | ApiError::UnknownEnum { .. } => Code::InvalidArgument,
+            ApiError::RequestTooLarge | ApiError::UnknownEnum { .. } | ApiError::PermissionNotGiven => Code::InvalidArgument,
             ApiError::NoSpace => Code::ResourceExhausted,
             ApiError::Stopped => Code::Unavailable,
             ApiError::MemberNotFound => Code::NotFound,
@@ -58,7 +65,7 @@ impl ApiError {
                 | ReplicaError::NotEnoughStarted => Code::FailedPrecondition,
                 ReplicaError::Other(_) => Code::Internal,
             },
-            ApiError::Snapshot(_) | ApiError::Persist(_) => Code::Internal,
+            ApiError::Snapshot(_) | ApiError::Persist(_) | ApiError::Unexpected(_) => Code::Internal,
         }
     }
 }
@@ -120,6 +127,27 @@ mod tests {
                 Code::InvalidArgument,
                 "etcdserver: mvcc: duplicate watch ID provided on the WatchStream",
             ),
+            (StoreError::RootUserNotExist.into(), Code::FailedPrecondition, "etcdserver: root user does not exist"),
+            (StoreError::RootRoleNotExist.into(), Code::FailedPrecondition, "etcdserver: root user does not have root role"),
+            (StoreError::UserAlreadyExist.into(), Code::FailedPrecondition, "etcdserver: user name already exists"),
+            (StoreError::UserEmpty.into(), Code::InvalidArgument, "etcdserver: user name is empty"),
+            (StoreError::UserNotFound.into(), Code::FailedPrecondition, "etcdserver: user name not found"),
+            (StoreError::RoleAlreadyExist.into(), Code::FailedPrecondition, "etcdserver: role name already exists"),
+            (StoreError::RoleNotFound.into(), Code::FailedPrecondition, "etcdserver: role name not found"),
+            (StoreError::RoleEmpty.into(), Code::InvalidArgument, "etcdserver: role name is empty"),
+            (
+                StoreError::AuthFailed.into(),
+                Code::InvalidArgument,
+                "etcdserver: authentication failed, invalid user ID or password",
+            ),
+            (StoreError::PermissionDenied.into(), Code::PermissionDenied, "etcdserver: permission denied"),
+            (StoreError::RoleNotGranted.into(), Code::FailedPrecondition, "etcdserver: role is not granted to the user"),
+            (StoreError::PermissionNotGranted.into(), Code::FailedPrecondition, "etcdserver: permission is not granted to the role"),
+            (StoreError::AuthNotEnabled.into(), Code::FailedPrecondition, "etcdserver: authentication is not enabled"),
+            (StoreError::InvalidAuthToken.into(), Code::Unauthenticated, "etcdserver: invalid auth token"),
+            (StoreError::InvalidAuthMgmt.into(), Code::InvalidArgument, "etcdserver: invalid auth management"),
+            (StoreError::AuthOldRevision.into(), Code::InvalidArgument, "etcdserver: revision of auth store is old"),
+            (ApiError::PermissionNotGiven, Code::InvalidArgument, "etcdserver: permission not given"),
             (ApiError::RequestTooLarge, Code::InvalidArgument, "etcdserver: request is too large"),
             (ApiError::NoSpace, Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
             (ApiError::Stopped, Code::Unavailable, "etcdserver: server stopped"),

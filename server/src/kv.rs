@@ -5,6 +5,7 @@ use ballast_store::{WriteRequest, WriteResponse};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Caller;
 use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::node::Node;
@@ -27,8 +28,8 @@ impl KvService {
         Ok(())
     }
 
-    async fn write(&self, req: WriteRequest) -> ApiResult<WriteResponse> {
-        self.node.propose(req).await
+    async fn write(&self, caller: &Caller, req: WriteRequest) -> ApiResult<WriteResponse> {
+        self.node.propose_as(caller, req).await
     }
 }
 
@@ -41,7 +42,9 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 #[tonic::async_trait]
 impl pb::kv_server::Kv for KvService {
     async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = convert::range_request(request.into_inner())?;
+        self.node.permit(&caller, |auth, user| auth.check_range(user, &req))?;
         if !req.serializable {
             self.node.linearize().await?;
         }
@@ -55,9 +58,10 @@ impl pb::kv_server::Kv for KvService {
     }
 
     async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         self.check_size(&req)?;
-        match self.write(WriteRequest::Put(convert::put_request(req))).await? {
+        match self.write(&caller, WriteRequest::Put(convert::put_request(req))).await? {
             WriteResponse::Put(r) => {
                 let header = self.node.header(r.revision);
                 Ok(Response::new(convert::put_response(r, header)))
@@ -67,9 +71,10 @@ impl pb::kv_server::Kv for KvService {
     }
 
     async fn delete_range(&self, request: Request<pb::DeleteRangeRequest>) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         self.check_size(&req)?;
-        match self.write(WriteRequest::DeleteRange(convert::delete_request(req))).await? {
+        match self.write(&caller, WriteRequest::DeleteRange(convert::delete_request(req))).await? {
             WriteResponse::DeleteRange(r) => {
                 let header = self.node.header(r.revision);
                 Ok(Response::new(convert::delete_response(r, header)))
@@ -79,19 +84,21 @@ impl pb::kv_server::Kv for KvService {
     }
 
     async fn txn(&self, request: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         self.check_size(&req)?;
         let txn = convert::txn_request(req)?;
         // A txn that cannot write needs no commit: it reads a consistent snapshot directly, as
         // etcd's read-only txn path does.
         let resp = if convert::txn_is_read_only(&txn) {
+            self.node.permit(&caller, |auth, user| auth.check_txn(user, &txn))?;
             if !txn_is_serializable(&txn) {
                 self.node.linearize().await?;
             }
             let store = self.node.store();
             blocking(|| store.txn(txn)).map_err(ApiError::from)?
         } else {
-            match self.write(WriteRequest::Txn(txn)).await? {
+            match self.write(&caller, WriteRequest::Txn(txn)).await? {
                 WriteResponse::Txn(r) => r,
                 other => return Err(unexpected(other)),
             }
@@ -101,8 +108,9 @@ impl pb::kv_server::Kv for KvService {
     }
 
     async fn compact(&self, request: Request<pb::CompactionRequest>) -> Result<Response<pb::CompactionResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        let revision = match self.write(WriteRequest::Compact(req.revision)).await? {
+        let revision = match self.write(&caller, WriteRequest::Compact(req.revision)).await? {
             WriteResponse::Compact { revision } => revision,
             other => return Err(unexpected(other)),
         };

@@ -31,8 +31,9 @@ impl pb::lease_server::Lease for LeaseService {
     type LeaseKeepAliveStream = KeepAliveStream;
 
     async fn lease_grant(&self, request: Request<pb::LeaseGrantRequest>) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        match self.node.propose(WriteRequest::LeaseGrant { id: req.id, ttl: req.ttl }).await? {
+        match self.node.propose_as(&caller, WriteRequest::LeaseGrant { id: req.id, ttl: req.ttl }).await? {
             WriteResponse::LeaseGrant { id, ttl, revision } => Ok(Response::new(pb::LeaseGrantResponse {
                 header: Some(self.node.header(revision)),
                 id,
@@ -44,8 +45,9 @@ impl pb::lease_server::Lease for LeaseService {
     }
 
     async fn lease_revoke(&self, request: Request<pb::LeaseRevokeRequest>) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        match self.node.propose(WriteRequest::LeaseRevoke(req.id)).await? {
+        match self.node.propose_as(&caller, WriteRequest::LeaseRevoke(req.id)).await? {
             WriteResponse::LeaseRevoke { revision } => {
                 Ok(Response::new(pb::LeaseRevokeResponse { header: Some(self.node.header(revision)) }))
             }

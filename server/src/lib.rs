@@ -1,9 +1,10 @@
-//! Ballast's etcd v3 API: the gRPC services (KV, Watch, Lease, Cluster, Maintenance) of a KV member,
+//! Ballast's etcd v3 API: the gRPC services (KV, Watch, Lease, Cluster, Maintenance, Auth) of a KV member,
 //! its HTTP endpoints (/health, /metrics), and `ballast kv`'s etcd-compatible flags.
 //!
 //! The services never touch RocksDB themselves: reads go to the store, writes through
 //! [`node::Node::propose`], which commits them in groups.
 
+pub mod auth;
 pub mod authority;
 pub mod cluster;
 pub mod compaction;

@@ -119,17 +119,21 @@ impl LockService {
 #[tonic::async_trait]
 impl v3lockpb::lock_server::Lock for LockService {
     async fn lock(&self, request: Request<v3lockpb::LockRequest>) -> Result<Response<v3lockpb::LockResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         if req.name.is_empty() {
             return Err(ApiError::Store(ballast_store::StoreError::EmptyKey).into());
         }
+        let prefix = [req.name.as_ref(), b"/"].concat();
+        self.node.permit(&caller, |auth, user| crate::auth::check_prefix(auth, user, &prefix))?;
         let (key, revision) = self.acquire(req.name, req.lease).await?;
         Ok(Response::new(v3lockpb::LockResponse { header: Some(self.node.header(revision)), key }))
     }
 
     async fn unlock(&self, request: Request<v3lockpb::UnlockRequest>) -> Result<Response<v3lockpb::UnlockResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let key = request.into_inner().key;
-        let resp = self.node.propose(WriteRequest::DeleteRange(DeleteRangeRequest::key(key))).await?;
+        let resp = self.node.propose_as(&caller, WriteRequest::DeleteRange(DeleteRangeRequest::key(key))).await?;
         let revision = match resp {
             ballast_store::WriteResponse::DeleteRange(d) => d.revision,
             other => return Err(crate::kv::unexpected(other)),

@@ -16,7 +16,6 @@ use std::time::Duration;
 use ballast_proto::pb;
 use ballast_raft::{MemberNode, RaftStatus, Replica, ReplicaOptions};
 use ballast_store::{DiskStore, StoreOptions, WriteRequest, WriteResponse};
-use parking_lot::Mutex;
 
 use crate::error::{ApiError, ApiResult, OpenError};
 use crate::identity::{self, Identity, Member};
@@ -106,8 +105,6 @@ struct Inner {
     running: std::sync::atomic::AtomicBool,
     /// True once this member's name and client URLs are in the membership.
     published: tokio::sync::watch::Sender<bool>,
-    /// Active alarms as (member id, alarm type).
-    alarms: Mutex<BTreeSet<(u64, i32)>>,
     metrics: Metrics,
 }
 
@@ -154,7 +151,9 @@ impl Node {
         let founders: Vec<u64> = initial.keys().copied().filter(|&id| opts.new_cluster || id != member_id).collect();
         let fresh = Identity { cluster_id: identity::cluster_id(&founders), member_id };
         let identity = identity::load_or_store(&opts.data_dir, fresh)?;
-        let alarms = load_alarms(&opts.data_dir)?;
+        // Alarms were kept per member in this file before they were replicated: raise them
+        // through the log once this member has joined, then drop the file.
+        let legacy_alarms = load_alarms(&opts.data_dir)?;
         let mut replica_opts = ReplicaOptions::new(identity.member_id, opts.data_dir.clone());
         replica_opts.store = StoreOptions { max_txn_ops: opts.max_txn_ops, ..StoreOptions::default() };
         replica_opts.initial_members = if opts.new_cluster { initial } else { BTreeMap::new() };
@@ -176,16 +175,28 @@ impl Node {
             opts,
             running: std::sync::atomic::AtomicBool::new(true),
             published: tokio::sync::watch::Sender::new(false),
-            alarms: Mutex::new(alarms),
             metrics: Metrics::default(),
         });
         let weak = Arc::downgrade(&inner);
         let replica = inner.replica.clone();
         let (name, client_urls) = (inner.member.name.clone(), inner.member.client_urls.clone());
+        let data_dir = inner.opts.data_dir.clone();
         tokio::spawn(async move {
             replica.publish(name, client_urls).await;
             if let Some(inner) = weak.upgrade() {
                 inner.published.send_replace(true);
+            }
+            if legacy_alarms.is_empty() {
+                return;
+            }
+            for &(member, alarm) in &legacy_alarms {
+                if let Err(err) = replica.write(WriteRequest::Alarm { activate: true, member, alarm }).await {
+                    tracing::warn!(%err, "could not raise an alarm kept from an older version; keeping its file");
+                    return;
+                }
+            }
+            if let Err(err) = std::fs::remove_file(data_dir.join(ALARMS_FILE)) {
+                tracing::warn!(%err, "could not remove the old alarms file");
             }
         });
         Ok(Self { inner })
@@ -242,7 +253,12 @@ impl Node {
     }
 
     pub fn has_alarm(&self) -> bool {
-        !self.inner.alarms.lock().is_empty()
+        !self.store().alarms().is_empty()
+    }
+
+    /// The raised alarms as this member knows them (every member's: alarms are replicated).
+    pub fn alarms(&self) -> Vec<(u64, i32)> {
+        self.store().alarms().iter().copied().collect()
     }
 
     pub fn db_size(&self) -> u64 {
@@ -278,7 +294,7 @@ impl Node {
             return Err(ApiError::Stopped);
         }
         if grows(&req) {
-            self.check_quota()?;
+            self.check_quota().await?;
         }
         let metrics = &self.inner.metrics;
         metrics.proposals_pending.fetch_add(1, Ordering::Relaxed);
@@ -290,42 +306,40 @@ impl Node {
         Ok(result??)
     }
 
-    fn check_quota(&self) -> ApiResult<()> {
-        let id = self.inner.identity.member_id;
-        let mut alarms = self.inner.alarms.lock();
-        if alarms.iter().any(|&(_, a)| a == ALARM_NOSPACE) {
+    async fn check_quota(&self) -> ApiResult<()> {
+        if self.store().alarms().iter().any(|&(_, a)| a == ALARM_NOSPACE) {
             return Err(ApiError::NoSpace);
         }
         if self.db_size() > self.inner.opts.quota() {
             tracing::warn!(size = self.db_size(), quota = self.inner.opts.quota(), "database space exceeded; raising NOSPACE");
-            alarms.insert((id, ALARM_NOSPACE));
-            if let Err(err) = store_alarms(&self.inner.opts.data_dir, &alarms) {
-                tracing::error!(%err, "could not persist the NOSPACE alarm");
+            let raise = WriteRequest::Alarm { activate: true, member: self.inner.identity.member_id, alarm: ALARM_NOSPACE };
+            if let Err(err) = self.inner.replica.write(raise).await {
+                tracing::error!(%err, "could not raise the NOSPACE alarm");
             }
             return Err(ApiError::NoSpace);
         }
         Ok(())
     }
 
-    /// etcd's Alarm: GET lists, ACTIVATE raises, DEACTIVATE clears; answers the affected alarms.
-    /// Alarms are kept in the data directory, so a restart does not clear them (as etcd's).
-    pub fn alarm(&self, action: pb::alarm_request::AlarmAction, member_id: u64, alarm: i32) -> ApiResult<Vec<(u64, i32)>> {
+    /// etcd's Alarm: GET lists (linearizably), ACTIVATE raises, DEACTIVATE clears; answers the
+    /// affected alarms. Alarms are replicated state of the store (as etcd's), so every member
+    /// sees and enforces every member's, and a restart does not clear them.
+    pub async fn alarm(&self, action: pb::alarm_request::AlarmAction, member: u64, alarm: i32) -> ApiResult<Vec<(u64, i32)>> {
         use pb::alarm_request::AlarmAction;
-        let mut alarms = self.inner.alarms.lock();
-        let changed = match action {
-            AlarmAction::Get => return Ok(alarms.iter().copied().collect()),
-            AlarmAction::Activate if alarm == pb::AlarmType::None as i32 => return Ok(vec![]),
-            AlarmAction::Activate => {
-                alarms.insert((member_id, alarm));
-                true
+        let activate = match action {
+            AlarmAction::Get => {
+                self.linearize().await?;
+                return Ok(self.alarms());
             }
-            AlarmAction::Deactivate => alarms.remove(&(member_id, alarm)),
+            AlarmAction::Activate if alarm == pb::AlarmType::None as i32 => return Ok(vec![]),
+            AlarmAction::Activate => true,
+            AlarmAction::Deactivate => false,
         };
-        if !changed {
-            return Ok(vec![]);
+        match self.propose(WriteRequest::Alarm { activate, member, alarm }).await? {
+            WriteResponse::Alarm { changed: true, .. } => Ok(vec![(member, alarm)]),
+            WriteResponse::Alarm { changed: false, .. } => Ok(vec![]),
+            other => Err(ApiError::Unexpected(format!("{other:?}"))),
         }
-        store_alarms(&self.inner.opts.data_dir, &alarms).map_err(ApiError::Persist)?;
-        Ok(vec![(member_id, alarm)])
     }
 
     /// Stops raft. Later requests get "server stopped".
@@ -340,7 +354,11 @@ impl Node {
 /// Requests that may make the database bigger; the rest are allowed over quota, so that space can
 /// be freed (etcd allows deletes, compaction and lease revocation under NOSPACE).
 fn grows(req: &WriteRequest) -> bool {
-    matches!(req, WriteRequest::Put(_) | WriteRequest::Txn(_) | WriteRequest::LeaseGrant { .. })
+    match req {
+        WriteRequest::Put(_) | WriteRequest::Txn(_) | WriteRequest::LeaseGrant { .. } => true,
+        WriteRequest::Checked { req, .. } => grows(req),
+        WriteRequest::DeleteRange(_) | WriteRequest::Compact(_) | WriteRequest::LeaseRevoke(_) | WriteRequest::Auth(_) | WriteRequest::Alarm { .. } => false,
+    }
 }
 
 const ALARMS_FILE: &str = "alarms";
@@ -361,10 +379,6 @@ fn load_alarms(dir: &std::path::Path) -> Result<BTreeSet<(u64, i32)>, OpenError>
         .collect()
 }
 
-fn store_alarms(dir: &std::path::Path, alarms: &BTreeSet<(u64, i32)>) -> std::io::Result<()> {
-    let text: String = alarms.iter().map(|(member, alarm)| format!("{member:x} {alarm}\n")).collect();
-    ballast_raft::fsutil::write_atomically(dir, ALARMS_FILE, text.as_bytes())
-}
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ use tonic::service::Routes;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 
+use crate::auth::AuthService;
 use crate::authority::FixAuthority;
 
 use crate::cluster::ClusterService;
@@ -63,12 +64,14 @@ pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
     let maintenance = pb::maintenance_server::MaintenanceServer::new(MaintenanceService::new(node.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX);
+    let auth = pb::auth_server::AuthServer::new(AuthService::new(node.clone())).max_decoding_message_size(limit);
     Routes::from(crate::http::router(node.clone()))
         .add_service(kv)
         .add_service(watch)
         .add_service(lease)
         .add_service(cluster)
         .add_service(maintenance)
+        .add_service(auth)
         .add_service(ballast_proto::v3lockpb::lock_server::LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit))
         .add_service(
             ballast_proto::v3electionpb::election_server::ElectionServer::new(ElectionService::new(node.clone()))

@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::Caller;
 use crate::convert;
 use crate::node::Node;
 
@@ -53,9 +54,11 @@ impl pb::watch_server::Watch for WatchService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<Streaming<pb::WatchRequest>>) -> Result<Response<WatchStream>, Status> {
+        // The stream's token speaks for every watch created on it.
+        let caller = self.node.caller(request.metadata())?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let stream = StreamState { node: self.node.clone(), out: tx, watches: HashMap::new(), next_id: 0, round: Arc::default() };
+        let stream = StreamState { node: self.node.clone(), caller, out: tx, watches: HashMap::new(), next_id: 0, round: Arc::default() };
         tokio::spawn(stream.run(inbound, self.progress_interval));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -86,6 +89,7 @@ struct Progress {
 
 struct StreamState {
     node: Node,
+    caller: Caller,
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     watches: HashMap<i64, WatchEntry>,
     next_id: i64,
@@ -155,6 +159,15 @@ impl StreamState {
         // etcd's watch stream refuses an inverted range and a watch id already in use.
         if !create.range_end.is_empty() && create.range_end.as_ref() != b"\0" && create.key >= create.range_end {
             return self.send(refuse("mvcc: watcher range is empty".into())).await;
+        }
+        let readable = |auth: &ballast_store::AuthState, user: Option<&str>| {
+            auth.check(user, &create.key, &create.range_end, ballast_store::Access::Read)
+        };
+        if self.node.permit(&self.caller, readable).is_err() {
+            // etcd 3.4 answers with the watch id asked for, and keeps the stream.
+            // The reason is the gRPC error's own text, which etcd's client maps back to the error.
+            let denied = refuse(format!("rpc error: code = PermissionDenied desc = {}", ballast_store::StoreError::PermissionDenied));
+            return self.send(pb::WatchResponse { watch_id: create.watch_id, ..denied }).await;
         }
         let id = if create.watch_id != 0 {
             if self.watches.contains_key(&create.watch_id) {

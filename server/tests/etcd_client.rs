@@ -214,3 +214,53 @@ async fn election_service_campaign_proclaim_observe_resign() {
     let err = a.proclaim("late", Some(etcd_client::ProclaimOptions::new().with_leader(key_a))).await.unwrap_err();
     assert!(err.to_string().contains("election: not leader"), "{err}");
 }
+
+fn status_of(err: etcd_client::Error) -> (tonic::Code, String) {
+    match err {
+        etcd_client::Error::GRpcStatus(s) => (s.code(), s.message().to_owned()),
+        other => panic!("expected a gRPC status, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_users_roles_and_tokens() {
+    use etcd_client::{ConnectOptions, Permission};
+    let s = start(|_| {}).await;
+    let mut c = client(&s).await;
+    c.user_add("root", "rootpw", None).await.unwrap();
+    c.user_grant_role("root", "root").await.unwrap();
+    c.user_add("bob", "bobpw", None).await.unwrap();
+    c.role_add("app").await.unwrap();
+    c.role_grant_permission("app", Permission::read_write("app/").with_prefix()).await.unwrap();
+    c.user_grant_role("bob", "app").await.unwrap();
+    c.auth_enable().await.unwrap();
+
+    let denied = (tonic::Code::PermissionDenied, "etcdserver: permission denied".to_owned());
+    assert_eq!(status_of(c.get("app/x", None).await.unwrap_err()), (tonic::Code::InvalidArgument, "etcdserver: user name is empty".into()));
+    let as_user = |name: &str, pw: &str| ConnectOptions::new().with_user(name, pw);
+    let Err(wrong) = Client::connect([s.url()], Some(as_user("bob", "nope"))).await else { panic!("a wrong password connected") };
+    assert_eq!(status_of(wrong), (tonic::Code::InvalidArgument, "etcdserver: authentication failed, invalid user ID or password".into()));
+    let mut bob = Client::connect([s.url()], Some(as_user("bob", "bobpw"))).await.unwrap();
+    bob.put("app/x", "1", None).await.unwrap();
+    assert_eq!(keys(&bob.get("app/", Some(GetOptions::new().with_prefix())).await.unwrap()), ["app/x"]);
+    assert_eq!(status_of(bob.put("other", "1", None).await.unwrap_err()), denied);
+    assert_eq!(status_of(bob.get("", Some(GetOptions::new().with_all_keys())).await.unwrap_err()), denied);
+    assert_eq!(status_of(bob.user_list().await.unwrap_err()), denied);
+    let txn = Txn::new().when([Compare::value("app/x", CompareOp::Equal, "1")]).and_then([TxnOp::put("app/y", "2", None)]).or_else([TxnOp::delete("other", None)]);
+    assert_eq!(status_of(bob.txn(txn).await.unwrap_err()), denied, "the branch not taken is checked too");
+
+    let mut root = Client::connect([s.url()], Some(as_user("root", "rootpw"))).await.unwrap();
+    assert_eq!(root.user_list().await.unwrap().users(), ["bob", "root"]);
+    let perms = root.role_get("app").await.unwrap().permissions();
+    assert_eq!((perms.len(), perms[0].key(), perms[0].range_end()), (1, &b"app/"[..], &b"app0"[..]));
+    assert_eq!(root.user_get("bob").await.unwrap().roles(), ["app"]);
+    // Revoking the role takes effect on bob's next request, with the token bob already holds.
+    root.user_revoke_role("bob", "app").await.unwrap();
+    assert_eq!(status_of(bob.put("app/x", "2", None).await.unwrap_err()), denied);
+    // A changed password ends bob's token; the client authenticates again with what it was
+    // given, which no longer works.
+    root.user_change_password("bob", "newpw").await.unwrap();
+    assert!(bob.get("app/x", None).await.is_err());
+    root.auth_disable().await.unwrap();
+    assert_eq!(c.get("app/x", None).await.unwrap().kvs()[0].value_str().unwrap(), "1");
+}

@@ -193,6 +193,27 @@ pub const META_APPLIED: &[u8] = b"applied";
 /// Where the running physical compaction has got to (a `Rev` key).
 pub const META_COMPACT_POS: &[u8] = b"compact_pos";
 pub const META_LEASE_SEQ: &[u8] = b"lease_seq";
+/// The whole auth state (`auth.rs`); absent until auth is first changed.
+pub const META_AUTH: &[u8] = b"auth";
+/// The raised alarms: `be64(member id) ++ be32(alarm type)` each, in order.
+pub const META_ALARMS: &[u8] = b"alarms";
+
+/// Raised alarms as (member id, alarm type as etcd numbers it: NOSPACE = 1, CORRUPT = 2).
+pub type Alarms = std::collections::BTreeSet<(u64, i32)>;
+
+pub fn encode_alarms(alarms: &Alarms) -> Vec<u8> {
+    alarms.iter().flat_map(|(member, alarm)| [&member.to_be_bytes()[..], &alarm.to_be_bytes()[..]].concat()).collect()
+}
+
+pub fn decode_alarms(bytes: &[u8]) -> Result<Alarms, BackendError> {
+    if !bytes.len().is_multiple_of(12) {
+        return Err(BackendError::Corrupt { space: "meta", what: "malformed alarms" });
+    }
+    Ok(bytes
+        .chunks_exact(12)
+        .map(|c| (u64::from_be_bytes(c[..8].try_into().expect("8 bytes")), i32::from_be_bytes(c[8..].try_into().expect("4 bytes"))))
+        .collect())
+}
 
 #[cfg(test)]
 mod tests {

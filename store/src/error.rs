@@ -45,6 +45,44 @@ pub enum StoreError {
     WatcherNotFound,
     #[error("etcdserver: mvcc: duplicate watch ID provided on the WatchStream")]
     DuplicateWatchId,
+    // Auth (etcd's `auth` errors).
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    /// The auth state changed between a request's permission check and its apply; the API layer
+    /// checks again and retries (clients never see it unless that keeps happening).
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    /// Never crosses the wire (skipped by serde). Last, because serde numbers variants without the
+    /// skipped one when decoding but with it when encoding: any variant after it would arrive as
+    /// its successor.
     #[error("store backend failure: {0}")]
     #[cfg_attr(feature = "serde", serde(skip))]
     Backend(#[from] BackendError),
@@ -58,6 +96,8 @@ pub enum GrpcCode {
     OutOfRange,
     NotFound,
     FailedPrecondition,
+    PermissionDenied,
+    Unauthenticated,
     Internal,
 }
 
@@ -71,9 +111,25 @@ impl StoreError {
             | StoreError::LeaseProvided
             | StoreError::TooManyOps
             | StoreError::DuplicateKey
-            | StoreError::DuplicateWatchId => GrpcCode::InvalidArgument,
+            | StoreError::DuplicateWatchId
+            | StoreError::UserEmpty
+            | StoreError::RoleEmpty
+            | StoreError::AuthFailed
+            | StoreError::InvalidAuthMgmt
+            | StoreError::AuthOldRevision => GrpcCode::InvalidArgument,
             StoreError::LeaseNotFound | StoreError::WatcherNotFound => GrpcCode::NotFound,
-            StoreError::LeaseExists => GrpcCode::FailedPrecondition,
+            StoreError::LeaseExists
+            | StoreError::RootUserNotExist
+            | StoreError::RootRoleNotExist
+            | StoreError::UserAlreadyExist
+            | StoreError::UserNotFound
+            | StoreError::RoleAlreadyExist
+            | StoreError::RoleNotFound
+            | StoreError::RoleNotGranted
+            | StoreError::PermissionNotGranted
+            | StoreError::AuthNotEnabled => GrpcCode::FailedPrecondition,
+            StoreError::PermissionDenied => GrpcCode::PermissionDenied,
+            StoreError::InvalidAuthToken => GrpcCode::Unauthenticated,
             StoreError::Backend(_) => GrpcCode::Internal,
         }
     }

@@ -12,6 +12,7 @@
 //! # Ok::<(), ballast_store::StoreError>(())
 //! ```
 
+pub mod auth;
 pub mod backend;
 mod compact;
 pub mod encoding;
@@ -26,6 +27,7 @@ mod types;
 pub mod watch;
 mod write;
 
+pub use auth::{Access, AuthRequest, AuthState, PermKind, Permission};
 pub use error::{BackendError, GrpcCode, Result, StoreError};
 pub use lease::{Clock, ManualClock, MonotonicClock, MAX_LEASE_TTL};
 pub use range::KeyRange;

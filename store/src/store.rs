@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 #[cfg(feature = "rocks")]
 use crate::backend::RocksBackend;
 use crate::backend::{Backend, Batch, Cursor, MemoryBackend, RocksOptions, Space};
+use crate::auth::{AuthState, Tokens};
 use crate::compact::{compact_loop, Compactor};
 use crate::encoding::{
-    decode_i64, META_APPLIED, META_COMPACT, META_COMPACT_DONE, META_LEASE_SEQ, META_REV,
+    decode_alarms, decode_i64, Alarms, META_ALARMS, META_APPLIED, META_AUTH, META_COMPACT, META_COMPACT_DONE, META_LEASE_SEQ, META_REV,
 };
 use crate::error::{BackendError, Result, StoreError};
 use crate::latest::Latest;
@@ -95,6 +96,11 @@ pub(crate) struct Inner<B: Backend> {
     pub compactor: Compactor,
     /// The newest versions of recently written keys (filled by the writer only).
     pub latest: Latest,
+    /// Users, roles and permissions: replaced whole by the writer after a commit that changes them.
+    pub auth: RwLock<Arc<AuthState>>,
+    tokens: Tokens,
+    /// Raised alarms (etcd's are replicated: every member sees every member's).
+    pub alarms: RwLock<Arc<Alarms>>,
     failed: AtomicBool,
 }
 
@@ -185,6 +191,11 @@ impl<B: Backend> Store<B> {
         let lease_seq = meta_i64(&backend, META_LEASE_SEQ, 0)?;
         let applied = backend.get(Space::Meta, META_APPLIED)?;
         let lessor = load_leases(&backend, opts.clock.now())?;
+        let auth = match backend.get(Space::Meta, META_AUTH)? {
+            Some(bytes) => AuthState::decode(&bytes)?,
+            None => AuthState::default(),
+        };
+        let alarms = backend.get(Space::Meta, META_ALARMS)?.map_or(Ok(Alarms::new()), |b| decode_alarms(&b))?;
         let inner = Arc::new(Inner {
             hub: Arc::new(Hub::new(rev, compact, opts.watch_capacity)),
             compactor: Compactor::new(compact, compact_done),
@@ -196,6 +207,9 @@ impl<B: Backend> Store<B> {
             lessor: Mutex::new(lessor),
             failed: AtomicBool::new(false),
             latest: Latest::new(opts.latest_cache_bytes),
+            auth: RwLock::new(Arc::new(auth)),
+            tokens: Tokens::default(),
+            alarms: RwLock::new(Arc::new(alarms)),
             opts,
         });
         let mut handles = Vec::new();
@@ -386,6 +400,21 @@ impl<B: Backend> Store<B> {
         Ok(self.inner.hub.watch(req))
     }
 
+    /// Users, roles, permissions and whether auth is on, as of the last commit.
+    pub fn auth(&self) -> Arc<AuthState> {
+        self.inner.auth.read().clone()
+    }
+
+    /// The raised alarms as of the last commit, as (member id, alarm type).
+    pub fn alarms(&self) -> Arc<Alarms> {
+        self.inner.alarms.read().clone()
+    }
+
+    /// The user a token was handed to, if it is known and has not expired (using it keeps it).
+    pub fn token_user(&self, token: &str) -> Option<String> {
+        self.inner.tokens.user(token)
+    }
+
     pub fn watch_stats(&self) -> WatchStats {
         self.inner.hub.stats()
     }
@@ -463,6 +492,8 @@ fn apply_batch<B: Backend>(inner: &Inner<B>, reqs: &[WriteRequest], applied: Opt
         out.push(resp);
     }
     if !exec.finish(applied) {
+        // Nothing to write, yet a token may have been handed out (an embedded store, no log).
+        exec.token_effects.drain(..).for_each(|effect| inner.tokens.apply(effect));
         return Ok(out);
     }
     let batch = std::mem::take(&mut exec.batch);
@@ -480,6 +511,13 @@ fn apply_batch<B: Backend>(inner: &Inner<B>, reqs: &[WriteRequest], applied: Opt
             inner.latest.record(key, *rev, kv.as_ref());
         }
     }
+    if let Some(auth) = exec.auth.take() {
+        *inner.auth.write() = Arc::new(auth);
+    }
+    if let Some(alarms) = exec.alarms.take() {
+        *inner.alarms.write() = Arc::new(alarms);
+    }
+    exec.token_effects.drain(..).for_each(|effect| inner.tokens.apply(effect));
     let rev = exec.revision();
     if let Some(compact) = exec.compact_to {
         inner.compact_rev.store(compact, Ordering::Release);

@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use crate::auth::{AuthRequest, AuthState, TokenEffect};
 use crate::backend::{Backend, Batch, Space};
+use crate::encoding::{encode_alarms, Alarms, META_ALARMS};
 use crate::encoding::{
-    kv_key, lease_attach_key, lease_key, rev_key, rev_value, Record, META_APPLIED, META_COMPACT, META_LEASE_SEQ,
-    META_REV,
+    kv_key, lease_attach_key, lease_key, rev_key, rev_value, Record, META_APPLIED, META_AUTH, META_COMPACT,
+    META_LEASE_SEQ, META_REV,
 };
 use crate::error::{Result, StoreError};
 use crate::lease::MAX_LEASE_TTL;
@@ -33,6 +35,13 @@ pub enum WriteRequest {
     /// Grant a lease; id 0 lets the store choose one.
     LeaseGrant { id: LeaseId, ttl: i64 },
     LeaseRevoke(LeaseId),
+    /// A change to users, roles, permissions or whether auth is on, or a token handed out.
+    Auth(AuthRequest),
+    /// `req`, if the auth state is still at `auth_revision`, the one its permissions were checked
+    /// against; else [`StoreError::AuthOldRevision`] and nothing is done.
+    Checked { auth_revision: u64, req: Box<WriteRequest> },
+    /// Raises (or clears) alarm `alarm` (etcd's `AlarmType` number) for member `member`.
+    Alarm { activate: bool, member: u64, alarm: i32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +53,10 @@ pub enum WriteResponse {
     Compact { revision: i64 },
     LeaseGrant { id: LeaseId, ttl: i64, revision: i64 },
     LeaseRevoke { revision: i64 },
+    /// An auth request's answer; auth changes leave the revision as it was.
+    Auth { revision: i64 },
+    /// Whether the alarm set changed (raising a raised alarm, or clearing an absent one, does not).
+    Alarm { changed: bool, revision: i64 },
 }
 
 /// The branch each (nested) txn takes, decided before anything runs, as etcd does.
@@ -67,6 +80,12 @@ pub(crate) struct Exec<'a, B: Backend> {
     pub compact_to: Option<i64>,
     lease_seq: i64,
     lease_seq_dirty: bool,
+    /// The auth state as changed by this batch (None: unchanged).
+    pub auth: Option<AuthState>,
+    /// What this batch did to tokens, to take effect once it is committed.
+    pub(crate) token_effects: Vec<TokenEffect>,
+    /// The alarms as changed by this batch (None: unchanged).
+    pub alarms: Option<Alarms>,
 }
 
 impl<'a, B: Backend> Exec<'a, B> {
@@ -82,6 +101,9 @@ impl<'a, B: Backend> Exec<'a, B> {
             compact_to: None,
             lease_seq,
             lease_seq_dirty: false,
+            auth: None,
+            token_effects: Vec::new(),
+            alarms: None,
         }
     }
 
@@ -109,7 +131,13 @@ impl<'a, B: Backend> Exec<'a, B> {
     /// Runs one request; on error nothing of it is kept.
     pub fn apply(&mut self, req: &WriteRequest) -> Result<WriteResponse> {
         debug_assert_eq!(self.sub, 0);
-        let resp = match req {
+        let resp = self.run_request(req)?;
+        self.end_request();
+        Ok(resp)
+    }
+
+    fn run_request(&mut self, req: &WriteRequest) -> Result<WriteResponse> {
+        Ok(match req {
             WriteRequest::Put(p) => {
                 check_put(p)?;
                 self.check_put_state(p, false)?;
@@ -129,9 +157,39 @@ impl<'a, B: Backend> Exec<'a, B> {
                 self.lease_revoke(*id)?;
                 WriteResponse::LeaseRevoke { revision: self.view_rev() }
             }
-        };
-        self.end_request();
-        Ok(resp)
+            WriteRequest::Auth(a) => {
+                let mut next = self.auth_state();
+                let effect = next.apply(a)?;
+                if next != self.auth_state() {
+                    self.auth = Some(next);
+                }
+                self.token_effects.push(effect);
+                WriteResponse::Auth { revision: self.base }
+            }
+            WriteRequest::Alarm { activate, member, alarm } => {
+                let mut alarms = self.alarms.clone().unwrap_or_else(|| Alarms::clone(&self.inner.alarms.read()));
+                let changed = if *activate { alarms.insert((*member, *alarm)) } else { alarms.remove(&(*member, *alarm)) };
+                if changed {
+                    self.alarms = Some(alarms);
+                }
+                WriteResponse::Alarm { changed, revision: self.base }
+            }
+            WriteRequest::Checked { auth_revision, req } => {
+                if *auth_revision != self.auth_revision() {
+                    return Err(StoreError::AuthOldRevision);
+                }
+                self.run_request(req)?
+            }
+        })
+    }
+
+    /// The auth state as of this point of the batch.
+    fn auth_state(&self) -> AuthState {
+        self.auth.clone().unwrap_or_else(|| AuthState::clone(&self.inner.auth.read()))
+    }
+
+    fn auth_revision(&self) -> u64 {
+        self.auth.as_ref().map_or_else(|| self.inner.auth.read().revision, |a| a.revision)
     }
 
     fn end_request(&mut self) {
@@ -146,6 +204,12 @@ impl<'a, B: Backend> Exec<'a, B> {
     pub fn finish(&mut self, applied: Option<&[u8]>) -> bool {
         if let Some(pos) = applied {
             self.batch.put(Space::Meta, META_APPLIED.to_vec(), pos.to_vec());
+        }
+        if let Some(auth) = &self.auth {
+            self.batch.put(Space::Meta, META_AUTH.to_vec(), auth.encode());
+        }
+        if let Some(alarms) = &self.alarms {
+            self.batch.put(Space::Meta, META_ALARMS.to_vec(), encode_alarms(alarms));
         }
         if self.batch.is_empty() {
             return false;
