@@ -15,12 +15,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ballast_proto::{authpb, pb};
-use ballast_store::{Access, AuthRequest, AuthState, DiskStore, PermKind, Permission, StoreError, WriteRequest, WriteResponse};
+use ballast_proto::pb;
+use ballast_store::{Access, AuthRequest, AuthState, DiskStore, StoreError, WriteRequest, WriteResponse};
 use rand::distributions::{Alphanumeric, DistString};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::kv::unexpected;
 use crate::node::Node;
@@ -168,24 +169,6 @@ async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await.unwrap_or(false)
 }
 
-fn perm_kind(code: i32) -> ApiResult<PermKind> {
-    match authpb::permission::Type::try_from(code) {
-        Ok(authpb::permission::Type::Read) => Ok(PermKind::Read),
-        Ok(authpb::permission::Type::Write) => Ok(PermKind::Write),
-        Ok(authpb::permission::Type::Readwrite) => Ok(PermKind::ReadWrite),
-        Err(_) => Err(ApiError::UnknownEnum { field: "permType", value: code }),
-    }
-}
-
-fn perm_to_pb(p: &Permission) -> authpb::Permission {
-    let kind = match p.kind {
-        PermKind::Read => authpb::permission::Type::Read,
-        PermKind::Write => authpb::permission::Type::Write,
-        PermKind::ReadWrite => authpb::permission::Type::Readwrite,
-    };
-    authpb::Permission { perm_type: kind as i32, key: p.key.clone(), range_end: p.range_end.clone() }
-}
-
 type AuthResult<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
@@ -319,7 +302,7 @@ impl pb::auth_server::Auth for AuthService {
             self.node.permit(&caller, |auth, user| auth.check_admin(user))?;
         }
         let found = auth.roles.get(&role).ok_or(ApiError::from(StoreError::RoleNotFound))?;
-        Ok(Response::new(pb::AuthRoleGetResponse { header: Some(header), perm: found.perms.iter().map(perm_to_pb).collect() }))
+        Ok(Response::new(pb::AuthRoleGetResponse { header: Some(header), perm: found.perms.iter().map(convert::permission_to_pb).collect() }))
     }
 
     async fn role_list(&self, request: Request<pb::AuthRoleListRequest>) -> AuthResult<pb::AuthRoleListResponse> {
@@ -340,7 +323,7 @@ impl pb::auth_server::Auth for AuthService {
     ) -> AuthResult<pb::AuthRoleGrantPermissionResponse> {
         let req = request.get_ref().clone();
         let perm = req.perm.ok_or(ApiError::PermissionNotGiven)?;
-        let perm = Permission { kind: perm_kind(perm.perm_type)?, key: perm.key, range_end: perm.range_end };
+        let perm = convert::permission(perm)?;
         let header = self.change(request.metadata(), AuthRequest::RoleGrantPermission { name: req.name, perm }).await?;
         Ok(Response::new(pb::AuthRoleGrantPermissionResponse { header: Some(header) }))
     }

@@ -1,13 +1,33 @@
 //! Field-by-field conversion between the wire messages (`ballast_proto`) and the store's types.
 //! Keys and values are `Bytes` on both sides, so nothing here copies them.
 
-use ballast_proto::{mvccpb, pb};
+use ballast_proto::{authpb, mvccpb, pb};
 use ballast_store as store;
 
 use crate::error::{ApiError, ApiResult};
 
 fn enum_value<T: TryFrom<i32>>(field: &'static str, value: i32) -> ApiResult<T> {
     T::try_from(value).map_err(|_| ApiError::UnknownEnum { field, value })
+}
+
+pub fn permission(p: authpb::Permission) -> ApiResult<store::Permission> {
+    use authpb::permission::Type;
+    let kind = match enum_value("permType", p.perm_type)? {
+        Type::Read => store::PermKind::Read,
+        Type::Write => store::PermKind::Write,
+        Type::Readwrite => store::PermKind::ReadWrite,
+    };
+    Ok(store::Permission { kind, key: p.key, range_end: p.range_end })
+}
+
+pub fn permission_to_pb(p: &store::Permission) -> authpb::Permission {
+    use authpb::permission::Type;
+    let kind = match p.kind {
+        store::PermKind::Read => Type::Read,
+        store::PermKind::Write => Type::Write,
+        store::PermKind::ReadWrite => Type::Readwrite,
+    };
+    authpb::Permission { perm_type: kind as i32, key: p.key.clone(), range_end: p.range_end.clone() }
 }
 
 pub fn range_request(r: pb::RangeRequest) -> ApiResult<store::RangeRequest> {

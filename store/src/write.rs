@@ -160,7 +160,8 @@ impl<'a, B: Backend> Exec<'a, B> {
             WriteRequest::Auth(a) => {
                 let mut next = self.auth_state();
                 let effect = next.apply(a)?;
-                if next != self.auth_state() {
+                // Every change bumps the revision; a grant repeated or a token handed out does not.
+                if next.revision != self.auth_revision() {
                     self.auth = Some(next);
                 }
                 self.token_effects.push(effect);
