@@ -2,7 +2,14 @@
 //! `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/kv.proto", "proto/auth.proto", "proto/rpc.proto", "proto/v3lock.proto", "proto/v3election.proto", "proto/raft.proto"];
+    let files = [
+        "proto/kv.proto",
+        "proto/auth.proto",
+        "proto/rpc.proto",
+        "proto/v3lock.proto",
+        "proto/v3election.proto",
+        "proto/raft.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

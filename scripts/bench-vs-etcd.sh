@@ -58,7 +58,27 @@ run_cluster() { # $1 = etcd|ballast, $2 = members, $3 = shape label, $4 = name o
   for pid in "${pids[@]}"; do rss=$((rss + $(awk '/VmHWM/ {print $2}' "/proc/$pid/status"))); done
   echo "$server|$shape: peak RSS MiB|$rss" >>"$WORK/results"
   echo "$server|$shape: data dir MiB|$(du -sk "$WORK/$server-$n-$4" | cut -f1)" >>"$WORK/results"
-  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  if [ "$n" -gt 1 ]; then failover "$server" "$shape" "$endpoints" "${pids[@]}"; fi
+  kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true
+}
+
+# Failover: 8 clients put 200 times a second through the members that are not the leader, and
+# the leader is killed (kill -9) 3 s in; the row is the longest time no put succeeded.
+failover() { # $1 = server, $2 = shape label, $3 = endpoints, then the members' pids in order
+  local server=$1 shape=$2 endpoints=$3 leader others bench
+  shift 3
+  local pids=("$@")
+  leader=$(ETCDCTL_API=3 etcdctl --endpoints "$endpoints" endpoint status -w json | python3 -c '
+import json, sys
+status = json.load(sys.stdin)
+print([i for i, s in enumerate(status) if s["Status"]["header"]["member_id"] == s["Status"]["leader"]][0])')
+  others=$(echo "$endpoints" | tr , '\n' | sed "$((leader + 1))d" | paste -sd,)
+  "$BIN" bench --endpoints "$others" --json --clients 8 --conns 2 --rate 200 --timeout-ms 200 --total 2000 put \
+    | awk -v p="$server|$shape: leader killed under 200 puts/s|" '{ print p $0 }' >>"$WORK/results" &
+  bench=$!
+  sleep 3
+  kill -9 "${pids[$leader]}"
+  wait "$bench" || true
 }
 
 for server in etcd ballast; do run_cluster "$server" 1 "1 member" WORKLOADS; done
@@ -79,7 +99,8 @@ for name, r in rows.items():
     if not e or not b:
         print(f"{name:42} {'missing':8} {'ran' if e else 'failed':>12} {'ran' if b else 'failed':>12}")
         continue
-    for metric in ("qps", "p50_ms", "p99_ms"):
+    # A failover row: what matters is how long writes stopped.
+    for metric in ("stall_ms",) if "leader killed" in name else ("qps", "p50_ms", "p99_ms"):
         # A latency under 5 us prints as 0.00 ms: no ratio to give.
         ratio = f"{b[metric] / e[metric]:13.2f}" if e[metric] else f"{'-':>13}"
         print(f"{name:42} {metric:8} {e[metric]:12.2f} {b[metric]:12.2f} {ratio}")

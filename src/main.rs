@@ -14,13 +14,18 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use ballast_store::{
-    prefix_end, DeleteRangeRequest, DiskStore, KeyValue, PutRequest, RangeRequest, StoreOptions, WatchRequest,
+    prefix_end, DeleteRangeRequest, DiskStore, KeyValue, PutRequest, RangeRequest, StoreOptions,
+    WatchRequest,
 };
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "ballast", version, about = "Ballast: a replicated, watchable MVCC key-value store")]
+#[command(
+    name = "ballast",
+    version,
+    about = "Ballast: a replicated, watchable MVCC key-value store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,9 +124,15 @@ fn print_kv(kv: &KeyValue) {
 fn main() {
     // RUST_LOG overrides. By default: our own notable events, and openraft's errors only (it warns
     // on every failed heartbeat to a member that is down).
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ballast_raft=info,ballast_server=info,openraft=error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,ballast_raft=info,ballast_server=info,openraft=error",
+        )
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     if let Err(err) = run(Cli::parse()) {
         // etcdctl's style: the error text alone, exit status 1.
         eprintln!("Error: {err:#}");
@@ -133,20 +144,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Kv(args) => run_kv(*args),
         Command::Bench(args) => bench::run(*args),
-        Command::Snapshot { op: SnapshotOp::Restore { file, data_dir } } => {
+        Command::Snapshot {
+            op: SnapshotOp::Restore { file, data_dir },
+        } => {
             if data_dir.exists() {
                 bail!("data-dir {:?} exists", data_dir.display());
             }
             std::fs::create_dir_all(&data_dir)?;
-            let restored = ballast_server::snapshot::unpack(&file, &data_dir.join("kv")).and_then(|()| {
-                // The restored member starts a new cluster with a new log: forget the old position.
-                let store = DiskStore::open(data_dir.join("kv"), StoreOptions::default()).map_err(std::io::Error::other)?;
-                store.reset_applied().map_err(std::io::Error::other)
-            });
+            let restored =
+                ballast_server::snapshot::unpack(&file, &data_dir.join("kv")).and_then(|()| {
+                    // The restored member starts a new cluster with a new log: forget the old position.
+                    let store = DiskStore::open(data_dir.join("kv"), StoreOptions::default())
+                        .map_err(std::io::Error::other)?;
+                    store.reset_applied().map_err(std::io::Error::other)
+                });
             restored.inspect_err(|_| {
                 let _ = std::fs::remove_dir_all(&data_dir);
             })?;
-            println!("restored snapshot {} into {}", file.display(), data_dir.display());
+            println!(
+                "restored snapshot {} into {}",
+                file.display(),
+                data_dir.display()
+            );
             Ok(())
         }
         Command::Store { data_dir, op } => run_store(data_dir, op),
@@ -156,17 +175,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn run_kv(args: ballast_server::KvArgs) -> anyhow::Result<()> {
     let node_opts = args.node_options()?;
     let serve_opts = args.serve_options()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ballast-rt").build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ballast-rt")
+        .build()?;
     runtime.block_on(async move {
         let data_dir = node_opts.data_dir.clone();
-        let node = ballast_server::Node::open(node_opts).await.with_context(|| format!("opening member at {}", data_dir.display()))?;
-        let (addrs, serving) = ballast_server::serve(node.clone(), serve_opts, shutdown_signal()).await?;
+        let node = ballast_server::Node::open(node_opts)
+            .await
+            .with_context(|| format!("opening member at {}", data_dir.display()))?;
+        let (addrs, serving) =
+            ballast_server::serve(node.clone(), serve_opts, shutdown_signal()).await?;
         // Listening already (peers need the peer port to elect a leader); "ready" once published.
         let serving = tokio::spawn(serving);
         node.wait_published().await;
         let id = node.identity();
-        tracing::info!(member = format_args!("{:x}", id.member_id), cluster = format_args!("{:x}", id.cluster_id), "serving the etcd API");
-        eprintln!("ballast: member {:x} of cluster {:x} ready, serving clients on {addrs:?}", id.member_id, id.cluster_id);
+        tracing::info!(
+            member = format_args!("{:x}", id.member_id),
+            cluster = format_args!("{:x}", id.cluster_id),
+            "serving the etcd API"
+        );
+        eprintln!(
+            "ballast: member {:x} of cluster {:x} ready, serving clients on {addrs:?}",
+            id.member_id, id.cluster_id
+        );
         serving.await??;
         eprintln!("ballast: stopped");
         Ok(())
@@ -175,7 +207,8 @@ fn run_kv(args: ballast_server::KvArgs) -> anyhow::Result<()> {
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -187,32 +220,76 @@ fn run_store(data_dir: PathBuf, op: StoreOp) -> anyhow::Result<()> {
         .with_context(|| format!("opening store at {}", data_dir.display()))?;
     match op {
         StoreOp::Put { key, value, lease } => {
-            let resp = store.put(PutRequest { lease, ..PutRequest::new(key, value) })?;
+            let resp = store.put(PutRequest {
+                lease,
+                ..PutRequest::new(key, value)
+            })?;
             println!("OK revision={}", resp.revision);
         }
-        StoreOp::Get { key, range_end: end, prefix, rev, limit } => {
+        StoreOp::Get {
+            key,
+            range_end: end,
+            prefix,
+            rev,
+            limit,
+        } => {
             let end = range_end(&key, end, prefix);
-            let req = RangeRequest { revision: rev, limit, ..RangeRequest::range(key, end) };
+            let req = RangeRequest {
+                revision: rev,
+                limit,
+                ..RangeRequest::range(key, end)
+            };
             for kv in store.range(&req)?.kvs {
                 print_kv(&kv);
             }
         }
-        StoreOp::Del { key, range_end: end, prefix } => {
+        StoreOp::Del {
+            key,
+            range_end: end,
+            prefix,
+        } => {
             let end = range_end(&key, end, prefix);
-            println!("{}", store.delete_range(DeleteRangeRequest::range(key, end))?.deleted);
+            println!(
+                "{}",
+                store
+                    .delete_range(DeleteRangeRequest::range(key, end))?
+                    .deleted
+            );
         }
-        StoreOp::Watch { key, prefix, rev, count } => {
+        StoreOp::Watch {
+            key,
+            prefix,
+            rev,
+            count,
+        } => {
             let end = range_end(&key, None, prefix);
-            let req = WatchRequest { key: Bytes::from(key), range_end: end, start_revision: rev, ..Default::default() };
+            let req = WatchRequest {
+                key: Bytes::from(key),
+                range_end: end,
+                start_revision: rev,
+                ..Default::default()
+            };
             let mut watcher = store.watch(req)?;
             let mut seen = 0;
             while seen < count {
-                let Some(resp) = watcher.blocking_recv() else { bail!("watch ended") };
+                let Some(resp) = watcher.blocking_recv() else {
+                    bail!("watch ended")
+                };
                 if resp.canceled {
-                    bail!("watch canceled: revision {} has been compacted", resp.compact_revision);
+                    bail!(
+                        "watch canceled: revision {} has been compacted",
+                        resp.compact_revision
+                    );
                 }
                 for ev in resp.events {
-                    println!("{}", if ev.kind == ballast_store::EventType::Put { "PUT" } else { "DELETE" });
+                    println!(
+                        "{}",
+                        if ev.kind == ballast_store::EventType::Put {
+                            "PUT"
+                        } else {
+                            "DELETE"
+                        }
+                    );
                     print_kv(&ev.kv);
                     seen += 1;
                 }
@@ -229,7 +306,10 @@ fn run_store(data_dir: PathBuf, op: StoreOp) -> anyhow::Result<()> {
         }
         StoreOp::Status => {
             let st = store.status();
-            println!("revision={} compact_revision={} size_bytes={}", st.revision, st.compact_revision, st.size_bytes);
+            println!(
+                "revision={} compact_revision={} size_bytes={}",
+                st.revision, st.compact_revision, st.size_bytes
+            );
         }
     }
     Ok(())

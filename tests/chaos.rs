@@ -59,7 +59,10 @@ impl Fault {
     }
 
     fn needs_proxy(self) -> bool {
-        matches!(self, Fault::DelayLinks | Fault::DropLinks | Fault::BlackholeFollower)
+        matches!(
+            self,
+            Fault::DelayLinks | Fault::DropLinks | Fault::BlackholeFollower
+        )
     }
 }
 
@@ -123,7 +126,10 @@ impl Members {
 fn inject(c: &mut Members, fault: Fault, hold: Duration) {
     let target = match fault {
         Fault::KillLeader | Fault::PauseLeader | Fault::PartitionLeader => c.leader(),
-        Fault::KillFollower | Fault::PauseFollower | Fault::PartitionFollower | Fault::BlackholeFollower => c.follower(),
+        Fault::KillFollower
+        | Fault::PauseFollower
+        | Fault::PartitionFollower
+        | Fault::BlackholeFollower => c.follower(),
         Fault::ReplaceFollower => {
             let old = c.follower();
             eprintln!("fault: {fault:?}: member {old} removed");
@@ -135,7 +141,10 @@ fn inject(c: &mut Members, fault: Fault, hold: Duration) {
         }
         Fault::DelayLinks | Fault::DropLinks => {
             let link = if fault == Fault::DelayLinks {
-                LinkFault::Delay { base: Duration::from_millis(75), jitter: Duration::from_millis(50) }
+                LinkFault::Delay {
+                    base: Duration::from_millis(75),
+                    jitter: Duration::from_millis(50),
+                }
             } else {
                 LinkFault::Drop { probability: 0.1 }
             };
@@ -177,7 +186,9 @@ fn inject(c: &mut Members, fault: Fault, hold: Duration) {
             std::thread::sleep(hold);
             c.link_fault(target, LinkFault::Healthy);
         }
-        Fault::ReplaceFollower | Fault::DelayLinks | Fault::DropLinks | Fault::RestartAll => unreachable!(),
+        Fault::ReplaceFollower | Fault::DelayLinks | Fault::DropLinks | Fault::RestartAll => {
+            unreachable!()
+        }
     }
 }
 
@@ -190,12 +201,19 @@ fn run(fault: Fault, size: usize, config: Config) -> Recording {
     let traffic = Traffic::start(endpoints, config);
     std::thread::sleep(PHASE);
     let before = traffic.wait_answered_beyond(0, 200, Duration::from_secs(10));
-    assert!(before >= 200, "only {before} requests answered before the fault");
+    assert!(
+        before >= 200,
+        "only {before} requests answered before the fault"
+    );
     inject(&mut c, fault, Duration::from_secs(3));
     std::thread::sleep(PHASE);
     let after = traffic.wait_answered_beyond(traffic.answered(), 200, Duration::from_secs(15));
     let recording = traffic.stop(Duration::from_secs(20));
-    assert!(after >= before + 200, "only {} requests answered after recovering from {fault:?}", after - before);
+    assert!(
+        after >= before + 200,
+        "only {} requests answered after recovering from {fault:?}",
+        after - before
+    );
     let (rev, _) = c.wait_converged();
     eprintln!(
         "{fault:?}: {} ops ({} answered, {} unknown), {} watches with {} events, {} compactions; converged at revision {rev} in {:?}",
@@ -212,7 +230,8 @@ fn run(fault: Fault, size: usize, config: Config) -> Recording {
 
 /// Writes the recording as JSON next to the test's temporary files and returns the path.
 fn save(recording: &Recording, name: &str) -> String {
-    let path = std::env::temp_dir().join(format!("ballast-chaos-{name}-{}.json", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("ballast-chaos-{name}-{}.json", std::process::id()));
     let json = serde_json::json!({ "ops": recording.ops, "watches": recording.watches });
     std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
     path.display().to_string()
@@ -223,11 +242,17 @@ fn check(recording: &Recording, name: &str) {
     let started = Instant::now();
     let lin = check_linearizable(&recording.ops, CHECK_BUDGET);
     if !matches!(lin, LinResult::Ok { .. }) {
-        panic!("{name}: {lin}\n(history saved to {})", save(recording, name));
+        panic!(
+            "{name}: {lin}\n(history saved to {})",
+            save(recording, name)
+        );
     }
     let watches = check_watches(&recording.ops, &recording.watches);
     if !matches!(watches, WatchResult::Ok { .. }) {
-        panic!("{name}: {watches}\n(history saved to {})", save(recording, name));
+        panic!(
+            "{name}: {watches}\n(history saved to {})",
+            save(recording, name)
+        );
     }
     assert!(
         recording.stalled_watches.is_empty(),
@@ -235,11 +260,17 @@ fn check(recording: &Recording, name: &str) {
         recording.stalled_watches,
         save(recording, name)
     );
-    eprintln!("{name}: {lin}; {watches}; checked in {:?}", started.elapsed());
+    eprintln!(
+        "{name}: {lin}; {watches}; checked in {:?}",
+        started.elapsed()
+    );
 }
 
 fn rounds() -> u64 {
-    std::env::var("CHAOS_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
+    std::env::var("CHAOS_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
 }
 
 fn chaos(fault: Fault) {
@@ -327,7 +358,10 @@ fn chaos_five_members_partition_leader() {
 #[test]
 fn serializable_reads_are_caught() {
     let _serial = one_at_a_time();
-    let config = Config { serializable_reads: true, ..Config::default() };
+    let config = Config {
+        serializable_reads: true,
+        ..Config::default()
+    };
     let recording = run(Fault::PartitionLeader, 3, config);
     let lin = check_linearizable(&recording.ops, CHECK_BUDGET);
     eprintln!("control: {lin}");

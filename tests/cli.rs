@@ -11,7 +11,10 @@ fn kv(args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -33,7 +36,10 @@ fn bad_flags_are_refused_clearly() {
     for (args, want) in cases {
         let (ok, stderr) = kv(args);
         assert!(!ok, "{args:?} should fail");
-        assert!(stderr.contains("Error: ") && stderr.contains(want), "{args:?}: expected {want:?} in {stderr}");
+        assert!(
+            stderr.contains("Error: ") && stderr.contains(want),
+            "{args:?}: expected {want:?} in {stderr}"
+        );
     }
 }
 
@@ -43,5 +49,8 @@ fn a_taken_port_is_reported() {
     let url = format!("http://{}", taken.local_addr().unwrap());
     let (ok, stderr) = kv(&["--listen-client-urls", &url]);
     assert!(!ok);
-    assert!(stderr.contains(&format!("cannot listen on {url}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {url}")),
+        "{stderr}"
+    );
 }

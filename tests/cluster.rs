@@ -34,11 +34,33 @@ fn snapshot_installed_line(server: Server) -> &'static str {
 /// `ballast bench` with 32 clients on `endpoints`.
 fn put_sequential_keys(endpoints: &str, keys: u64, val_size: usize) {
     let bench = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["bench", "--endpoints", endpoints, "--conns", "4", "--clients", "32", "--total", &keys.to_string()])
-        .args(["--sequential-keys", "--key-space", &keys.to_string(), "--val-size", &val_size.to_string(), "put"])
+        .args([
+            "bench",
+            "--endpoints",
+            endpoints,
+            "--conns",
+            "4",
+            "--clients",
+            "32",
+            "--total",
+            &keys.to_string(),
+        ])
+        .args([
+            "--sequential-keys",
+            "--key-space",
+            &keys.to_string(),
+            "--val-size",
+            &val_size.to_string(),
+            "put",
+        ])
         .output()
         .unwrap();
-    assert!(bench.status.success(), "ballast bench failed:\n{}{}", String::from_utf8_lossy(&bench.stdout), String::from_utf8_lossy(&bench.stderr));
+    assert!(
+        bench.status.success(),
+        "ballast bench failed:\n{}{}",
+        String::from_utf8_lossy(&bench.stdout),
+        String::from_utf8_lossy(&bench.stderr)
+    );
 }
 
 /// Crash safety: SIGKILL the leader while four clients write; the others elect a new leader and
@@ -53,16 +75,25 @@ fn leader_killed_under_write_load() {
     std::thread::sleep(Duration::from_secs(2));
     let old = c.leader();
     let acked_before = writer.acked_count();
-    assert!(acked_before > 0, "no write acknowledged in 2 s before the fault");
+    assert!(
+        acked_before > 0,
+        "no write acknowledged in 2 s before the fault"
+    );
     c.kill9(old);
     let killed_at = Instant::now();
 
     let survivors = c.live();
     let new = c.leader_of_within(&survivors, Duration::from_secs(10));
     assert_ne!(new, old, "the killed member cannot still be the leader");
-    eprintln!("leader {old} killed; {new} elected after {:?}", killed_at.elapsed());
+    eprintln!(
+        "leader {old} killed; {new} elected after {:?}",
+        killed_at.elapsed()
+    );
     let acked_after = writer.wait_acked_beyond(acked_before, 20, Duration::from_secs(10));
-    assert!(acked_after > acked_before, "no write acknowledged after the leader was killed");
+    assert!(
+        acked_after > acked_before,
+        "no write acknowledged after the leader was killed"
+    );
 
     c.restart(old);
     writer.wait_acked_beyond(acked_after, 10, Duration::from_secs(10));
@@ -73,7 +104,10 @@ fn leader_killed_under_write_load() {
         c.assert_all_present(i, &acked);
     }
     let hashes: Vec<(u64, i64)> = (0..3).map(|i| c.hashkv(i)).collect();
-    assert!(hashes.iter().all(|h| *h == hashes[0]), "members differ after converging: {hashes:?}");
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0]),
+        "members differ after converging: {hashes:?}"
+    );
     eprintln!("leader_killed_under_write_load: {:?}", started.elapsed());
 }
 
@@ -105,22 +139,68 @@ fn lagging_member_catches_up_by_snapshot() {
     let log = c.log_since(lagging, log_before);
     let line = snapshot_installed_line(c.server());
     let logged = log.lines().find(|l| l.contains(line));
-    assert!(logged.is_some(), "member {lagging} caught up without logging {line:?}: the test did not force a snapshot");
-    eprintln!("member {lagging} after its restart: {}", logged.unwrap_or_default().trim());
+    assert!(
+        logged.is_some(),
+        "member {lagging} caught up without logging {line:?}: the test did not force a snapshot"
+    );
+    eprintln!(
+        "member {lagging} after its restart: {}",
+        logged.unwrap_or_default().trim()
+    );
 
     // Its own copy (serializable reads) holds every bench key and the writes around them.
-    let count = c.ok(lagging, &["get", "00000000", "99999999", "--consistency=s", "--limit=1", "-w", "json"]);
-    assert_eq!(common::json(&count)["count"].as_u64(), Some(KEYS), "keys the bench wrote, as member {lagging} sees them");
+    let count = c.ok(
+        lagging,
+        &[
+            "get",
+            "00000000",
+            "99999999",
+            "--consistency=s",
+            "--limit=1",
+            "-w",
+            "json",
+        ],
+    );
+    assert_eq!(
+        common::json(&count)["count"].as_u64(),
+        Some(KEYS),
+        "keys the bench wrote, as member {lagging} sees them"
+    );
     let value = "v".repeat(16);
     for n in [0, 1, 99, 100, 101, 2500, 4999, 5000, 5001, KEYS - 1] {
         let key = format!("{n:08}");
-        assert_eq!(c.ok(lagging, &["get", &key, "--consistency=s", "--print-value-only"]), format!("{value}\n"), "{key}");
+        assert_eq!(
+            c.ok(
+                lagging,
+                &["get", &key, "--consistency=s", "--print-value-only"]
+            ),
+            format!("{value}\n"),
+            "{key}"
+        );
     }
-    assert_eq!(c.ok(lagging, &["get", "before", "--consistency=s", "--print-value-only"]), "down\n");
-    assert_eq!(c.ok(lagging, &["get", "after", "--consistency=s", "--print-value-only"]), "up\n");
+    assert_eq!(
+        c.ok(
+            lagging,
+            &["get", "before", "--consistency=s", "--print-value-only"]
+        ),
+        "down\n"
+    );
+    assert_eq!(
+        c.ok(
+            lagging,
+            &["get", "after", "--consistency=s", "--print-value-only"]
+        ),
+        "up\n"
+    );
     let hashes: Vec<(u64, i64)> = (0..3).map(|i| c.hashkv(i)).collect();
-    assert!(hashes.iter().all(|h| *h == hashes[0]), "members differ after the snapshot: {hashes:?}");
-    eprintln!("lagging_member_catches_up_by_snapshot: {:?}", started.elapsed());
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0]),
+        "members differ after the snapshot: {hashes:?}"
+    );
+    eprintln!(
+        "lagging_member_catches_up_by_snapshot: {:?}",
+        started.elapsed()
+    );
 }
 
 /// A watch open on a follower goes on delivering, with no gap and no duplicate, after that
@@ -150,15 +230,35 @@ fn watch_survives_a_snapshot_install_on_its_member() {
     // etcdctl prints an event as three lines: PUT, key, value.
     let lines = common::collect_lines(watch, 3 * (KEYS as usize + 1), Duration::from_secs(60));
     let line = snapshot_installed_line(c.server());
-    assert!(c.log_since(lagging, log_before).contains(line), "member {lagging} caught up without {line:?}: the test did not force a snapshot");
-    let keys: Vec<&str> = lines.chunks(3).map(|event| event.get(1).map_or("", |k| k.as_str())).collect();
+    assert!(
+        c.log_since(lagging, log_before).contains(line),
+        "member {lagging} caught up without {line:?}: the test did not force a snapshot"
+    );
+    let keys: Vec<&str> = lines
+        .chunks(3)
+        .map(|event| event.get(1).map_or("", |k| k.as_str()))
+        .collect();
     let mut want: Vec<String> = (0..KEYS).map(|n| format!("{n:08}")).collect();
     want.push("after".into());
     let mut got: Vec<&str> = keys.clone();
     got[..keys.len().min(KEYS as usize)].sort_unstable();
-    assert_eq!(got.len(), want.len(), "the watch delivered {} events of {}; the last: {:?}", got.len(), want.len(), lines.iter().rev().take(6).collect::<Vec<_>>());
-    assert_eq!(got, want, "each bench key once, then the write after the install");
-    eprintln!("watch_survives_a_snapshot_install_on_its_member: {} events, {:?}", keys.len(), started.elapsed());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "the watch delivered {} events of {}; the last: {:?}",
+        got.len(),
+        want.len(),
+        lines.iter().rev().take(6).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got, want,
+        "each bench key once, then the write after the install"
+    );
+    eprintln!(
+        "watch_survives_a_snapshot_install_on_its_member: {} events, {:?}",
+        keys.len(),
+        started.elapsed()
+    );
 }
 
 /// Grow to four members (learner, caught up, promoted) and shrink back to three (remove a
@@ -178,17 +278,29 @@ fn membership_changes_under_writes() {
     loop {
         let status = c.status(new);
         if let Some(s) = status.filter(|s| s.revision >= target) {
-            assert!(s.is_learner, "a member added with --learner must report itself a learner: {s:?}");
+            assert!(
+                s.is_learner,
+                "a member added with --learner must report itself a learner: {s:?}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "the learner did not reach revision {target} in 20 s: {status:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the learner did not reach revision {target} in 20 s: {status:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     c.member_promote(id);
     let members = c.member_list();
     assert_eq!(members.len(), 4, "{members:#?}");
-    assert!(members.iter().all(|m| !m.name.is_empty() && !m.is_learner), "4 started voters expected: {members:#?}");
-    assert!(members.iter().any(|m| m.id == id && m.name == c.name(new)), "{members:#?}");
+    assert!(
+        members.iter().all(|m| !m.name.is_empty() && !m.is_learner),
+        "4 started voters expected: {members:#?}"
+    );
+    assert!(
+        members.iter().any(|m| m.id == id && m.name == c.name(new)),
+        "{members:#?}"
+    );
     writer.set_endpoints(c.endpoints());
     let acked = writer.wait_acked_beyond(writer.acked_count(), 20, Duration::from_secs(10));
 
@@ -200,13 +312,19 @@ fn membership_changes_under_writes() {
     c.member_remove(victim);
     let members = c.member_list();
     assert_eq!(members.len(), 3, "{members:#?}");
-    assert!(members.iter().all(|m| m.id != victim_id), "removed member still listed: {members:#?}");
+    assert!(
+        members.iter().all(|m| m.id != victim_id),
+        "removed member still listed: {members:#?}"
+    );
     writer.wait_acked_beyond(acked, 20, Duration::from_secs(10));
 
     let acked = writer.stop();
     assert_eq!(c.live(), remaining);
     let (rev, _) = c.wait_converged();
-    eprintln!("{} writes acknowledged; converged at revision {rev}", acked.len());
+    eprintln!(
+        "{} writes acknowledged; converged at revision {rev}",
+        acked.len()
+    );
     for &i in &remaining {
         c.assert_all_present(i, &acked);
     }
@@ -235,28 +353,60 @@ fn isolated_leader_stops_serving_linearizable_reads() {
         if put.success {
             break;
         }
-        assert!(Instant::now() < deadline, "the majority did not accept a write within 10 s: {}", put.stderr);
+        assert!(
+            Instant::now() < deadline,
+            "the majority did not accept a write within 10 s: {}",
+            put.stderr
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("leader {old} isolated; {new} elected and wrote v2 after {:?}", isolated_at.elapsed());
+    eprintln!(
+        "leader {old} isolated; {new} elected and wrote v2 after {:?}",
+        isolated_at.elapsed()
+    );
 
     let stale = c.ctl_timeout(old, &["get", "k", "--print-value-only"], "3s");
-    assert!(!stale.success, "the isolated old leader answered a linearizable read with {:?}", stale.stdout);
-    let local = c.ctl_timeout(old, &["get", "k", "--consistency=s", "--print-value-only"], "3s");
-    assert!(local.success, "a serializable read on the isolated member failed: {}", local.stderr);
-    assert_eq!(local.stdout, "v1\n", "the isolated member cannot have seen v2");
+    assert!(
+        !stale.success,
+        "the isolated old leader answered a linearizable read with {:?}",
+        stale.stdout
+    );
+    let local = c.ctl_timeout(
+        old,
+        &["get", "k", "--consistency=s", "--print-value-only"],
+        "3s",
+    );
+    assert!(
+        local.success,
+        "a serializable read on the isolated member failed: {}",
+        local.stderr
+    );
+    assert_eq!(
+        local.stdout, "v1\n",
+        "the isolated member cannot have seen v2"
+    );
 
     c.heal(old);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let read = c.ctl_timeout(old, &["get", "k", "--print-value-only"], "2s");
         if read.success {
-            assert_eq!(read.stdout, "v2\n", "after healing, a linearizable read on the old leader must see v2");
+            assert_eq!(
+                read.stdout, "v2\n",
+                "after healing, a linearizable read on the old leader must see v2"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "the old leader did not serve reads within 15 s of healing: {}", read.stderr);
+        assert!(
+            Instant::now() < deadline,
+            "the old leader did not serve reads within 15 s of healing: {}",
+            read.stderr
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     c.wait_converged();
-    eprintln!("isolated_leader_stops_serving_linearizable_reads: {:?}", started.elapsed());
+    eprintln!(
+        "isolated_leader_stops_serving_linearizable_reads: {:?}",
+        started.elapsed()
+    );
 }

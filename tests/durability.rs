@@ -75,7 +75,11 @@ struct Ports {
 impl Ports {
     fn fresh() -> Ports {
         let peer = common::free_port();
-        Ports { client: common::free_port(), peer, advertised_peer: peer }
+        Ports {
+            client: common::free_port(),
+            peer,
+            advertised_peer: peer,
+        }
     }
 }
 
@@ -95,7 +99,13 @@ impl Server {
     }
 
     /// Starts `ballast kv` on `ports` without waiting for it.
-    fn spawn(data_dir: &Path, log: PathBuf, wrapper: Option<&str>, ports: Ports, extra: &[String]) -> Server {
+    fn spawn(
+        data_dir: &Path,
+        log: PathBuf,
+        wrapper: Option<&str>,
+        ports: Ports,
+        extra: &[String],
+    ) -> Server {
         let port = ports.client;
         let url = format!("http://127.0.0.1:{port}");
         let peer = format!("http://127.0.0.1:{}", ports.peer);
@@ -112,8 +122,18 @@ impl Server {
         cmd.arg("kv")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &advertised])
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &advertised,
+            ])
             .args(["--snapshot-count", SNAPSHOT_COUNT])
             .args(extra)
             // A panic's message, not its backtrace, belongs in a failure report.
@@ -121,7 +141,9 @@ impl Server {
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
         Server { child, port, log }
     }
 
@@ -136,7 +158,10 @@ impl Server {
                 return Err(format!("exited with {status}:\n{}", tail(&text)));
             }
             if Instant::now() > deadline {
-                return Err(format!("not ready after {READY_TIMEOUT:?}:\n{}", tail(&text)));
+                return Err(format!(
+                    "not ready after {READY_TIMEOUT:?}:\n{}",
+                    tail(&text)
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -188,7 +213,12 @@ enum Violation {
     /// The member does not come back: every acknowledged write is unavailable.
     DidNotStart(String),
     /// Acknowledged writes missing or changed after the restart.
-    Lost { missing: usize, changed: usize, acked: usize, example: String },
+    Lost {
+        missing: usize,
+        changed: usize,
+        acked: usize,
+        example: String,
+    },
     /// The revision went back below one acknowledged or observed before the crash.
     Regressed { revision: i64, before: i64 },
     /// The restarted member does not accept or read writes.
@@ -199,10 +229,17 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Violation::DidNotStart(log) => write!(f, "the member did not restart: {log}"),
-            Violation::Lost { missing, changed, acked, example } => {
+            Violation::Lost {
+                missing,
+                changed,
+                acked,
+                example,
+            } => {
                 write!(f, "{missing} acknowledged writes missing and {changed} changed, of {acked} (e.g. {example})")
             }
-            Violation::Regressed { revision, before } => write!(f, "revision {revision} after the restart, {before} before"),
+            Violation::Regressed { revision, before } => {
+                write!(f, "revision {revision} after the restart, {before} before")
+            }
             Violation::NotServing(why) => write!(f, "the restarted member does not serve: {why}"),
         }
     }
@@ -246,13 +283,22 @@ impl Run {
             return None;
         }
         let tmp = tempfile::tempdir().unwrap();
-        let (backing, mnt, logs) = (tmp.path().join("backing"), tmp.path().join("mnt"), tmp.path().join("logs"));
+        let (backing, mnt, logs) = (
+            tmp.path().join("backing"),
+            tmp.path().join("mnt"),
+            tmp.path().join("logs"),
+        );
         for dir in [&backing, &mnt, &logs] {
             std::fs::create_dir(dir).unwrap();
         }
-        let mount = Mount::new(&backing, &mnt, &Options::default()).expect("mount lazyfs (needs root and /dev/fuse)");
+        let mount = Mount::new(&backing, &mnt, &Options::default())
+            .expect("mount lazyfs (needs root and /dev/fuse)");
         Some(Run {
-            rt: tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap(),
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
             rng: StdRng::seed_from_u64(seed),
             wrapper,
             data_dir: mnt.join("data"),
@@ -314,7 +360,14 @@ impl Run {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
         let tasks = (0..WRITERS)
-            .map(|w| self.rt.spawn(writer(KvClient::new(server.channel(&self.rt)), format!("{PREFIX}{tag}/{w}/"), stop.clone(), acked.clone())))
+            .map(|w| {
+                self.rt.spawn(writer(
+                    KvClient::new(server.channel(&self.rt)),
+                    format!("{PREFIX}{tag}/{w}/"),
+                    stop.clone(),
+                    acked.clone(),
+                ))
+            })
             .collect();
         Writers { stop, acked, tasks }
     }
@@ -345,7 +398,10 @@ impl Run {
                 let mut kv = KvClient::new(server.channel(&self.rt));
                 let rev = self.rt.block_on(current_revision(&mut kv)).unwrap_or(0);
                 if rev > 20 {
-                    let req = pb::CompactionRequest { revision: rev - 10, physical: self.rng.gen_bool(0.5) };
+                    let req = pb::CompactionRequest {
+                        revision: rev - 10,
+                        physical: self.rng.gen_bool(0.5),
+                    };
                     let _ = self.rt.block_on(kv.compact(req));
                 }
                 std::thread::sleep(Duration::from_millis(self.rng.gen_range(0..20)));
@@ -357,7 +413,11 @@ impl Run {
                 let deadline = Instant::now() + Duration::from_secs(3);
                 while Instant::now() < deadline {
                     let taking = std::fs::read_dir(&dir)
-                        .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".tmp")))
+                        .map(|entries| {
+                            entries
+                                .flatten()
+                                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                        })
                         .unwrap_or(false);
                     if taking {
                         return true;
@@ -373,7 +433,10 @@ impl Run {
     /// back; the member takes a write.
     fn check(&mut self, server: &Server) -> Result<(), Violation> {
         let mut kv = KvClient::new(server.channel(&self.rt));
-        let (found, revision) = self.rt.block_on(read_all(&mut kv, false)).map_err(Violation::NotServing)?;
+        let (found, revision) = self
+            .rt
+            .block_on(read_all(&mut kv, false))
+            .map_err(Violation::NotServing)?;
         let (mut missing, mut changed, mut example) = (0, 0, String::new());
         for (key, (value, rev)) in &self.acked {
             match found.get(key) {
@@ -382,22 +445,44 @@ impl Run {
                 Some(_) => continue,
             }
             if example.is_empty() {
-                example = format!("{key} = {value} at revision {rev}, read {:?}", found.get(key));
+                example = format!(
+                    "{key} = {value} at revision {rev}, read {:?}",
+                    found.get(key)
+                );
             }
         }
         self.totals.checked += self.acked.len();
         if missing + changed > 0 {
-            return Err(Violation::Lost { missing, changed, acked: self.acked.len(), example });
+            return Err(Violation::Lost {
+                missing,
+                changed,
+                acked: self.acked.len(),
+                example,
+            });
         }
         if revision < self.high {
-            return Err(Violation::Regressed { revision, before: self.high });
+            return Err(Violation::Regressed {
+                revision,
+                before: self.high,
+            });
         }
         let key = format!("{PREFIX}check/{}", self.starts);
-        let put = pb::PutRequest { key: key.clone().into_bytes().into(), value: b"after restart".to_vec().into(), ..Default::default() };
-        let resp = self.rt.block_on(kv.put(put)).map_err(|s| Violation::NotServing(format!("put: {s}")))?.into_inner();
+        let put = pb::PutRequest {
+            key: key.clone().into_bytes().into(),
+            value: b"after restart".to_vec().into(),
+            ..Default::default()
+        };
+        let resp = self
+            .rt
+            .block_on(kv.put(put))
+            .map_err(|s| Violation::NotServing(format!("put: {s}")))?
+            .into_inner();
         let rev = resp.header.map_or(0, |h| h.revision);
         if rev <= revision {
-            return Err(Violation::Regressed { revision: rev, before: revision });
+            return Err(Violation::Regressed {
+                revision: rev,
+                before: revision,
+            });
         }
         self.acked.insert(key, ("after restart".into(), rev));
         self.high = rev;
@@ -414,13 +499,22 @@ struct Writers {
 }
 
 /// Puts unique keys until stopped; records each acknowledged one with its revision.
-async fn writer(mut kv: KvClient<Channel>, prefix: String, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<(String, String, i64)>>>) {
+async fn writer(
+    mut kv: KvClient<Channel>,
+    prefix: String,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(String, String, i64)>>>,
+) {
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         seq += 1;
         let key = format!("{prefix}{seq}");
         let value = format!("v-{key}");
-        let req = pb::PutRequest { key: key.clone().into_bytes().into(), value: value.clone().into_bytes().into(), ..Default::default() };
+        let req = pb::PutRequest {
+            key: key.clone().into_bytes().into(),
+            value: value.clone().into_bytes().into(),
+            ..Default::default()
+        };
         match kv.put(req).await {
             Ok(resp) => {
                 let rev = resp.into_inner().header.map_or(0, |h| h.revision);
@@ -433,26 +527,54 @@ async fn writer(mut kv: KvClient<Channel>, prefix: String, stop: Arc<AtomicBool>
 }
 
 async fn current_revision(kv: &mut KvClient<Channel>) -> Option<i64> {
-    let req = pb::RangeRequest { key: b"x".to_vec().into(), ..Default::default() };
-    kv.range(req).await.ok()?.into_inner().header.map(|h| h.revision)
+    let req = pb::RangeRequest {
+        key: b"x".to_vec().into(),
+        ..Default::default()
+    };
+    kv.range(req)
+        .await
+        .ok()?
+        .into_inner()
+        .header
+        .map(|h| h.revision)
 }
 
 /// Every key under the prefix (linearizable reads unless `serializable`, a page at a time, all at one revision):
 /// key -> (value, mod_revision), and the revision.
-async fn read_all(kv: &mut KvClient<Channel>, serializable: bool) -> Result<(BTreeMap<String, (String, i64)>, i64), String> {
+async fn read_all(
+    kv: &mut KvClient<Channel>,
+    serializable: bool,
+) -> Result<(BTreeMap<String, (String, i64)>, i64), String> {
     let mut found = BTreeMap::new();
     let mut from = PREFIX.as_bytes().to_vec();
     let mut at = 0;
     let mut revision = 0;
     loop {
-        let req = pb::RangeRequest { key: from.clone().into(), range_end: PREFIX_END.as_bytes().to_vec().into(), limit: PAGE, revision: at, serializable, ..Default::default() };
-        let resp = kv.range(req).await.map_err(|s| format!("range: {s}"))?.into_inner();
+        let req = pb::RangeRequest {
+            key: from.clone().into(),
+            range_end: PREFIX_END.as_bytes().to_vec().into(),
+            limit: PAGE,
+            revision: at,
+            serializable,
+            ..Default::default()
+        };
+        let resp = kv
+            .range(req)
+            .await
+            .map_err(|s| format!("range: {s}"))?
+            .into_inner();
         if at == 0 {
             revision = resp.header.map_or(0, |h| h.revision);
             at = revision;
         }
         for kv in &resp.kvs {
-            found.insert(String::from_utf8_lossy(&kv.key).into_owned(), (String::from_utf8_lossy(&kv.value).into_owned(), kv.mod_revision));
+            found.insert(
+                String::from_utf8_lossy(&kv.key).into_owned(),
+                (
+                    String::from_utf8_lossy(&kv.value).into_owned(),
+                    kv.mod_revision,
+                ),
+            );
         }
         match resp.kvs.last() {
             Some(last) if resp.more => {
@@ -467,7 +589,10 @@ async fn read_all(kv: &mut KvClient<Channel>, serializable: bool) -> Result<(BTr
 fn seed() -> u64 {
     match std::env::var("DURABILITY_SEED") {
         Ok(s) => s.parse().expect("DURABILITY_SEED must be a number"),
-        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64,
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
     }
 }
 
@@ -490,10 +615,17 @@ fn run_cycles(wrapper: Option<&'static str>, cycles: usize, seed: u64) -> Option
         }
     }
     if result.is_ok() {
-        result = run.start().and_then(|server| run.check(&server)).map_err(|v| (cycles, v));
+        result = run
+            .start()
+            .and_then(|server| run.check(&server))
+            .map_err(|v| (cycles, v));
     }
     let totals = std::mem::take(&mut run.totals);
-    Some(Outcome { result, totals, run })
+    Some(Outcome {
+        result,
+        totals,
+        run,
+    })
 }
 
 /// The log of the member started last.
@@ -502,17 +634,30 @@ fn last_log(run: &Run) -> String {
 }
 
 fn print_last_log(run: &Run) {
-    eprintln!("--- member-{}.log ---\n{}", run.starts, tail(&last_log(run)));
+    eprintln!(
+        "--- member-{}.log ---\n{}",
+        run.starts,
+        tail(&last_log(run))
+    );
 }
 
 #[test]
 fn acknowledged_writes_survive_power_loss() {
     let _one = one_at_a_time();
-    let cycles = std::env::var("DURABILITY_CYCLES").map_or(DEFAULT_CYCLES, |s| s.parse().expect("DURABILITY_CYCLES must be a number"));
+    let cycles = std::env::var("DURABILITY_CYCLES").map_or(DEFAULT_CYCLES, |s| {
+        s.parse().expect("DURABILITY_CYCLES must be a number")
+    });
     let seed = seed();
     eprintln!("durability: {cycles} cycles, DURABILITY_SEED={seed}");
     let started = Instant::now();
-    let Some(Outcome { result, totals, run }) = run_cycles(None, cycles, seed) else { return };
+    let Some(Outcome {
+        result,
+        totals,
+        run,
+    }) = run_cycles(None, cycles, seed)
+    else {
+        return;
+    };
     if let Err((cycle, violation)) = &result {
         print_last_log(&run);
         panic!("after {cycle} crash(es) (DURABILITY_SEED={seed}): {violation}");
@@ -530,19 +675,29 @@ fn acknowledged_writes_survive_power_loss() {
         totals.last_revision,
         started.elapsed().as_secs_f64()
     );
-    assert!(totals.acked > 0, "no write was acknowledged: the test tested nothing");
+    assert!(
+        totals.acked > 0,
+        "no write was acknowledged: the test tested nothing"
+    );
 }
 
 #[test]
 fn fsync_disabled_control_is_caught() {
     let _one = one_at_a_time();
     assert!(
-        Command::new("eatmydata").arg("true").status().is_ok_and(|s| s.success()),
+        Command::new("eatmydata")
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success()),
         "eatmydata (Debian's eatmydata) must be installed: scripts/setup.sh installs it"
     );
     let seed = seed();
     let started = Instant::now();
-    let Some(Outcome { result, totals, .. }) = run_cycles(Some("eatmydata"), CONTROL_MAX_CYCLES, seed) else { return };
+    let Some(Outcome { result, totals, .. }) =
+        run_cycles(Some("eatmydata"), CONTROL_MAX_CYCLES, seed)
+    else {
+        return;
+    };
     match result {
         Err((cycle, violation)) => eprintln!(
             "control: with fsync disabled, caught after {cycle} crash(es) ({} puts acknowledged, {:.1} s): {violation}",
@@ -560,11 +715,16 @@ fn fsync_disabled_control_is_caught() {
 #[test]
 fn a_second_member_on_the_same_directory_is_refused() {
     let _one = one_at_a_time();
-    let Some(mut run) = Run::new(None, seed()) else { return };
+    let Some(mut run) = Run::new(None, seed()) else {
+        return;
+    };
     let first = run.start().unwrap_or_else(|v| panic!("{v}"));
     match run.start() {
         Ok(_) => panic!("a second member started on the data directory of a running one"),
-        Err(v) => assert!(v.to_string().to_lowercase().contains("lock"), "refused, but not for the lock: {v}"),
+        Err(v) => assert!(
+            v.to_string().to_lowercase().contains("lock"),
+            "refused, but not for the lock: {v}"
+        ),
     }
     run.check(&first).unwrap_or_else(|v| panic!("{v}"));
 }
@@ -585,10 +745,14 @@ fn newest_wal(raft_dir: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log") && std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "log")
+                && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
+        })
         .collect();
     logs.sort();
-    logs.pop().unwrap_or_else(|| panic!("no WAL file in {}", raft_dir.display()))
+    logs.pop()
+        .unwrap_or_else(|| panic!("no WAL file in {}", raft_dir.display()))
 }
 
 /// Ok(what happened) if the member refused to start or kept every acknowledged write; Err(what
@@ -603,7 +767,11 @@ fn after_wal_damage(damage: Damage, seed: u64) -> Option<Result<String, String>>
     let report = run.mount.crash().expect("crash lazyfs");
     let wal = newest_wal(&run.data_dir.join("raft"));
     let len = std::fs::metadata(&wal).unwrap().len();
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(&wal).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&wal)
+        .unwrap();
     match damage {
         Damage::CutTail(n) => {
             // A cut exactly between two records leaves a shorter log that no WAL format can tell
@@ -636,18 +804,27 @@ fn after_wal_damage(damage: Damage, seed: u64) -> Option<Result<String, String>>
         Err(v) => Err(format!("{what}: {v}")),
         Ok(server) => match (run.check(&server), damage) {
             (Ok(()), _) => Ok(format!("{what}: started with every acknowledged write")),
-            (Err(v), Damage::CutTail(_)) if last_log(&run).contains("torn record") => {
-                Ok(format!("{what}: started with a warning of the torn record, and {v}"))
-            }
+            (Err(v), Damage::CutTail(_)) if last_log(&run).contains("torn record") => Ok(format!(
+                "{what}: started with a warning of the torn record, and {v}"
+            )),
             (Err(v), _) => {
                 print_last_log(&run);
                 let mut files: Vec<String> = std::fs::read_dir(run.data_dir.join("raft"))
                     .unwrap()
                     .flatten()
-                    .map(|e| format!("{} ({} bytes)", e.file_name().to_string_lossy(), e.metadata().map_or(0, |m| m.len())))
+                    .map(|e| {
+                        format!(
+                            "{} ({} bytes)",
+                            e.file_name().to_string_lossy(),
+                            e.metadata().map_or(0, |m| m.len())
+                        )
+                    })
                     .collect();
                 files.sort();
-                Err(format!("{what}: started, and {v}; the raft log's files now: {}", files.join(", ")))
+                Err(format!(
+                    "{what}: started, and {v}; the raft log's files now: {}",
+                    files.join(", ")
+                ))
             }
         },
     })
@@ -666,8 +843,14 @@ fn raft_wal_tail_damage() {
     let _one = one_at_a_time();
     let seed = seed();
     let mut bad = Vec::new();
-    for damage in [Damage::FlipByte(40), Damage::CutTail(300), Damage::CutTail(20_000)] {
-        let Some(outcome) = after_wal_damage(damage, seed) else { return };
+    for damage in [
+        Damage::FlipByte(40),
+        Damage::CutTail(300),
+        Damage::CutTail(20_000),
+    ] {
+        let Some(outcome) = after_wal_damage(damage, seed) else {
+            return;
+        };
         match outcome {
             Ok(what) => eprintln!("wal damage: {what}"),
             Err(what) => {
@@ -676,7 +859,11 @@ fn raft_wal_tail_damage() {
             }
         }
     }
-    assert!(bad.is_empty(), "the member served without acknowledged writes after WAL damage:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "the member served without acknowledged writes after WAL damage:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// A 3-member cluster on 127.0.0.1 whose third member's data directory is on lazyfs (the others
@@ -697,22 +884,52 @@ struct LazyCluster {
 impl LazyCluster {
     fn new(ports: Vec<Ports>, extra: &[&str]) -> LazyCluster {
         let tmp = tempfile::tempdir().unwrap();
-        let (backing, mnt, logs) = (tmp.path().join("backing"), tmp.path().join("mnt"), tmp.path().join("logs"));
+        let (backing, mnt, logs) = (
+            tmp.path().join("backing"),
+            tmp.path().join("mnt"),
+            tmp.path().join("logs"),
+        );
         for dir in [&backing, &mnt, &logs] {
             std::fs::create_dir(dir).unwrap();
         }
         let mount = Mount::new(&backing, &mnt, &Options::default()).expect("mount lazyfs");
-        let initial = (0..3).map(|i| format!("n{}=http://127.0.0.1:{}", i + 1, ports[i].advertised_peer)).collect::<Vec<_>>().join(",");
+        let initial = (0..3)
+            .map(|i| format!("n{}=http://127.0.0.1:{}", i + 1, ports[i].advertised_peer))
+            .collect::<Vec<_>>()
+            .join(",");
         let dirs = [tmp.path().join("n1"), tmp.path().join("n2"), mnt.join("n3")];
-        LazyCluster { ports, initial, extra: extra.iter().map(|s| s.to_string()).collect(), dirs, logs, starts: 0, mount, _tmp: tmp }
+        LazyCluster {
+            ports,
+            initial,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dirs,
+            logs,
+            starts: 0,
+            mount,
+            _tmp: tmp,
+        }
     }
 
     /// Starts member `i` (0-based) without waiting for it.
     fn spawn(&mut self, i: usize) -> Server {
         self.starts += 1;
-        let mut args: Vec<String> = ["--name", &format!("n{}", i + 1), "--initial-cluster", &self.initial].iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = [
+            "--name",
+            &format!("n{}", i + 1),
+            "--initial-cluster",
+            &self.initial,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         args.extend(self.extra.iter().cloned());
-        Server::spawn(&self.dirs[i], self.logs.join(format!("n{}-{}.log", i + 1, self.starts)), None, self.ports[i], &args)
+        Server::spawn(
+            &self.dirs[i],
+            self.logs.join(format!("n{}-{}.log", i + 1, self.starts)),
+            None,
+            self.ports[i],
+            &args,
+        )
     }
 
     /// Starts every member and waits until each is ready.
@@ -741,13 +958,23 @@ fn kill_during_snapshot_install() {
         eprintln!("SKIPPED: /dev/fuse is absent, lazyfs cannot be mounted here");
         return;
     }
-    let cycles = std::env::var("DURABILITY_INSTALL_CYCLES").map_or(2, |s| s.parse().expect("DURABILITY_INSTALL_CYCLES must be a number"));
+    let cycles = std::env::var("DURABILITY_INSTALL_CYCLES").map_or(2, |s| {
+        s.parse()
+            .expect("DURABILITY_INSTALL_CYCLES must be a number")
+    });
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     eprintln!("snapshot install: {cycles} cycles, DURABILITY_SEED={seed}");
-    let mut cluster = LazyCluster::new((0..3).map(|_| Ports::fresh()).collect(), &["--initial-cluster-token", "durability"]);
+    let mut cluster = LazyCluster::new(
+        (0..3).map(|_| Ports::fresh()).collect(),
+        &["--initial-cluster-token", "durability"],
+    );
     let mut members = cluster.start_all();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut acked: BTreeMap<String, (String, i64)> = BTreeMap::new();
     let (mut caught, mut installs) = (0, 0);
     for cycle in 0..cycles {
@@ -756,11 +983,22 @@ fn kill_during_snapshot_install() {
         let stop = Arc::new(AtomicBool::new(false));
         let got = Arc::new(Mutex::new(Vec::new()));
         let tasks: Vec<_> = (0..WRITERS)
-            .map(|w| rt.spawn(writer(KvClient::new(members[0].channel(&rt)), format!("{PREFIX}i{cycle}/{w}/"), stop.clone(), got.clone())))
+            .map(|w| {
+                rt.spawn(writer(
+                    KvClient::new(members[0].channel(&rt)),
+                    format!("{PREFIX}i{cycle}/{w}/"),
+                    stop.clone(),
+                    got.clone(),
+                ))
+            })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(120);
         while got.lock().unwrap().len() < BEHIND {
-            assert!(Instant::now() < deadline, "only {} writes in 120 s", got.lock().unwrap().len());
+            assert!(
+                Instant::now() < deadline,
+                "only {} writes in 120 s",
+                got.lock().unwrap().len()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         stop.store(true, Ordering::Relaxed);
@@ -775,10 +1013,19 @@ fn kill_during_snapshot_install() {
         std::thread::sleep(Duration::from_secs(2));
         // Restart n3 and kill it as soon as an install shows on its disk.
         let listing = |dir: &Path| -> Vec<String> {
-            let mut names: Vec<String> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
             for sub in ["snapshots"] {
                 if let Ok(d) = std::fs::read_dir(dir.join(sub)) {
-                    names.extend(d.flatten().map(|e| format!("{sub}/{}", e.file_name().to_string_lossy())));
+                    names.extend(
+                        d.flatten()
+                            .map(|e| format!("{sub}/{}", e.file_name().to_string_lossy())),
+                    );
                 }
             }
             names
@@ -788,7 +1035,9 @@ fn kill_during_snapshot_install() {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut seen = None;
         while seen.is_none() && Instant::now() < deadline {
-            seen = listing(&cluster.dirs[2]).into_iter().find(|n| !before.contains(n) && (n.starts_with("kv-") || n.starts_with("snapshots/recv-")));
+            seen = listing(&cluster.dirs[2]).into_iter().find(|n| {
+                !before.contains(n) && (n.starts_with("kv-") || n.starts_with("snapshots/recv-"))
+            });
             std::thread::sleep(Duration::from_millis(1));
         }
         // Somewhere in receiving, copying, opening or committing the install (or just after).
@@ -796,16 +1045,30 @@ fn kill_during_snapshot_install() {
         members[2].kill();
         let report = cluster.mount.crash().expect("crash lazyfs");
         caught += usize::from(seen.is_some());
-        eprintln!("cycle {cycle}: n3 killed {} ({} acknowledged so far); crash reverted {} files", seen.as_deref().map_or("with no install seen".into(), |n| format!("when {n} appeared")), acked.len(), report.files);
+        eprintln!(
+            "cycle {cycle}: n3 killed {} ({} acknowledged so far); crash reverted {} files",
+            seen.as_deref()
+                .map_or("with no install seen".into(), |n| format!(
+                    "when {n} appeared"
+                )),
+            acked.len(),
+            report.files
+        );
         // n3 comes back and catches up.
         members[2] = cluster.spawn(2);
-        members[2].wait_ready().unwrap_or_else(|e| panic!("n3 did not restart after a crash mid-install: {e}"));
+        members[2]
+            .wait_ready()
+            .unwrap_or_else(|e| panic!("n3 did not restart after a crash mid-install: {e}"));
         let high = acked.values().map(|(_, r)| *r).max().unwrap_or(0);
         let mut kv = KvClient::new(members[2].channel(&rt));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (found, revision) = rt.block_on(read_all(&mut kv, true)).unwrap_or_default();
-            let missing: Vec<&String> = acked.iter().filter(|(k, (v, r))| found.get(*k) != Some(&(v.clone(), *r))).map(|(k, _)| k).collect();
+            let missing: Vec<&String> = acked
+                .iter()
+                .filter(|(k, (v, r))| found.get(*k) != Some(&(v.clone(), *r)))
+                .map(|(k, _)| k)
+                .collect();
             if missing.is_empty() && revision >= high {
                 break;
             }
@@ -814,11 +1077,15 @@ fn kill_during_snapshot_install() {
         }
     }
     for i in 0..cluster.starts {
-        let log = std::fs::read_to_string(cluster.logs.join(format!("n3-{}.log", i + 1))).unwrap_or_default();
+        let log = std::fs::read_to_string(cluster.logs.join(format!("n3-{}.log", i + 1)))
+            .unwrap_or_default();
         installs += log.matches("installed snapshot").count();
     }
     eprintln!("snapshot install: {cycles} cycles, {caught} kills mid-install, {installs} installs completed by n3, {} acknowledged writes on n3 after each, 0 lost", acked.len());
-    assert_eq!(caught, cycles, "an install was not seen on n3's disk in time");
+    assert_eq!(
+        caught, cycles,
+        "an install was not seen on n3's disk in time"
+    );
 }
 
 /// A leader that comes back from power loss before its followers miss it must not answer a
@@ -846,17 +1113,36 @@ fn restarted_leader_reads_its_acknowledged_write() {
     }
     // Every connection into n1 and n2 passes their proxy (n3 reaches them only so).
     let mut ports: Vec<Ports> = (0..3).map(|_| Ports::fresh()).collect();
-    let proxies: Vec<Proxy> = (0..2).map(|i| Proxy::start(format!("127.0.0.1:{}", ports[i].peer).parse().unwrap())).collect();
+    let proxies: Vec<Proxy> = (0..2)
+        .map(|i| Proxy::start(format!("127.0.0.1:{}", ports[i].peer).parse().unwrap()))
+        .collect();
     for (i, proxy) in proxies.iter().enumerate() {
         ports[i].advertised_peer = proxy.port();
     }
     // openraft times a peer call out at the heartbeat interval: it must exceed the slowed round trip.
-    let mut cluster = LazyCluster::new(ports, &["--initial-cluster-token", "restore", "--heartbeat-interval", "1000", "--election-timeout", "5000"]);
+    let mut cluster = LazyCluster::new(
+        ports,
+        &[
+            "--initial-cluster-token",
+            "restore",
+            "--heartbeat-interval",
+            "1000",
+            "--election-timeout",
+            "5000",
+        ],
+    );
     let mut members = cluster.start_all();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     // (member id, the leader it knows)
     let status = |server: &Server| {
-        let resp = rt.block_on(MaintenanceClient::new(server.channel(&rt)).status(pb::StatusRequest {})).expect("status").into_inner();
+        let resp = rt
+            .block_on(MaintenanceClient::new(server.channel(&rt)).status(pb::StatusRequest {}))
+            .expect("status")
+            .into_inner();
         (resp.header.map_or(0, |h| h.member_id), resp.leader)
     };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -867,7 +1153,10 @@ fn restarted_leader_reads_its_acknowledged_write() {
         }
         assert!(Instant::now() < deadline, "n3 did not become the leader");
         if let Some(m) = members.iter().find(|m| status(m).0 == leader) {
-            let _ = rt.block_on(MaintenanceClient::new(m.channel(&rt)).move_leader(pb::MoveLeaderRequest { target_id: n3 }));
+            let _ = rt.block_on(
+                MaintenanceClient::new(m.channel(&rt))
+                    .move_leader(pb::MoveLeaderRequest { target_id: n3 }),
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -875,28 +1164,48 @@ fn restarted_leader_reads_its_acknowledged_write() {
     let mut kv = KvClient::new(members[2].channel(&rt));
     let mut revision = 0;
     for value in ["v1", "v2"] {
-        let put = pb::PutRequest { key: key.clone().into_bytes().into(), value: value.as_bytes().to_vec().into(), ..Default::default() };
-        revision = rt.block_on(kv.put(put)).expect("put through n3").into_inner().header.map_or(0, |h| h.revision);
+        let put = pb::PutRequest {
+            key: key.clone().into_bytes().into(),
+            value: value.as_bytes().to_vec().into(),
+            ..Default::default()
+        };
+        revision = rt
+            .block_on(kv.put(put))
+            .expect("put through n3")
+            .into_inner()
+            .header
+            .map_or(0, |h| h.revision);
     }
     std::thread::sleep(Duration::from_millis(300));
     for proxy in &proxies {
-        proxy.set(LinkFault::Delay { base: Duration::from_millis(250), jitter: Duration::ZERO });
+        proxy.set(LinkFault::Delay {
+            base: Duration::from_millis(250),
+            jitter: Duration::ZERO,
+        });
     }
     members[2].kill();
     let report = cluster.mount.crash().expect("crash lazyfs");
     let restarted = Instant::now();
     members[2] = cluster.spawn(2);
-    members[2].wait_ready().unwrap_or_else(|e| panic!("n3 did not restart: {e}"));
+    members[2]
+        .wait_ready()
+        .unwrap_or_else(|e| panic!("n3 did not restart: {e}"));
     let ready_after = restarted.elapsed();
     let mut kv = KvClient::new(members[2].channel(&rt));
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut errors = 0;
     let read = loop {
-        let req = pb::RangeRequest { key: key.clone().into_bytes().into(), ..Default::default() };
+        let req = pb::RangeRequest {
+            key: key.clone().into_bytes().into(),
+            ..Default::default()
+        };
         match rt.block_on(kv.range(req)) {
             Ok(resp) => break resp.into_inner(),
             Err(status) => {
-                assert!(Instant::now() < deadline, "n3 answered no linearizable read in 60 s: {status}");
+                assert!(
+                    Instant::now() < deadline,
+                    "n3 answered no linearizable read in 60 s: {status}"
+                );
                 errors += 1;
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -905,11 +1214,20 @@ fn restarted_leader_reads_its_acknowledged_write() {
     for proxy in &proxies {
         proxy.set(LinkFault::Healthy);
     }
-    let found = read.kvs.first().map(|kv| (String::from_utf8_lossy(&kv.value).into_owned(), kv.mod_revision));
+    let found = read.kvs.first().map(|kv| {
+        (
+            String::from_utf8_lossy(&kv.value).into_owned(),
+            kv.mod_revision,
+        )
+    });
     eprintln!(
         "crash reverted {} files; n3 ready {ready_after:?} after its restart; first read after {errors} errors, {:?} after the restart: {found:?} (acknowledged: v2 at {revision})",
         report.files,
         restarted.elapsed()
     );
-    assert_eq!(found, Some(("v2".to_owned(), revision)), "the restarted leader served a linearizable read older than its acknowledged write");
+    assert_eq!(
+        found,
+        Some(("v2".to_owned(), revision)),
+        "the restarted leader served a linearizable read older than its acknowledged write"
+    );
 }

@@ -19,12 +19,44 @@ fn put_and_get_with_every_flag() {
     assert_eq!(m.ok(&["get", "foo"]), "foo\nbar2\n");
     assert_eq!(m.ok(&["get", "foo", "--print-value-only"]), "bar2\n");
     assert_eq!(m.ok(&["get", "--prefix", "foo"]), "foo\nbar2\nfoo2\nbaz\n");
-    assert_eq!(m.ok(&["get", "--prefix", "foo", "--keys-only"]), "foo\n\nfoo2\n\n");
-    assert_eq!(m.ok(&["get", "--prefix", "foo", "--limit=1"]), "foo\nbar2\n");
-    assert_eq!(m.ok(&["get", "foo", "zed"]), "foo\nbar2\nfoo2\nbaz\n", "range end is exclusive");
-    assert_eq!(m.ok(&["get", "--from-key", "foo2"]), "foo2\nbaz\nzed\nlast\n");
-    assert_eq!(m.ok(&["get", "--prefix", "", "--sort-by=MODIFY", "--order=DESCEND", "--keys-only"]), "zed\n\nfoo\n\nfoo2\n\n");
-    assert_eq!(m.ok(&["get", "--prefix", "", "--sort-by=VALUE", "--print-value-only"]), "bar2\nbaz\nlast\n");
+    assert_eq!(
+        m.ok(&["get", "--prefix", "foo", "--keys-only"]),
+        "foo\n\nfoo2\n\n"
+    );
+    assert_eq!(
+        m.ok(&["get", "--prefix", "foo", "--limit=1"]),
+        "foo\nbar2\n"
+    );
+    assert_eq!(
+        m.ok(&["get", "foo", "zed"]),
+        "foo\nbar2\nfoo2\nbaz\n",
+        "range end is exclusive"
+    );
+    assert_eq!(
+        m.ok(&["get", "--from-key", "foo2"]),
+        "foo2\nbaz\nzed\nlast\n"
+    );
+    assert_eq!(
+        m.ok(&[
+            "get",
+            "--prefix",
+            "",
+            "--sort-by=MODIFY",
+            "--order=DESCEND",
+            "--keys-only"
+        ]),
+        "zed\n\nfoo\n\nfoo2\n\n"
+    );
+    assert_eq!(
+        m.ok(&[
+            "get",
+            "--prefix",
+            "",
+            "--sort-by=VALUE",
+            "--print-value-only"
+        ]),
+        "bar2\nbaz\nlast\n"
+    );
     assert_eq!(m.ok(&["get", "foo", "--rev=2"]), "foo\nbar\n", "history");
     assert_eq!(m.ok(&["get", "foo", "--consistency=s"]), "foo\nbar2\n");
     assert_eq!(m.ok(&["get", "missing"]), "");
@@ -33,15 +65,38 @@ fn put_and_get_with_every_flag() {
     assert_eq!(v["header"]["revision"], 5);
     assert_eq!(v["count"], 1);
     let kv = &v["kvs"][0];
-    assert_eq!((kv["create_revision"].as_i64(), kv["mod_revision"].as_i64(), kv["version"].as_i64()), (Some(2), Some(4), Some(2)));
+    assert_eq!(
+        (
+            kv["create_revision"].as_i64(),
+            kv["mod_revision"].as_i64(),
+            kv["version"].as_i64()
+        ),
+        (Some(2), Some(4), Some(2))
+    );
     let v = json(&m.ok(&["get", "--prefix", "", "--limit=1", "-w", "json"]));
-    assert_eq!((v["count"].as_i64(), v["more"].as_bool()), (Some(3), Some(true)));
+    assert_eq!(
+        (v["count"].as_i64(), v["more"].as_bool()),
+        (Some(3), Some(true))
+    );
 
-    m.fails(&["put", "nokey", "--ignore-value"], "etcdserver: key not found");
-    m.fails(&["put", "k", "v", "--lease=1234"], "etcdserver: requested lease not found");
-    m.fails(&["get", "foo", "--rev=99"], "etcdserver: mvcc: required revision is a future revision");
+    m.fails(
+        &["put", "nokey", "--ignore-value"],
+        "etcdserver: key not found",
+    );
+    m.fails(
+        &["put", "k", "v", "--lease=1234"],
+        "etcdserver: requested lease not found",
+    );
+    m.fails(
+        &["get", "foo", "--rev=99"],
+        "etcdserver: mvcc: required revision is a future revision",
+    );
     assert_eq!(m.ok(&["put", "foo", "--ignore-value"]), "OK\n");
-    assert_eq!(m.ok(&["get", "foo", "--print-value-only"]), "bar2\n", "ignore_value kept the value");
+    assert_eq!(
+        m.ok(&["get", "foo", "--print-value-only"]),
+        "bar2\n",
+        "ignore_value kept the value"
+    );
 }
 
 #[test]
@@ -52,7 +107,10 @@ fn delete_with_every_flag() {
     }
     assert_eq!(m.ok(&["del", "a"]), "1\n");
     assert_eq!(m.ok(&["del", "a"]), "0\n");
-    assert_eq!(m.ok(&["del", "--prefix", "c", "--prev-kv"]), "2\nc1\n3\nc2\n4\n");
+    assert_eq!(
+        m.ok(&["del", "--prefix", "c", "--prev-kv"]),
+        "2\nc1\n3\nc2\n4\n"
+    );
     assert_eq!(m.ok(&["del", "--from-key", "c"]), "1\n");
     assert_eq!(m.ok(&["get", "--prefix", "", "--keys-only"]), "b\n\n");
     // A delete of nothing does not advance the revision; each real one does.
@@ -67,12 +125,23 @@ fn interactive_txn() {
     let script = "value(\"flag\") = \"on\"\n\nput a 1\nput b 2\n\nput failed yes\n\n";
     let out = m.ctl_stdin(&["txn", "-i"], script);
     assert!(out.success, "{}", out.stderr);
-    assert!(out.stdout.ends_with("SUCCESS\n\nOK\n\nOK\n"), "{}", out.stdout);
-    assert_eq!(m.ok(&["get", "--prefix", "", "--keys-only"]), "a\n\nb\n\nflag\n\n");
+    assert!(
+        out.stdout.ends_with("SUCCESS\n\nOK\n\nOK\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        m.ok(&["get", "--prefix", "", "--keys-only"]),
+        "a\n\nb\n\nflag\n\n"
+    );
 
     let script = "mod(\"a\") > \"100\"\n\nput x 1\n\nget a\nput failed yes\n\n";
     let out = m.ctl_stdin(&["txn", "-i"], script);
-    assert!(out.stdout.ends_with("FAILURE\n\na\n1\n\nOK\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.ends_with("FAILURE\n\na\n1\n\nOK\n"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(m.ok(&["get", "x"]), "");
     assert_eq!(m.ok(&["get", "failed", "--print-value-only"]), "yes\n");
     // Both writes of one txn got one revision.
@@ -83,7 +152,12 @@ fn interactive_txn() {
 
     let dup = "\nput d 1\nput d 2\n\n\n";
     let out = m.ctl_stdin(&["txn", "-i"], dup);
-    assert!(out.stderr.contains("etcdserver: duplicate key given in txn request"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("etcdserver: duplicate key given in txn request"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -94,11 +168,23 @@ fn compaction_and_history() {
     }
     assert_eq!(m.ok(&["get", "k", "--rev=2", "--print-value-only"]), "1\n");
     assert_eq!(m.ok(&["compaction", "3"]), "compacted revision 3\n");
-    m.fails(&["get", "k", "--rev=2"], "etcdserver: mvcc: required revision has been compacted");
+    m.fails(
+        &["get", "k", "--rev=2"],
+        "etcdserver: mvcc: required revision has been compacted",
+    );
     assert_eq!(m.ok(&["get", "k", "--rev=3", "--print-value-only"]), "2\n");
-    m.fails(&["compaction", "3"], "etcdserver: mvcc: required revision has been compacted");
-    m.fails(&["compaction", "50"], "etcdserver: mvcc: required revision is a future revision");
-    assert_eq!(m.ok(&["compaction", "--physical", "5"]), "compacted revision 5\n");
+    m.fails(
+        &["compaction", "3"],
+        "etcdserver: mvcc: required revision has been compacted",
+    );
+    m.fails(
+        &["compaction", "50"],
+        "etcdserver: mvcc: required revision is a future revision",
+    );
+    assert_eq!(
+        m.ok(&["compaction", "--physical", "5"]),
+        "compacted revision 5\n"
+    );
     assert_eq!(m.ok(&["get", "k", "--print-value-only"]), "4\n");
 }
 
@@ -112,20 +198,32 @@ fn watch_prefix_history_prev_kv_and_cancel() {
     m.ok(&["put", "other", "x"]);
     m.ok(&["del", "w1"]);
     let lines = collect_lines(live, 13, Duration::from_secs(10));
-    assert_eq!(lines, ["PUT", "w1", "a", "PUT", "w1", "a", "w1", "b", "DELETE", "w1", "b", "w1", ""]);
+    assert_eq!(
+        lines,
+        ["PUT", "w1", "a", "PUT", "w1", "a", "w1", "b", "DELETE", "w1", "b", "w1", ""]
+    );
 
     // History replay from a revision, then live.
     let replay = m.spawn_ctl(&["watch", "w1", "--rev=3"]);
     std::thread::sleep(Duration::from_millis(300));
     m.ok(&["put", "w1", "c"]);
     let lines = collect_lines(replay, 9, Duration::from_secs(10));
-    assert_eq!(lines, ["PUT", "w1", "b", "DELETE", "w1", "", "PUT", "w1", "c"]);
+    assert_eq!(
+        lines,
+        ["PUT", "w1", "b", "DELETE", "w1", "", "PUT", "w1", "c"]
+    );
 
     // A watch from a compacted revision is canceled with etcd's reason.
     m.ok(&["compaction", "4"]);
     let out = m.ctl(&["watch", "w1", "--rev=2"]);
     assert!(!out.success);
-    assert!(out.stderr.contains("watch was canceled (etcdserver: mvcc: required revision has been compacted)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "watch was canceled (etcdserver: mvcc: required revision has been compacted)"
+        ),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -154,22 +252,48 @@ fn lease_lifecycle() {
     m.ok(&["put", "l1", "v", &format!("--lease={id}")]);
     m.ok(&["put", "l2", "v", &format!("--lease={id}")]);
     let ttl = m.ok(&["lease", "timetolive", &id, "--keys"]);
-    assert!(ttl.starts_with(&format!("lease {id} granted with TTL(60s), remaining(")), "{ttl}");
+    assert!(
+        ttl.starts_with(&format!("lease {id} granted with TTL(60s), remaining(")),
+        "{ttl}"
+    );
     assert!(ttl.ends_with("s), attached keys([l1 l2])\n"), "{ttl}");
-    assert_eq!(m.ok(&["lease", "timetolive", "1234"]), "lease 0000000000001234 already expired\n");
+    assert_eq!(
+        m.ok(&["lease", "timetolive", "1234"]),
+        "lease 0000000000001234 already expired\n"
+    );
     assert_eq!(m.ok(&["lease", "list"]), format!("found 1 leases\n{id}\n"));
-    assert_eq!(m.ok(&["lease", "keep-alive", "--once", &id]), format!("lease {id} keepalived with TTL(60)\n"));
+    assert_eq!(
+        m.ok(&["lease", "keep-alive", "--once", &id]),
+        format!("lease {id} keepalived with TTL(60)\n")
+    );
     let v = json(&m.ok(&["get", "l1", "-w", "json"]));
-    assert_eq!(format!("{:016x}", v["kvs"][0]["lease"].as_i64().unwrap()), id);
-    assert_eq!(m.ok(&["lease", "revoke", &id]), format!("lease {id} revoked\n"));
-    assert_eq!(m.ok(&["get", "--prefix", "l"]), "", "revoke deleted the keys");
-    m.fails(&["lease", "revoke", &id], "failed to revoke lease (etcdserver: requested lease not found)");
+    assert_eq!(
+        format!("{:016x}", v["kvs"][0]["lease"].as_i64().unwrap()),
+        id
+    );
+    assert_eq!(
+        m.ok(&["lease", "revoke", &id]),
+        format!("lease {id} revoked\n")
+    );
+    assert_eq!(
+        m.ok(&["get", "--prefix", "l"]),
+        "",
+        "revoke deleted the keys"
+    );
+    m.fails(
+        &["lease", "revoke", &id],
+        "failed to revoke lease (etcdserver: requested lease not found)",
+    );
     assert_eq!(m.ok(&["lease", "list"]), "found 0 leases\n");
 
     // A short lease expires on its own (the minimum TTL is 2 s) and takes its key along.
     let short = m.ok(&["lease", "grant", "1"]);
     let short = short.split_whitespace().nth(1).unwrap().to_owned();
-    assert!(m.ok(&["lease", "timetolive", &short]).contains("granted with TTL(2s)"), "raised to the minimum");
+    assert!(
+        m.ok(&["lease", "timetolive", &short])
+            .contains("granted with TTL(2s)"),
+        "raised to the minimum"
+    );
     m.ok(&["put", "gone", "soon", &format!("--lease={short}")]);
     std::thread::sleep(Duration::from_millis(3500));
     assert_eq!(m.ok(&["get", "gone"]), "");
@@ -182,20 +306,45 @@ fn member_endpoint_and_maintenance_commands() {
     let status = json(&m.ok(&["endpoint", "status", "-w", "json"]));
     let st = &status[0]["Status"];
     let member_id = st["header"]["member_id"].as_u64().unwrap();
-    assert_eq!(st["leader"].as_u64(), Some(member_id), "a single member leads");
+    assert_eq!(
+        st["leader"].as_u64(),
+        Some(member_id),
+        "a single member leads"
+    );
     assert_eq!(st["header"]["revision"], 2);
     assert!(st["raftIndex"].as_u64().unwrap() >= 1);
     assert!(st["dbSize"].as_u64().unwrap() > 0);
     assert_eq!(st["version"], "3.4.0");
 
     let list = m.ok(&["member", "list"]);
-    assert_eq!(list, format!("{member_id:x}, started, solo, {}, http://{}, false\n", m.peer, m.endpoint()));
+    assert_eq!(
+        list,
+        format!(
+            "{member_id:x}, started, solo, {}, http://{}, false\n",
+            m.peer,
+            m.endpoint()
+        )
+    );
     let table = m.ok(&["endpoint", "status"]);
-    assert!(table.starts_with(&format!("{}, {member_id:x}, 3.4.0, ", m.endpoint())), "{table}");
-    assert!(table.contains(", true, false, 1, "), "leader, not learner, term 1: {table}");
+    assert!(
+        table.starts_with(&format!("{}, {member_id:x}, 3.4.0, ", m.endpoint())),
+        "{table}"
+    );
+    assert!(
+        table.contains(", true, false, 1, "),
+        "leader, not learner, term 1: {table}"
+    );
 
     let out = m.ctl(&["endpoint", "health"]);
-    assert!(out.success && out.stderr.contains(&format!("{} is healthy: successfully committed proposal", m.endpoint())), "{}", out.stderr);
+    assert!(
+        out.success
+            && out.stderr.contains(&format!(
+                "{} is healthy: successfully committed proposal",
+                m.endpoint()
+            )),
+        "{}",
+        out.stderr
+    );
 
     let hash1 = m.ok(&["endpoint", "hashkv"]);
     assert_eq!(m.ok(&["endpoint", "hashkv"]), hash1, "same data, same hash");
@@ -203,16 +352,36 @@ fn member_endpoint_and_maintenance_commands() {
     assert_ne!(m.ok(&["endpoint", "hashkv"]), hash1);
     assert!(hash1.starts_with(&format!("{}, ", m.endpoint())));
 
-    assert_eq!(m.ok(&["defrag"]), format!("Finished defragmenting etcd member[{}]\n", m.endpoint()));
-    assert_eq!(m.ok(&["get", "k", "--print-value-only"]), "v2\n", "defrag keeps the data");
+    assert_eq!(
+        m.ok(&["defrag"]),
+        format!("Finished defragmenting etcd member[{}]\n", m.endpoint())
+    );
+    assert_eq!(
+        m.ok(&["get", "k", "--print-value-only"]),
+        "v2\n",
+        "defrag keeps the data"
+    );
     assert_eq!(m.ok(&["alarm", "list"]), "");
     let (code, metrics) = common::http_get(m.port, "/metrics");
     assert_eq!(code, 200);
-    for line in ["etcd_server_has_leader 1", "etcd_debugging_mvcc_current_revision 3", "etcd_disk_backend_commit_duration_seconds_count "] {
-        assert!(metrics.contains(line), "{line} missing from /metrics:\n{metrics}");
+    for line in [
+        "etcd_server_has_leader 1",
+        "etcd_debugging_mvcc_current_revision 3",
+        "etcd_disk_backend_commit_duration_seconds_count ",
+    ] {
+        assert!(
+            metrics.contains(line),
+            "{line} missing from /metrics:\n{metrics}"
+        );
     }
-    m.fails(&["move-leader", "1234"], "etcdserver: bad leader transferee");
-    m.fails(&["member", "remove", "1234"], "etcdserver: member not found");
+    m.fails(
+        &["move-leader", "1234"],
+        "etcdserver: bad leader transferee",
+    );
+    m.fails(
+        &["member", "remove", "1234"],
+        "etcdserver: member not found",
+    );
 }
 
 #[test]
@@ -227,7 +396,11 @@ fn snapshot_save_then_restore_into_a_new_member() {
     let file_s = file.to_str().unwrap();
     let out = m.ok(&["snapshot", "save", file_s]);
     assert_eq!(out, format!("Snapshot saved at {file_s}\n"));
-    assert_eq!(std::fs::metadata(&file).unwrap().len() % 512, 32, "etcd's size rule");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len() % 512,
+        32,
+        "etcd's size rule"
+    );
     m.ok(&["put", "after", "snapshot"]);
     let before = m.ok(&["get", "--prefix", "key", "-w", "json"]);
 
@@ -240,9 +413,17 @@ fn snapshot_save_then_restore_into_a_new_member() {
     assert!(status.success());
     let r = Member::start_in(&restored, &[]);
     let after = r.ok(&["get", "--prefix", "key", "-w", "json"]);
-    assert_eq!(json(&after)["kvs"], json(&before)["kvs"], "every key with its revisions");
+    assert_eq!(
+        json(&after)["kvs"],
+        json(&before)["kvs"],
+        "every key with its revisions"
+    );
     assert_eq!(json(&after)["count"], 199);
-    assert_eq!(r.ok(&["get", "after"]), "", "later writes are not in the snapshot");
+    assert_eq!(
+        r.ok(&["get", "after"]),
+        "",
+        "later writes are not in the snapshot"
+    );
     assert_eq!(r.ok(&["put", "new", "write"]), "OK\n");
 
     // A damaged snapshot is refused and leaves no directory behind.
@@ -271,9 +452,15 @@ fn lock_and_elect() {
     std::thread::sleep(Duration::from_millis(700));
     let mut waiter = m.spawn_ctl(&["lock", "L", "echo", "got"]);
     std::thread::sleep(Duration::from_secs(1));
-    assert!(waiter.try_wait().unwrap().is_none(), "the waiter must wait while the lock is held");
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "the waiter must wait while the lock is held"
+    );
     let lines = collect_lines(holder, 1, Duration::from_secs(5));
-    assert!(lines.first().is_some_and(|l| l.starts_with("L/")), "{lines:?}");
+    assert!(
+        lines.first().is_some_and(|l| l.starts_with("L/")),
+        "{lines:?}"
+    );
     assert_eq!(collect_lines(waiter, 1, Duration::from_secs(15)), ["got"]);
 
     let leader = m.spawn_ctl(&["elect", "el", "p1"]);
@@ -294,37 +481,66 @@ fn quota_raises_nospace_and_disarm_clears_it() {
         }
     }
     let refused = refused.expect("the quota was never hit");
-    assert!(refused.contains("etcdserver: mvcc: database space exceeded"), "{refused}");
+    assert!(
+        refused.contains("etcdserver: mvcc: database space exceeded"),
+        "{refused}"
+    );
     let alarms = m.ok(&["alarm", "list"]);
     assert!(alarms.contains("alarm:NOSPACE"), "{alarms}");
     // Reads and deletes still work while the alarm is raised.
     assert_eq!(m.ok(&["get", "k0", "--keys-only"]), "k0\n\n");
-    assert!(m.ok(&["del", "--prefix", "k"]).trim().parse::<u32>().unwrap() > 0);
-    m.fails(&["put", "small", "v"], "etcdserver: mvcc: database space exceeded");
+    assert!(
+        m.ok(&["del", "--prefix", "k"])
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+            > 0
+    );
+    m.fails(
+        &["put", "small", "v"],
+        "etcdserver: mvcc: database space exceeded",
+    );
     // etcd 3.4's etcdctl judges health by a read alone; /health also looks at alarms.
-    assert_eq!(common::http_get(m.port, "/health"), (503, r#"{"health":"false"}"#.to_owned()));
+    assert_eq!(
+        common::http_get(m.port, "/health"),
+        (503, r#"{"health":"false"}"#.to_owned())
+    );
     // The alarm survives a restart, as etcd's does.
     let data_dir = m.data_dir.clone();
     let _keep = m.stop_keeping_data();
     let m = Member::start_in(&data_dir, &["--quota-backend-bytes", "200000"]);
     assert!(m.ok(&["alarm", "list"]).contains("alarm:NOSPACE"));
-    m.fails(&["put", "small", "v"], "etcdserver: mvcc: database space exceeded");
+    m.fails(
+        &["put", "small", "v"],
+        "etcdserver: mvcc: database space exceeded",
+    );
     assert!(m.ok(&["alarm", "disarm"]).contains("alarm:NOSPACE"));
     assert_eq!(m.ok(&["alarm", "list"]), "");
-    assert_eq!(common::http_get(m.port, "/health"), (200, r#"{"health":"true"}"#.to_owned()));
+    assert_eq!(
+        common::http_get(m.port, "/health"),
+        (200, r#"{"health":"true"}"#.to_owned())
+    );
 }
 
 #[test]
 fn oversized_requests_are_refused() {
     let m = Member::start(&["--max-request-bytes", "10000"]);
-    m.fails(&["put", "big", &"x".repeat(20_000)], "etcdserver: request is too large");
+    m.fails(
+        &["put", "big", &"x".repeat(20_000)],
+        "etcdserver: request is too large",
+    );
     assert_eq!(m.ok(&["put", "small", &"x".repeat(5_000)]), "OK\n");
     assert_eq!(m.ok(&["get", "big"]), "");
 }
 
 #[test]
 fn periodic_auto_compaction() {
-    let m = Member::start(&["--auto-compaction-mode", "periodic", "--auto-compaction-retention", "2s"]);
+    let m = Member::start(&[
+        "--auto-compaction-mode",
+        "periodic",
+        "--auto-compaction-retention",
+        "2s",
+    ]);
     m.ok(&["put", "k", "1"]);
     m.ok(&["put", "k", "2"]);
     // Samples are taken every second; history older than 2 s is compacted within a few seconds.
@@ -332,10 +548,18 @@ fn periodic_auto_compaction() {
     loop {
         let out = m.ctl(&["get", "k", "--rev=2"]);
         if !out.success {
-            assert!(out.stderr.contains("etcdserver: mvcc: required revision has been compacted"), "{}", out.stderr);
+            assert!(
+                out.stderr
+                    .contains("etcdserver: mvcc: required revision has been compacted"),
+                "{}",
+                out.stderr
+            );
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no auto-compaction after 20 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no auto-compaction after 20 s"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(m.ok(&["get", "k", "--print-value-only"]), "2\n");
@@ -351,6 +575,15 @@ fn endpoint_commands_with_cluster_flag() {
     m.ok(&["put", "k", "v"]);
     let hash = m.ok(&["endpoint", "hashkv"]);
     let cluster_hash = m.ok(&["endpoint", "hashkv", "--cluster"]);
-    assert_eq!(cluster_hash, format!("http://{}, {}", m.endpoint(), hash.split_once(", ").unwrap().1));
-    assert!(m.ok(&["endpoint", "status", "--cluster"]).starts_with(&format!("http://{}, ", m.endpoint())));
+    assert_eq!(
+        cluster_hash,
+        format!(
+            "http://{}, {}",
+            m.endpoint(),
+            hash.split_once(", ").unwrap().1
+        )
+    );
+    assert!(m
+        .ok(&["endpoint", "status", "--cluster"])
+        .starts_with(&format!("http://{}, ", m.endpoint())));
 }

@@ -9,11 +9,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use ballast_store::{
-    Compare, CompareResult, CompareTarget, DiskStore, PutRequest, RangeRequest, RequestOp, StoreOptions,
-    TxnRequest, WatchRequest, WatchResponse, Watcher, WriteRequest,
+    Compare, CompareResult, CompareTarget, DiskStore, PutRequest, RangeRequest, RequestOp,
+    StoreOptions, TxnRequest, WatchRequest, WatchResponse, Watcher, WriteRequest,
 };
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use tempfile::TempDir;
 
 /// Keys in the put key space and in the preloaded read store.
@@ -48,7 +50,12 @@ impl TempStore {
     /// durable record) and without the lease-expiry thread, which would only add noise.
     fn open(sync: bool) -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
-        let opts = StoreOptions { sync, expire_leases: false, watch_capacity: WATCH_CAPACITY, ..Default::default() };
+        let opts = StoreOptions {
+            sync,
+            expire_leases: false,
+            watch_capacity: WATCH_CAPACITY,
+            ..Default::default()
+        };
         let store = DiskStore::open(dir.path(), opts).expect("open the store");
         Self { store, _dir: dir }
     }
@@ -81,7 +88,9 @@ fn value_256() -> Bytes {
 /// Key `i` of the put key space; formatted up front so the timed loop measures the store, not
 /// `format!`.
 fn put_keys() -> Vec<Bytes> {
-    (0..KEY_SPACE).map(|i| Bytes::from(format!("key{i:08}"))).collect()
+    (0..KEY_SPACE)
+        .map(|i| Bytes::from(format!("key{i:08}")))
+        .collect()
 }
 
 fn prefix(p: usize) -> Bytes {
@@ -127,7 +136,11 @@ fn bench_put(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let key = keys[at.next_index()].clone();
-                black_box(ts.store.put(PutRequest::new(key, value.clone())).expect("put"))
+                black_box(
+                    ts.store
+                        .put(PutRequest::new(key, value.clone()))
+                        .expect("put"),
+                )
             })
         });
     }
@@ -145,7 +158,10 @@ fn bench_range(c: &mut Criterion) {
     let mut at = Scatter::new(keys.len());
     group.bench_function("get", |b| {
         b.iter(|| {
-            let resp = ts.store.range(&RangeRequest::key(keys[at.next_index()].clone())).expect("range");
+            let resp = ts
+                .store
+                .range(&RangeRequest::key(keys[at.next_index()].clone()))
+                .expect("range");
             assert_eq!(resp.kvs.len(), 1, "a preloaded key is missing");
             black_box(resp)
         })
@@ -156,14 +172,29 @@ fn bench_range(c: &mut Criterion) {
     let mut group = c.benchmark_group("range_prefix");
     group.throughput(Throughput::Elements(1));
     for limit in [0, 10] {
-        let expected = if limit == 0 { KEYS_PER_PREFIX } else { limit as usize };
-        let name = if limit == 0 { "prefix_100".to_owned() } else { format!("prefix_limit_{limit}") };
+        let expected = if limit == 0 {
+            KEYS_PER_PREFIX
+        } else {
+            limit as usize
+        };
+        let name = if limit == 0 {
+            "prefix_100".to_owned()
+        } else {
+            format!("prefix_limit_{limit}")
+        };
         let mut at = Scatter::new(PREFIXES);
         group.bench_function(name, |b| {
             b.iter(|| {
-                let req = RangeRequest { limit, ..RangeRequest::prefix(prefix(at.next_index())) };
+                let req = RangeRequest {
+                    limit,
+                    ..RangeRequest::prefix(prefix(at.next_index()))
+                };
                 let resp = ts.store.range(&req).expect("range");
-                assert_eq!(resp.kvs.len(), expected, "a prefix range returned the wrong number of keys");
+                assert_eq!(
+                    resp.kvs.len(),
+                    expected,
+                    "a prefix range returned the wrong number of keys"
+                );
                 black_box(resp)
             })
         });
@@ -173,13 +204,21 @@ fn bench_range(c: &mut Criterion) {
 
 fn bench_txn(c: &mut Criterion) {
     let ts = TempStore::open(false);
-    let keys: Vec<Bytes> = (0..HOT_KEYS).map(|i| Bytes::from(format!("cas{i:04}"))).collect();
+    let keys: Vec<Bytes> = (0..HOT_KEYS)
+        .map(|i| Bytes::from(format!("cas{i:04}")))
+        .collect();
     let value = value_256();
     ts.preload(keys.iter().map(|k| (k.clone(), value.clone())));
     // The caller of a CAS knows the mod revision it read; keep it here rather than timing a read.
     let mut mod_revs: Vec<i64> = keys
         .iter()
-        .map(|k| ts.store.range(&RangeRequest::key(k.clone())).expect("range").kvs[0].mod_revision)
+        .map(|k| {
+            ts.store
+                .range(&RangeRequest::key(k.clone()))
+                .expect("range")
+                .kvs[0]
+                .mod_revision
+        })
         .collect();
 
     let mut group = c.benchmark_group("txn");
@@ -190,7 +229,11 @@ fn bench_txn(c: &mut Criterion) {
             let i = at.next_index();
             let key = keys[i].clone();
             let req = TxnRequest {
-                compare: vec![Compare::new(key.clone(), CompareResult::Equal, CompareTarget::Mod(mod_revs[i]))],
+                compare: vec![Compare::new(
+                    key.clone(),
+                    CompareResult::Equal,
+                    CompareTarget::Mod(mod_revs[i]),
+                )],
                 success: vec![RequestOp::Put(PutRequest::new(key.clone(), value.clone()))],
                 failure: vec![RequestOp::Range(RangeRequest::key(key))],
             };
@@ -205,7 +248,9 @@ fn bench_txn(c: &mut Criterion) {
 }
 
 fn bench_compaction(c: &mut Criterion) {
-    let keys: Vec<Bytes> = (0..HOT_KEYS).map(|i| Bytes::from(format!("cmp{i:04}"))).collect();
+    let keys: Vec<Bytes> = (0..HOT_KEYS)
+        .map(|i| Bytes::from(format!("cmp{i:04}")))
+        .collect();
     let value = value_256();
 
     let mut group = c.benchmark_group("compaction");
@@ -225,7 +270,10 @@ fn bench_compaction(c: &mut Criterion) {
         ts.store.compact(rev).expect("compact");
         ts.store.wait_compacted(rev);
         let took = start.elapsed();
-        assert!(ts.store.status().compacted_physically >= rev, "compaction never finished physically");
+        assert!(
+            ts.store.status().compacted_physically >= rev,
+            "compaction never finished physically"
+        );
         took
     };
     // A fresh store every round (opening it is not timed).
@@ -235,7 +283,9 @@ fn bench_compaction(c: &mut Criterion) {
     // The same work repeated on one store: each round rewrites every key and compacts again, so
     // the keys carry the deletions of all earlier rounds. This must not slow down round by round.
     let ts = TempStore::open(false);
-    group.bench_function("compact_10k_versions_repeated", |b| b.iter_custom(|iters| (0..iters).map(|_| round(&ts)).sum()));
+    group.bench_function("compact_10k_versions_repeated", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| round(&ts)).sum())
+    });
     group.finish();
 }
 
@@ -258,8 +308,14 @@ fn bench_watch(c: &mut Criterion) {
     let value = value_256();
     for watchers in [1usize, 100, 10_000] {
         let ts = TempStore::open(false);
-        let req = WatchRequest { key: Bytes::from_static(b"w/"), range_end: Bytes::from_static(b"w0"), ..Default::default() };
-        let mut ws: Vec<Watcher> = (0..watchers).map(|_| ts.store.watch(req.clone()).expect("watch")).collect();
+        let req = WatchRequest {
+            key: Bytes::from_static(b"w/"),
+            range_end: Bytes::from_static(b"w0"),
+            ..Default::default()
+        };
+        let mut ws: Vec<Watcher> = (0..watchers)
+            .map(|_| ts.store.watch(req.clone()).expect("watch"))
+            .collect();
         // Events delivered per second: one per watcher per put.
         group.throughput(Throughput::Elements(watchers as u64));
         group.bench_with_input(BenchmarkId::from_parameter(watchers), &watchers, |b, _| {
@@ -292,11 +348,23 @@ fn bench_watch(c: &mut Criterion) {
     // A put no watcher is interested in, with 10k watchers on another prefix: the price every
     // write pays for the watchers that exist (one range check per distinct watched range).
     let ts = TempStore::open(false);
-    let req = WatchRequest { key: Bytes::from_static(b"w/"), range_end: Bytes::from_static(b"w0"), ..Default::default() };
-    let _ws: Vec<Watcher> = (0..10_000).map(|_| ts.store.watch(req.clone()).expect("watch")).collect();
+    let req = WatchRequest {
+        key: Bytes::from_static(b"w/"),
+        range_end: Bytes::from_static(b"w0"),
+        ..Default::default()
+    };
+    let _ws: Vec<Watcher> = (0..10_000)
+        .map(|_| ts.store.watch(req.clone()).expect("watch"))
+        .collect();
     group.throughput(Throughput::Elements(1));
     group.bench_function("unwatched_put_with_10000", |b| {
-        b.iter(|| black_box(ts.store.put(PutRequest::new("other", value.clone())).expect("put")))
+        b.iter(|| {
+            black_box(
+                ts.store
+                    .put(PutRequest::new("other", value.clone()))
+                    .expect("put"),
+            )
+        })
     });
     group.finish();
 }

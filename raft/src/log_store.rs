@@ -16,7 +16,10 @@ use std::sync::{mpsc, Arc};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
-use rocksdb::{ColumnFamilyDescriptor, DBRecoveryMode, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, DBRecoveryMode, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
 
 use crate::codec::{decode, encode};
 use crate::metrics::Metrics;
@@ -54,7 +57,10 @@ impl Drop for Syncer {
 
 impl Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStore").field("path", &self.db.path()).field("metrics", &self.metrics).finish_non_exhaustive()
+        f.debug_struct("LogStore")
+            .field("path", &self.db.path())
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,23 +77,43 @@ impl LogStore {
         // by a crash before its sync) is dropped; `warn_of_torn_tail` says so first.
         opts.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
         warn_of_torn_tail(path);
-        let cfs = [CF_LOGS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        let db = DB::open_cf_descriptors(&opts, path, cfs)
-            .map_err(|e| io::Error::other(format!("opening the raft log in {}: {e}", path.display())))?;
+        let cfs =
+            [CF_LOGS, CF_META].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+            io::Error::other(format!("opening the raft log in {}: {e}", path.display()))
+        })?;
         let db = Arc::new(db);
         let (syncs, rx) = mpsc::channel();
         let (sync_db, sync_metrics) = (db.clone(), metrics.clone());
-        let thread =
-            std::thread::Builder::new().name("ballast-log-sync".into()).spawn(move || sync_loop(&sync_db, &rx, &sync_metrics))?;
-        Ok(Self { db, metrics, syncer: Arc::new(Syncer { tx: Some(syncs), thread: Some(thread) }) })
+        let thread = std::thread::Builder::new()
+            .name("ballast-log-sync".into())
+            .spawn(move || sync_loop(&sync_db, &rx, &sync_metrics))?;
+        Ok(Self {
+            db,
+            metrics,
+            syncer: Arc::new(Syncer {
+                tx: Some(syncs),
+                thread: Some(thread),
+            }),
+        })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("column family created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8], what: &'static str) -> io::Result<Option<T>> {
-        match self.db.get_cf(self.cf(CF_META), key).map_err(io::Error::other)? {
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &'static str,
+    ) -> io::Result<Option<T>> {
+        match self
+            .db
+            .get_cf(self.cf(CF_META), key)
+            .map_err(io::Error::other)?
+        {
             Some(bytes) => Ok(Some(decode(what, &bytes)?)),
             None => Ok(None),
         }
@@ -96,11 +122,17 @@ impl LogStore {
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T, sync: bool) -> io::Result<()> {
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
-        self.db.put_cf_opt(self.cf(CF_META), key, encode(value), &opts).map_err(io::Error::other)
+        self.db
+            .put_cf_opt(self.cf(CF_META), key, encode(value), &opts)
+            .map_err(io::Error::other)
     }
 
     fn last_entry(&self) -> io::Result<Option<LogId>> {
-        match self.db.iterator_cf(self.cf(CF_LOGS), IteratorMode::End).next() {
+        match self
+            .db
+            .iterator_cf(self.cf(CF_LOGS), IteratorMode::End)
+            .next()
+        {
             Some(item) => {
                 let (_, value) = item.map_err(io::Error::other)?;
                 Ok(Some(decode::<Entry>("log entry", &value)?.log_id()))
@@ -112,7 +144,9 @@ impl LogStore {
 
 /// Logs a warning if the newest WAL file ends in an incomplete record (see `wal_tail`).
 fn warn_of_torn_tail(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     // WAL files are `<number>.log`; the newest is the one being appended to at a crash.
     let newest = entries
         .flatten()
@@ -122,7 +156,9 @@ fn warn_of_torn_tail(dir: &Path) {
         })
         .max();
     let Some((_, wal)) = newest else { return };
-    let Ok(bytes) = std::fs::read(&wal) else { return };
+    let Ok(bytes) = std::fs::read(&wal) else {
+        return;
+    };
     if let Some(intact) = crate::wal_tail::torn_tail(&bytes) {
         tracing::warn!(
             wal = %wal.display(),
@@ -139,10 +175,17 @@ fn sync_loop(db: &DB, rx: &mpsc::Receiver<IOFlushed<TypeConfig>>, metrics: &Metr
         waiting.extend(rx.try_iter());
         let started = std::time::Instant::now();
         let result = db.flush_wal(true);
-        metrics.wal_fsync_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .wal_fsync_seconds
+            .observe(started.elapsed().as_secs_f64());
         metrics.appends_per_sync.observe(waiting.len() as f64);
         for callback in waiting {
-            callback.io_completed(result.as_ref().map(|_| ()).map_err(|e| io::Error::other(e.to_string())));
+            callback.io_completed(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| io::Error::other(e.to_string())),
+            );
         }
     }
 }
@@ -163,15 +206,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let mut entries = Vec::new();
         let from = index_key(start);
-        for item in self.db.iterator_cf(self.cf(CF_LOGS), IteratorMode::From(&from, Direction::Forward)) {
+        for item in self.db.iterator_cf(
+            self.cf(CF_LOGS),
+            IteratorMode::From(&from, Direction::Forward),
+        ) {
             let (key, value) = item.map_err(io::Error::other)?;
-            let index = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| io::Error::other("malformed log key"))?);
+            let index = u64::from_be_bytes(
+                key.as_ref()
+                    .try_into()
+                    .map_err(|_| io::Error::other("malformed log key"))?,
+            );
             if !range.contains(&index) {
                 break;
             }
             let entry: Entry = decode("log entry", &value)?;
             if entry.index() != index {
-                return Err(io::Error::other(format!("log entry at {index} says it is {}", entry.index())));
+                return Err(io::Error::other(format!(
+                    "log entry at {index} says it is {}",
+                    entry.index()
+                )));
             }
             entries.push(entry);
         }
@@ -189,7 +242,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged_log_id: Option<LogId> = self.get_meta(KEY_PURGED, "purged log id")?;
         let last_log_id = self.last_entry()?.or(last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -206,10 +262,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED, "committed log id")?.flatten())
+        Ok(self
+            .get_meta::<Option<LogId>>(KEY_COMMITTED, "committed log id")?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -223,7 +285,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         opts.set_sync(false);
         self.db.write_opt(batch, &opts).map_err(io::Error::other)?;
         let stopped = || io::Error::other("log sync thread stopped");
-        self.syncer.tx.as_ref().ok_or_else(stopped)?.send(callback).map_err(|_| stopped())
+        self.syncer
+            .tx
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(callback)
+            .map_err(|_| stopped())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
@@ -238,7 +305,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // The purge point first: entries at or before it are ignored from then on.
         self.put_meta(KEY_PURGED, &log_id, false)?;
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(CF_LOGS), index_key(0), index_key(log_id.index() + 1));
+        batch.delete_range_cf(
+            self.cf(CF_LOGS),
+            index_key(0),
+            index_key(log_id.index() + 1),
+        );
         self.db.write(batch).map_err(io::Error::other)
     }
 }
@@ -273,11 +344,22 @@ mod tests {
         append(&mut log, (1..=10).map(|i| entry(1, i)).collect()).await;
         append(&mut log, vec![entry(2, 11)]).await;
         assert!(metrics.wal_fsync_seconds.count() >= 1);
-        let got: Vec<u64> = log.try_get_log_entries(3..6).await.unwrap().iter().map(|e| e.index()).collect();
+        let got: Vec<u64> = log
+            .try_get_log_entries(3..6)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.index())
+            .collect();
         assert_eq!(got, [3, 4, 5]);
 
-        log.truncate_after(Some(entry(1, 8).log_id())).await.unwrap();
-        assert_eq!(log.get_log_state().await.unwrap().last_log_id, Some(entry(1, 8).log_id()));
+        log.truncate_after(Some(entry(1, 8).log_id()))
+            .await
+            .unwrap();
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(entry(1, 8).log_id())
+        );
         log.purge(entry(1, 4).log_id()).await.unwrap();
         let vote = openraft::impls::Vote::new(3, 2);
         log.save_vote(&vote).await.unwrap();
@@ -285,9 +367,22 @@ mod tests {
 
         let mut log = LogStore::open(dir.path(), metrics).unwrap();
         let state = log.get_log_state().await.unwrap();
-        assert_eq!((state.last_purged_log_id, state.last_log_id), (Some(entry(1, 4).log_id()), Some(entry(1, 8).log_id())));
-        let got: Vec<u64> = log.try_get_log_entries(0..100).await.unwrap().iter().map(|e| e.index()).collect();
-        assert_eq!(got, [5, 6, 7, 8], "purged up to 4, truncated after 8, no hole");
+        assert_eq!(
+            (state.last_purged_log_id, state.last_log_id),
+            (Some(entry(1, 4).log_id()), Some(entry(1, 8).log_id()))
+        );
+        let got: Vec<u64> = log
+            .try_get_log_entries(0..100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.index())
+            .collect();
+        assert_eq!(
+            got,
+            [5, 6, 7, 8],
+            "purged up to 4, truncated after 8, no hole"
+        );
         assert_eq!(log.read_vote().await.unwrap(), Some(vote));
     }
 }

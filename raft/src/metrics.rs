@@ -66,7 +66,12 @@ impl Default for Histogram {
 impl Histogram {
     pub fn new(bounds: Vec<f64>) -> Self {
         let counts = bounds.iter().map(|_| AtomicU64::new(0)).collect();
-        Self { bounds, counts, count: AtomicU64::new(0), sum_micros: AtomicU64::new(0) }
+        Self {
+            bounds,
+            counts,
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
     }
 
     /// Observations so far.
@@ -81,7 +86,8 @@ impl Histogram {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((v * 1e6) as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
     }
 
     /// Appends the histogram in Prometheus' text format.
@@ -89,12 +95,19 @@ impl Histogram {
         use std::fmt::Write;
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", count.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {count}");
     }
 }
-

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use ballast_proto::raftpb::peer_client::PeerClient;
 use ballast_proto::raftpb::{Blob, SnapshotChunk};
-use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::base::{BoxFuture, BoxStream};
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::RaftNetworkV2;
 use parking_lot::Mutex;
@@ -44,7 +44,10 @@ pub struct Network {
 impl Network {
     /// The connection to a member (made lazily, and reused).
     pub fn channel(&self, node: &MemberNode) -> Result<Channel, String> {
-        let url = node.peer_urls.first().ok_or_else(|| format!("member {} has no peer URL", node.name))?;
+        let url = node
+            .peer_urls
+            .first()
+            .ok_or_else(|| format!("member {} has no peer URL", node.name))?;
         let mut channels = self.channels.lock();
         if let Some(channel) = channels.get(url) {
             return Ok(channel.clone());
@@ -67,7 +70,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &MemberNode) -> Peer {
-        Peer { target, client: self.channel(node).map(|c| PeerClient::new(c).max_decoding_message_size(usize::MAX)) }
+        Peer {
+            target,
+            client: self
+                .channel(node)
+                .map(|c| PeerClient::new(c).max_decoding_message_size(usize::MAX)),
+        }
     }
 }
 
@@ -108,7 +116,9 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let client = self.client.as_mut().map_err(|e| unreachable(e))?;
-        let mut request = tonic::Request::new(Blob { data: encode(req).into() });
+        let mut request = tonic::Request::new(Blob {
+            data: encode(req).into(),
+        });
         request.set_timeout(timeout);
         let reply = match method {
             Method::Append => client.append(request).await,
@@ -140,7 +150,13 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         &'s mut self,
         input: S,
         option: RPCOption,
-    ) -> BoxFuture<'s, Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>, RPCError<TypeConfig>>>
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RPCError<TypeConfig>>>,
+            RPCError<TypeConfig>,
+        >,
+    >
     where
         S: futures_util::Stream<Item = AppendEntriesRequest<TypeConfig>> + Send + Unpin + 'static,
     {
@@ -154,11 +170,17 @@ impl RaftNetworkV2<TypeConfig> for Peer {
                 let sent = sent.clone();
                 input.map(move |req| {
                     sent.lock().push_back(Instant::now());
-                    Blob { data: encode(&req).into() }
+                    Blob {
+                        data: encode(&req).into(),
+                    }
                 })
             };
             let call = tokio::time::timeout(ttl, client.append_stream(requests));
-            let answers = call.await.map_err(|_| timed_out(target, ttl))?.map_err(|s| rpc_error(&s))?.into_inner();
+            let answers = call
+                .await
+                .map_err(|_| timed_out(target, ttl))?
+                .map_err(|s| rpc_error(&s))?
+                .into_inner();
             let answers = futures_util::stream::unfold(Some(answers), move |state| {
                 let sent = sent.clone();
                 async move {
@@ -187,7 +209,11 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         })
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<TypeConfig>, option: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.call(Method::Vote, &rpc, option.soft_ttl()).await
     }
 
@@ -196,7 +222,8 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         req: TransferLeaderRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(Method::TransferLeader, &req, option.soft_ttl()).await
+        self.call(Method::TransferLeader, &req, option.soft_ttl())
+            .await
     }
 
     async fn full_snapshot(
@@ -206,7 +233,9 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let client = self.client.as_mut().map_err(|e| StreamingError::Unreachable(Unreachable::new(&std::io::Error::other(e.clone()))))?;
+        let client = self.client.as_mut().map_err(|e| {
+            StreamingError::Unreachable(Unreachable::new(&std::io::Error::other(e.clone())))
+        })?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let header = encode(&(&vote, &snapshot.meta));
         let files = snapshot.snapshot.clone();
@@ -217,7 +246,9 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             reply = call => reply,
         };
-        let read = reader.await.map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+        let read = reader
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         if let Err(err) = read {
             return Err(StreamingError::Network(NetworkError::new(&err)));
         }
@@ -226,26 +257,43 @@ impl RaftNetworkV2<TypeConfig> for Peer {
             other => StreamingError::Network(NetworkError::new(&other)),
         })?;
         let answer: Result<SnapshotResponse<TypeConfig>, String> =
-            decode("snapshot reply", &reply.into_inner().data).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+            decode("snapshot reply", &reply.into_inner().data)
+                .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| StreamingError::Unreachable(Unreachable::new(&std::io::Error::other(e))))
     }
 }
 
 /// A peer's reply (a call's, or one answer of an append stream) as openraft's result.
-fn decode_reply<Resp: DeserializeOwned>(target: NodeId, what: &'static str, data: &[u8]) -> Result<Resp, RPCError<TypeConfig>> {
+fn decode_reply<Resp: DeserializeOwned>(
+    target: NodeId,
+    what: &'static str,
+    data: &[u8],
+) -> Result<Resp, RPCError<TypeConfig>> {
     // The peer answers Err(text) when its raft has stopped.
-    let answer: Result<Resp, String> = decode(what, data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+    let answer: Result<Resp, String> =
+        decode(what, data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
     answer.map_err(|e| unreachable(&format!("member {target:x}: {e}")))
 }
 
 fn timed_out(target: NodeId, ttl: Duration) -> RPCError<TypeConfig> {
-    RPCError::Network(NetworkError::new(&std::io::Error::other(format!("member {target:x}: no append answer in {ttl:?}"))))
+    RPCError::Network(NetworkError::new(&std::io::Error::other(format!(
+        "member {target:x}: no append answer in {ttl:?}"
+    ))))
 }
 
-fn send_files(files: &SnapshotFiles, header: Vec<u8>, tx: &tokio::sync::mpsc::Sender<SnapshotChunk>) -> std::io::Result<()> {
+fn send_files(
+    files: &SnapshotFiles,
+    header: Vec<u8>,
+    tx: &tokio::sync::mpsc::Sender<SnapshotChunk>,
+) -> std::io::Result<()> {
     use std::io::Read;
     let closed = || std::io::Error::other("snapshot stream closed");
-    tx.blocking_send(SnapshotChunk { header: header.into(), file: String::new(), data: Default::default() }).map_err(|_| closed())?;
+    tx.blocking_send(SnapshotChunk {
+        header: header.into(),
+        file: String::new(),
+        data: Default::default(),
+    })
+    .map_err(|_| closed())?;
     for name in files.files()? {
         let mut file = std::fs::File::open(files.dir.join(&name))?;
         let mut sent_any = false;
@@ -256,7 +304,12 @@ fn send_files(files: &SnapshotFiles, header: Vec<u8>, tx: &tokio::sync::mpsc::Se
                 break;
             }
             buf.truncate(n);
-            tx.blocking_send(SnapshotChunk { header: Default::default(), file: name.clone(), data: buf.into() }).map_err(|_| closed())?;
+            tx.blocking_send(SnapshotChunk {
+                header: Default::default(),
+                file: name.clone(),
+                data: buf.into(),
+            })
+            .map_err(|_| closed())?;
             sent_any = true;
             if n == 0 {
                 break;

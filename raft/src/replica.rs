@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use ballast_proto::raftpb::peer_server::{Peer as PeerRpc, PeerServer};
 use ballast_proto::raftpb::{Blob, SnapshotChunk};
-use ballast_store::{DiskStore, LeaseId, LeaseStatus, StoreError, StoreOptions, WriteRequest, WriteResponse};
+use ballast_store::{
+    DiskStore, LeaseId, LeaseStatus, StoreError, StoreOptions, WriteRequest, WriteResponse,
+};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesRequest;
@@ -116,7 +118,9 @@ pub struct Replica {
 
 impl std::fmt::Debug for Replica {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replica").field("id", &self.inner.id).finish_non_exhaustive()
+        f.debug_struct("Replica")
+            .field("id", &self.inner.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,20 +138,32 @@ impl Replica {
             expire_leases: false,
             ..opts.store.clone()
         };
-        let store = DiskStore::open(state_machine::store_dir(&opts.data_dir)?, store_opts.clone()).map_err(io::Error::other)?;
+        let store = DiskStore::open(
+            state_machine::store_dir(&opts.data_dir)?,
+            store_opts.clone(),
+        )
+        .map_err(io::Error::other)?;
         let cell = Arc::new(StoreCell::new(store));
         let metrics = Arc::new(Metrics::default());
-        let sm = StateMachine::new(cell.clone(), opts.data_dir.clone(), store_opts, metrics.clone())?;
+        let sm = StateMachine::new(
+            cell.clone(),
+            opts.data_dir.clone(),
+            store_opts,
+            metrics.clone(),
+        )?;
         let log = LogStore::open(&opts.data_dir.join("raft"), metrics.clone())?;
         let heartbeat = opts.heartbeat.as_millis() as u64;
         let election = opts.election_timeout.as_millis() as u64;
         let config = Config {
             cluster_name: "ballast".into(),
             heartbeat_interval: heartbeat,
-            election_timeout_min: election,
-            // openraft makes voters keep their leader for the longest timeout (its leader lease):
-            // a narrower spread than etcd's [t, 2t) keeps failover near etcd's.
-            election_timeout_max: election + election / 2,
+            // A follower stands for election once it has heard nothing from the leader for
+            // openraft's leader lease (election_timeout_max) plus a random election timeout in
+            // [min, max): here [t, 1.5t) for `--election-timeout` t, as etcd's [t, 2t) but
+            // narrower. (Taking min = t, as etcd's flag reads, waited [2.5t, 3t).) A voter
+            // refuses other candidates for the lease, 0.75t, which has passed by then.
+            election_timeout_min: election / 4,
+            election_timeout_max: election * 3 / 4,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_count.max(1)),
             max_in_snapshot_log_to_keep: opts.catch_up_entries,
             purge_batch_size: 256,
@@ -164,20 +180,33 @@ impl Replica {
         .validate()
         .map_err(io::Error::other)?;
         let network = Network::default();
-        let raft = Raft::new(opts.id, Arc::new(config), network.clone(), log, sm).await.map_err(io::Error::other)?;
+        let raft = Raft::new(opts.id, Arc::new(config), network.clone(), log, sm)
+            .await
+            .map_err(io::Error::other)?;
         if !raft.is_initialized().await.map_err(io::Error::other)? {
             if !opts.initial_members.is_empty() {
-                tracing::info!(members = opts.initial_members.len(), "initializing a new cluster");
+                tracing::info!(
+                    members = opts.initial_members.len(),
+                    "initializing a new cluster"
+                );
                 if let Err(err) = raft.initialize(opts.initial_members.clone()).await {
                     tracing::warn!(%err, "initialize");
                 }
             }
         } else {
-            let voters = raft.with_raft_state(|st| st.membership_state.effective().voter_ids().collect::<Vec<_>>());
+            let voters = raft.with_raft_state(|st| {
+                st.membership_state
+                    .effective()
+                    .voter_ids()
+                    .collect::<Vec<_>>()
+            });
             // The only voter need not wait out an election timeout to lead again (etcd
             // fast-forwards its election ticks the same way).
             if voters.await.map_err(io::Error::other)? == [opts.id] {
-                raft.trigger().elect(false).await.map_err(io::Error::other)?;
+                raft.trigger()
+                    .elect(false)
+                    .await
+                    .map_err(io::Error::other)?;
             }
         }
         let replica = Self {
@@ -194,7 +223,10 @@ impl Replica {
             }),
         };
         tokio::spawn(lease_loop(Arc::downgrade(&replica.inner)));
-        tokio::spawn(watch_leader(Arc::downgrade(&replica.inner), replica.inner.raft.metrics()));
+        tokio::spawn(watch_leader(
+            Arc::downgrade(&replica.inner),
+            replica.inner.raft.metrics(),
+        ));
         Ok(replica)
     }
 
@@ -209,20 +241,31 @@ impl Replica {
 
     pub fn status(&self) -> RaftStatus {
         let m = self.raft_metrics();
-        let applied = self.inner.metrics.applied_index.load(std::sync::atomic::Ordering::Acquire);
+        let applied = self
+            .inner
+            .metrics
+            .applied_index
+            .load(std::sync::atomic::Ordering::Acquire);
         RaftStatus {
             leader: m.current_leader,
             term: m.current_term,
             // The state machine's own count is ahead of openraft's metrics, which follow the apply.
             applied_index: applied,
-            commit_index: m.local_committed.as_ref().map_or(0, |id| id.index).max(applied),
+            commit_index: m
+                .local_committed
+                .as_ref()
+                .map_or(0, |id| id.index)
+                .max(applied),
             is_learner: m.state == ServerState::Learner,
         }
     }
 
     /// The current term (cheap: for every response header).
     pub fn term(&self) -> u64 {
-        self.inner.metrics.term.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner
+            .metrics
+            .term
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn raft_metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
@@ -235,11 +278,17 @@ impl Replica {
 
     /// Leader changes this member has seen (etcd's `leader_changes_seen_total`).
     pub fn leader_changes(&self) -> u64 {
-        self.inner.metrics.leader_changes.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner
+            .metrics
+            .leader_changes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_leader(&self) -> bool {
-        self.inner.metrics.leading.load(std::sync::atomic::Ordering::Acquire)
+        self.inner
+            .metrics
+            .leading
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Every member of the current membership, voters first by id, then learners.
@@ -249,13 +298,23 @@ impl Replica {
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         membership
             .nodes()
-            .map(|(&id, node)| MemberInfo { id, node: node.clone(), is_learner: !voters.contains(&id) })
+            .map(|(&id, node)| MemberInfo {
+                id,
+                node: node.clone(),
+                is_learner: !voters.contains(&id),
+            })
             .collect()
     }
 
     /// Commits a write and returns the store's answer, from whichever member is leader.
-    pub async fn write(&self, req: WriteRequest) -> Result<Result<WriteResponse, StoreError>, ReplicaError> {
-        match self.leader_op(LeaderRequest::Write(Command::Store(req))).await? {
+    pub async fn write(
+        &self,
+        req: WriteRequest,
+    ) -> Result<Result<WriteResponse, StoreError>, ReplicaError> {
+        match self
+            .leader_op(LeaderRequest::Write(Command::Store(req)))
+            .await?
+        {
             LeaderReply::Write(result) => Ok(result),
             other => Err(unexpected(&other)),
         }
@@ -279,7 +338,13 @@ impl Replica {
             tokio::spawn(async move { this.read_rounds().await });
         }
         let index = rx.await.map_err(|_| ReplicaError::Stopped)??;
-        if self.inner.metrics.applied_index.load(std::sync::atomic::Ordering::Acquire) >= index {
+        if self
+            .inner
+            .metrics
+            .applied_index
+            .load(std::sync::atomic::Ordering::Acquire)
+            >= index
+        {
             return Ok(());
         }
         self.inner
@@ -312,7 +377,10 @@ impl Replica {
     }
 
     /// Restarts a lease's countdown on the leader; returns its TTL.
-    pub async fn lease_keep_alive(&self, id: LeaseId) -> Result<Result<i64, StoreError>, ReplicaError> {
+    pub async fn lease_keep_alive(
+        &self,
+        id: LeaseId,
+    ) -> Result<Result<i64, StoreError>, ReplicaError> {
         match self.leader_op(LeaderRequest::KeepAlive(id)).await? {
             LeaderReply::KeepAlive(result) => Ok(result),
             other => Err(unexpected(&other)),
@@ -320,7 +388,11 @@ impl Replica {
     }
 
     /// A lease's remaining time, as the leader counts it.
-    pub async fn lease_time_to_live(&self, id: LeaseId, keys: bool) -> Result<LeaseStatus, ReplicaError> {
+    pub async fn lease_time_to_live(
+        &self,
+        id: LeaseId,
+        keys: bool,
+    ) -> Result<LeaseStatus, ReplicaError> {
         match self.leader_op(LeaderRequest::TimeToLive(id, keys)).await? {
             LeaderReply::TimeToLive(status) => Ok(status),
             other => Err(unexpected(&other)),
@@ -328,8 +400,15 @@ impl Replica {
     }
 
     /// etcd's MemberAdd: a learner, or a voter (which counts toward quorum at once).
-    pub async fn add_member(&self, id: NodeId, node: MemberNode, learner: bool) -> Result<(), ReplicaError> {
-        self.leader_op(LeaderRequest::AddMember(id, node, learner)).await.map(drop)
+    pub async fn add_member(
+        &self,
+        id: NodeId,
+        node: MemberNode,
+        learner: bool,
+    ) -> Result<(), ReplicaError> {
+        self.leader_op(LeaderRequest::AddMember(id, node, learner))
+            .await
+            .map(drop)
     }
 
     pub async fn promote_member(&self, id: NodeId) -> Result<(), ReplicaError> {
@@ -340,10 +419,23 @@ impl Replica {
         self.leader_op(LeaderRequest::Remove(id)).await.map(drop)
     }
 
-    pub async fn update_member(&self, id: NodeId, peer_urls: Vec<String>) -> Result<(), ReplicaError> {
-        let member = self.members().into_iter().find(|m| m.id == id).ok_or(ReplicaError::MemberNotFound)?;
-        let node = MemberNode { peer_urls, ..member.node };
-        self.leader_op(LeaderRequest::SetNode(id, node)).await.map(drop)
+    pub async fn update_member(
+        &self,
+        id: NodeId,
+        peer_urls: Vec<String>,
+    ) -> Result<(), ReplicaError> {
+        let member = self
+            .members()
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or(ReplicaError::MemberNotFound)?;
+        let node = MemberNode {
+            peer_urls,
+            ..member.node
+        };
+        self.leader_op(LeaderRequest::SetNode(id, node))
+            .await
+            .map(drop)
     }
 
     /// Records this member's name and client URLs in the membership (etcd members publish
@@ -358,8 +450,15 @@ impl Replica {
             if me.node.name == name && me.node.client_urls == client_urls {
                 return;
             }
-            let node = MemberNode { name: name.clone(), client_urls: client_urls.clone(), ..me.node };
-            match self.leader_op(LeaderRequest::SetNode(self.id(), node)).await {
+            let node = MemberNode {
+                name: name.clone(),
+                client_urls: client_urls.clone(),
+                ..me.node
+            };
+            match self
+                .leader_op(LeaderRequest::SetNode(self.id(), node))
+                .await
+            {
                 Ok(_) => tracing::info!(%name, "published this member's name and client URLs"),
                 Err(ReplicaError::Stopped) => return,
                 Err(err) => {
@@ -371,14 +470,18 @@ impl Replica {
     }
 
     pub async fn transfer_leader(&self, to: NodeId) -> Result<(), ReplicaError> {
-        self.leader_op(LeaderRequest::TransferLeader(to)).await.map(drop)
+        self.leader_op(LeaderRequest::TransferLeader(to))
+            .await
+            .map(drop)
     }
 
     /// The gRPC service peers call.
     pub fn peer_service(&self) -> PeerServer<PeerService> {
-        PeerServer::new(PeerService { replica: self.clone() })
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX)
+        PeerServer::new(PeerService {
+            replica: self.clone(),
+        })
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX)
     }
 
     /// Ends the append streams this member serves, and refuses new ones: call before stopping
@@ -401,7 +504,12 @@ impl Replica {
         let deadline = tokio::time::Instant::now() + self.inner.election_timeout * 5;
         loop {
             // The hot path (this member leads) reads one atomic; the rest looks at openraft's metrics.
-            let attempt = if self.inner.metrics.leading.load(std::sync::atomic::Ordering::Acquire) {
+            let attempt = if self
+                .inner
+                .metrics
+                .leading
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
                 self.run_as_leader(&req).await
             } else {
                 let metrics = self.raft_metrics();
@@ -410,10 +518,12 @@ impl Replica {
                 }
                 match metrics.current_leader {
                     Some(leader) if leader == self.inner.id => self.run_as_leader(&req).await,
-                    Some(leader) => match metrics.membership_config.membership().get_node(&leader) {
-                        Some(node) => self.forward(node, &req).await,
-                        None => Err(ReplicaError::NoLeader),
-                    },
+                    Some(leader) => {
+                        match metrics.membership_config.membership().get_node(&leader) {
+                            Some(node) => self.forward(node, &req).await,
+                            None => Err(ReplicaError::NoLeader),
+                        }
+                    }
                     None => Err(ReplicaError::NoLeader),
                 }
             };
@@ -426,16 +536,31 @@ impl Replica {
         }
     }
 
-    async fn forward(&self, leader: &MemberNode, req: &LeaderRequest) -> Result<LeaderReply, ReplicaError> {
-        let channel = self.inner.network.channel(leader).map_err(ReplicaError::Other)?;
-        let mut client = ballast_proto::raftpb::peer_client::PeerClient::new(channel).max_decoding_message_size(usize::MAX);
-        let mut request = Request::new(Blob { data: encode(req).into() });
+    async fn forward(
+        &self,
+        leader: &MemberNode,
+        req: &LeaderRequest,
+    ) -> Result<LeaderReply, ReplicaError> {
+        let channel = self
+            .inner
+            .network
+            .channel(leader)
+            .map_err(ReplicaError::Other)?;
+        let mut client = ballast_proto::raftpb::peer_client::PeerClient::new(channel)
+            .max_decoding_message_size(usize::MAX);
+        let mut request = Request::new(Blob {
+            data: encode(req).into(),
+        });
         request.set_timeout(self.inner.election_timeout * 5);
         let reply = match client.forward(request).await {
             Ok(reply) => reply,
             // The leader may be gone: look again.
-            Err(status) if status.code() == tonic::Code::Unavailable => return Err(ReplicaError::NoLeader),
-            Err(status) if status.code() == tonic::Code::DeadlineExceeded => return Err(ReplicaError::Timeout),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                return Err(ReplicaError::NoLeader)
+            }
+            Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
+                return Err(ReplicaError::Timeout)
+            }
             Err(status) => return Err(ReplicaError::Other(status.message().to_owned())),
         };
         decode::<Result<LeaderReply, ReplicaError>>("forwarded reply", &reply.into_inner().data)
@@ -453,34 +578,52 @@ impl Replica {
                 Err(err) => Err(write_error(err)),
             },
             LeaderRequest::ReadIndex => {
-                let (read_log_id, _) = raft.get_read_log_id(ReadPolicy::ReadIndex).await.map_err(|err| match err {
-                    RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(_)) => ReplicaError::NoLeader,
-                    RaftError::APIError(_) => ReplicaError::Timeout,
-                    RaftError::Fatal(_) => ReplicaError::Stopped,
-                })?;
+                let (read_log_id, _) =
+                    raft.get_read_log_id(ReadPolicy::ReadIndex)
+                        .await
+                        .map_err(|err| match err {
+                            RaftError::APIError(
+                                openraft::error::LinearizableReadError::ForwardToLeader(_),
+                            ) => ReplicaError::NoLeader,
+                            RaftError::APIError(_) => ReplicaError::Timeout,
+                            RaftError::Fatal(_) => ReplicaError::Stopped,
+                        })?;
                 Ok(LeaderReply::ReadIndex(read_log_id.index()))
             }
-            LeaderRequest::KeepAlive(id) => self.leader_only(|| LeaderReply::KeepAlive(self.store().lease_keep_alive(*id))),
-            LeaderRequest::TimeToLive(id, keys) => {
-                self.leader_only(|| LeaderReply::TimeToLive(self.store().lease_time_to_live(*id, *keys)))
+            LeaderRequest::KeepAlive(id) => {
+                self.leader_only(|| LeaderReply::KeepAlive(self.store().lease_keep_alive(*id)))
             }
+            LeaderRequest::TimeToLive(id, keys) => self.leader_only(|| {
+                LeaderReply::TimeToLive(self.store().lease_time_to_live(*id, *keys))
+            }),
             LeaderRequest::AddMember(id, node, learner) => {
                 let members = self.members();
                 if members.iter().any(|m| m.id == *id) {
                     return Err(ReplicaError::MemberExists);
                 }
-                if members.iter().any(|m| m.node.peer_urls.iter().any(|u| node.peer_urls.contains(u))) {
+                if members
+                    .iter()
+                    .any(|m| m.node.peer_urls.iter().any(|u| node.peer_urls.contains(u)))
+                {
                     return Err(ReplicaError::PeerUrlExists);
                 }
-                raft.add_learner(*id, node.clone(), false).await.map_err(write_error)?;
+                raft.add_learner(*id, node.clone(), false)
+                    .await
+                    .map_err(write_error)?;
                 if !learner {
                     let ids = BTreeSet::from([*id]);
-                    raft.change_membership(ChangeMembers::AddVoterIds(ids), true).await.map_err(write_error)?;
+                    raft.change_membership(ChangeMembers::AddVoterIds(ids), true)
+                        .await
+                        .map_err(write_error)?;
                 }
                 Ok(LeaderReply::Done)
             }
             LeaderRequest::Promote(id) => {
-                let member = self.members().into_iter().find(|m| m.id == *id).ok_or(ReplicaError::MemberNotFound)?;
+                let member = self
+                    .members()
+                    .into_iter()
+                    .find(|m| m.id == *id)
+                    .ok_or(ReplicaError::MemberNotFound)?;
                 if !member.is_learner {
                     return Err(ReplicaError::NotLearner);
                 }
@@ -495,33 +638,47 @@ impl Replica {
                 if (matched as f64) < (last as f64) * 0.9 {
                     return Err(ReplicaError::LearnerNotReady);
                 }
-                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([*id])), true).await.map_err(write_error)?;
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([*id])), true)
+                    .await
+                    .map_err(write_error)?;
                 Ok(LeaderReply::Done)
             }
             LeaderRequest::Remove(id) => {
-                let member = self.members().into_iter().find(|m| m.id == *id).ok_or(ReplicaError::MemberNotFound)?;
+                let member = self
+                    .members()
+                    .into_iter()
+                    .find(|m| m.id == *id)
+                    .ok_or(ReplicaError::MemberNotFound)?;
                 let change = if member.is_learner {
                     ChangeMembers::RemoveNodes(BTreeSet::from([*id]))
                 } else {
                     ChangeMembers::RemoveVoters(BTreeSet::from([*id]))
                 };
-                raft.change_membership(change, false).await.map_err(write_error)?;
+                raft.change_membership(change, false)
+                    .await
+                    .map_err(write_error)?;
                 Ok(LeaderReply::Done)
             }
             LeaderRequest::SetNode(id, node) => {
                 if !self.members().iter().any(|m| m.id == *id) {
                     return Err(ReplicaError::MemberNotFound);
                 }
-                raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(*id, node.clone())])), true)
-                    .await
-                    .map_err(write_error)?;
+                raft.change_membership(
+                    ChangeMembers::SetNodes(BTreeMap::from([(*id, node.clone())])),
+                    true,
+                )
+                .await
+                .map_err(write_error)?;
                 Ok(LeaderReply::Done)
             }
             LeaderRequest::TransferLeader(to) => {
                 if !self.members().iter().any(|m| m.id == *to && !m.is_learner) {
                     return Err(ReplicaError::MemberNotFound);
                 }
-                raft.trigger().transfer_leader(*to).await.map_err(|_| ReplicaError::Stopped)?;
+                raft.trigger()
+                    .transfer_leader(*to)
+                    .await
+                    .map_err(|_| ReplicaError::Stopped)?;
                 // Done once the target leads (etcd's MoveLeader waits too).
                 raft.wait(Some(self.inner.election_timeout * 5))
                     .metrics(|m| m.current_leader == Some(*to), "leadership transfer")
@@ -564,18 +721,34 @@ async fn watch_leader(
     loop {
         let (leader, leading, term) = {
             let m = metrics.borrow_and_update();
-            (m.current_leader, m.state == ServerState::Leader, m.current_term)
+            (
+                m.current_leader,
+                m.state == ServerState::Leader,
+                m.current_term,
+            )
         };
         let Some(inner) = inner.upgrade() else { return };
-        inner.metrics.term.store(term, std::sync::atomic::Ordering::Relaxed);
-        inner.metrics.leading.store(leading, std::sync::atomic::Ordering::Release);
+        inner
+            .metrics
+            .term
+            .store(term, std::sync::atomic::Ordering::Relaxed);
+        inner
+            .metrics
+            .leading
+            .store(leading, std::sync::atomic::Ordering::Release);
         if leader != last {
             if leader.is_some() {
-                inner.metrics.leader_changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                inner
+                    .metrics
+                    .leader_changes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             if leading {
                 inner.cell.get().extend_leases();
-                tracing::info!(term = metrics.borrow_watched().current_term, "became leader");
+                tracing::info!(
+                    term = metrics.borrow_watched().current_term,
+                    "became leader"
+                );
             }
             last = leader;
         }
@@ -615,7 +788,9 @@ pub struct PeerService {
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<Blob>, Status> {
-    Ok(Response::new(Blob { data: encode(value).into() }))
+    Ok(Response::new(Blob {
+        data: encode(value).into(),
+    }))
 }
 
 fn bad_request(err: &crate::codec::DecodeError) -> Status {
@@ -625,14 +800,25 @@ fn bad_request(err: &crate::codec::DecodeError) -> Status {
 #[tonic::async_trait]
 impl PeerRpc for PeerService {
     async fn append(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let req = decode("append request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
-        let resp = self.replica.inner.raft.append_entries(req).await.map_err(|e| e.to_string());
+        let req =
+            decode("append request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
+        let resp = self
+            .replica
+            .inner
+            .raft
+            .append_entries(req)
+            .await
+            .map_err(|e| e.to_string());
         reply(&resp)
     }
 
-    type AppendStreamStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Blob, Status>> + Send + 'static>>;
+    type AppendStreamStream =
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Blob, Status>> + Send + 'static>>;
 
-    async fn append_stream(&self, request: Request<Streaming<Blob>>) -> Result<Response<Self::AppendStreamStream>, Status> {
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<Blob>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
         // The leader's appends in order; a broken stream or an append that does not decode ends
         // them (the leader then sees the answers stop and starts a new stream).
         let closing = self.replica.inner.closing.subscribe();
@@ -646,54 +832,104 @@ impl PeerRpc for PeerService {
             }
         };
         // Both directions end when the member stops (openraft's reader task holds the input).
-        let input = futures_util::StreamExt::take_until(request.into_inner(), closed()).map_while(|item| match item.map(|blob| decode::<AppendEntriesRequest<TypeConfig>>("append request", &blob.data)) {
-            Ok(Ok(req)) => Some(req),
-            Ok(Err(err)) => {
-                tracing::warn!(%err, "ending an append stream");
-                None
-            }
-            Err(_) => None,
+        let input =
+            futures_util::StreamExt::take_until(request.into_inner(), closed()).map_while(|item| {
+                match item.map(|blob| {
+                    decode::<AppendEntriesRequest<TypeConfig>>("append request", &blob.data)
+                }) {
+                    Ok(Ok(req)) => Some(req),
+                    Ok(Err(err)) => {
+                        tracing::warn!(%err, "ending an append stream");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            });
+        let output = futures_util::StreamExt::take_until(
+            self.replica.inner.raft.stream_append(input),
+            closed(),
+        )
+        .map(|answer| {
+            Ok(Blob {
+                data: encode(&answer.map_err(|fatal| fatal.to_string())).into(),
+            })
         });
-        let output = futures_util::StreamExt::take_until(self.replica.inner.raft.stream_append(input), closed())
-            .map(|answer| Ok(Blob { data: encode(&answer.map_err(|fatal| fatal.to_string())).into() }));
         Ok(Response::new(Box::pin(output)))
     }
 
     async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let req = decode("vote request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
-        let resp = self.replica.inner.raft.vote(req).await.map_err(|e| e.to_string());
+        let req =
+            decode("vote request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
+        let resp = self
+            .replica
+            .inner
+            .raft
+            .vote(req)
+            .await
+            .map_err(|e| e.to_string());
         reply(&resp)
     }
 
     async fn transfer_leader(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let req = decode("transfer-leader request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
-        let resp = self.replica.inner.raft.handle_transfer_leader(req).await.map_err(|e| e.to_string());
+        let req = decode("transfer-leader request", &request.into_inner().data)
+            .map_err(|e| bad_request(&e))?;
+        let resp = self
+            .replica
+            .inner
+            .raft
+            .handle_transfer_leader(req)
+            .await
+            .map_err(|e| e.to_string());
         reply(&resp)
     }
 
-    async fn snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<Blob>, Status> {
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<Blob>, Status> {
         let mut stream = request.into_inner();
-        let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
-        let (vote, meta): (Vote, SnapshotMeta) = decode("snapshot header", &first.header).map_err(|e| bad_request(&e))?;
-        let dir = StateMachine::snapshots_dir(&self.replica.inner.data_dir)
-            .join(format!("recv-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()));
+        let first = stream
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        let (vote, meta): (Vote, SnapshotMeta) =
+            decode("snapshot header", &first.header).map_err(|e| bad_request(&e))?;
+        let dir = StateMachine::snapshots_dir(&self.replica.inner.data_dir).join(format!(
+            "recv-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        ));
         let received = receive_files(&dir, &mut stream).await;
         if let Err(err) = received {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(err);
         }
         tracing::info!(last_log_id = ?meta.last_log_id, "received a snapshot");
-        let snapshot = openraft::Snapshot { meta, snapshot: SnapshotFiles { dir } };
-        let resp = self.replica.inner.raft.install_full_snapshot(vote, snapshot).await.map_err(|e| e.to_string());
+        let snapshot = openraft::Snapshot {
+            meta,
+            snapshot: SnapshotFiles { dir },
+        };
+        let resp = self
+            .replica
+            .inner
+            .raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| e.to_string());
         reply(&resp)
     }
 
     async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let req: LeaderRequest = decode("forwarded request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
+        let req: LeaderRequest =
+            decode("forwarded request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
         let mut result = self.replica.run_as_leader(&req).await;
         // A storage failure cannot cross the wire as itself.
         if let Ok(LeaderReply::Write(Err(StoreError::Backend(err)))) = &result {
-            result = Err(ReplicaError::Other(format!("leader: store backend failure: {err}")));
+            result = Err(ReplicaError::Other(format!(
+                "leader: store backend failure: {err}"
+            )));
         }
         reply(&result)
     }
@@ -709,13 +945,20 @@ async fn receive_files(dir: &Path, stream: &mut Streaming<SnapshotChunk>) -> Res
         let chunk = chunk?;
         let name = chunk.file;
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
-            return Err(Status::invalid_argument(format!("bad snapshot file name {name:?}")));
+            return Err(Status::invalid_argument(format!(
+                "bad snapshot file name {name:?}"
+            )));
         }
         if current.as_ref().is_none_or(|(open, _)| *open != name) {
             if let Some((_, file)) = current.take() {
                 file.sync_all().await.map_err(io_err)?;
             }
-            let file = tokio::fs::OpenOptions::new().create_new(true).write(true).open(dir.join(&name)).await.map_err(io_err)?;
+            let file = tokio::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(dir.join(&name))
+                .await
+                .map_err(io_err)?;
             current = Some((name, file));
         }
         let (_, file) = current.as_mut().expect("opened above");

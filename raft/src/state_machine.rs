@@ -47,7 +47,9 @@ pub struct StoreCell {
 
 impl StoreCell {
     pub fn new(store: DiskStore) -> Self {
-        Self { store: RwLock::new(store) }
+        Self {
+            store: RwLock::new(store),
+        }
     }
 
     pub fn get(&self) -> DiskStore {
@@ -71,7 +73,10 @@ pub fn decode_applied(bytes: Option<Vec<u8>>) -> io::Result<(Option<LogId>, Stor
 pub fn store_dir(data_dir: &Path) -> io::Result<PathBuf> {
     match std::fs::read_to_string(data_dir.join(STORE_POINTER)) {
         Ok(name) if is_store_dir_name(name.trim()) => Ok(data_dir.join(name.trim())),
-        Ok(name) => Err(io::Error::other(format!("{}: bad store directory name {name:?}", data_dir.display()))),
+        Ok(name) => Err(io::Error::other(format!(
+            "{}: bad store directory name {name:?}",
+            data_dir.display()
+        ))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(data_dir.join(STORE_DIR)),
         Err(e) => Err(e),
     }
@@ -87,7 +92,10 @@ pub fn recover_install(data_dir: &Path) -> io::Result<()> {
     let current = store_dir(data_dir)?;
     for entry in std::fs::read_dir(data_dir)? {
         let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if is_store_dir_name(&name) && path != current {
             remove_dir_if_exists(&path)?;
         }
@@ -97,7 +105,9 @@ pub fn recover_install(data_dir: &Path) -> io::Result<()> {
     for entry in std::fs::read_dir(&snapshots)? {
         let entry = entry?;
         let name = entry.file_name();
-        if !name.to_string_lossy().starts_with("snap-") || !entry.path().join(SNAPSHOT_META).exists() {
+        if !name.to_string_lossy().starts_with("snap-")
+            || !entry.path().join(SNAPSHOT_META).exists()
+        {
             remove_dir_if_exists(&entry.path())?;
         }
     }
@@ -136,12 +146,28 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    pub fn new(cell: Arc<StoreCell>, data_dir: PathBuf, store_opts: StoreOptions, metrics: Arc<Metrics>) -> io::Result<Self> {
+    pub fn new(
+        cell: Arc<StoreCell>,
+        data_dir: PathBuf,
+        store_opts: StoreOptions,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Self> {
         let store = cell.get();
         let (applied, membership) = decode_applied(store.applied())?;
-        metrics.applied_index.store(applied.map_or(0, |id| id.index), Ordering::Release);
-        metrics.db_size_bytes.store(store.size_bytes(), Ordering::Relaxed);
-        Ok(Self { cell, data_dir, store_opts, metrics, applied, membership })
+        metrics
+            .applied_index
+            .store(applied.map_or(0, |id| id.index), Ordering::Release);
+        metrics
+            .db_size_bytes
+            .store(store.size_bytes(), Ordering::Relaxed);
+        Ok(Self {
+            cell,
+            data_dir,
+            store_opts,
+            metrics,
+            applied,
+            membership,
+        })
     }
 
     pub fn snapshots_dir(data_dir: &Path) -> PathBuf {
@@ -152,23 +178,42 @@ impl StateMachine {
         encode(&(&self.applied, &self.membership))
     }
 
-    async fn commit(&mut self, reqs: Vec<WriteRequest>, responders: Vec<(Option<usize>, Option<openraft::storage::ApplyResponder<TypeConfig>>)>) -> io::Result<()> {
+    async fn commit(
+        &mut self,
+        reqs: Vec<WriteRequest>,
+        responders: Vec<(
+            Option<usize>,
+            Option<openraft::storage::ApplyResponder<TypeConfig>>,
+        )>,
+    ) -> io::Result<()> {
         let store = self.cell.get();
         let position = self.position();
         let started = std::time::Instant::now();
-        self.metrics.entries_per_apply.observe(responders.len() as f64);
+        self.metrics
+            .entries_per_apply
+            .observe(responders.len() as f64);
         let inline = inline_apply(&reqs);
-        let apply = move || store.apply_batch(&reqs, Some(&position)).map(|results| (results, store.size_bytes()));
+        let apply = move || {
+            store
+                .apply_batch(&reqs, Some(&position))
+                .map(|results| (results, store.size_bytes()))
+        };
         // A few single-key writes take some microseconds: handing them to the blocking pool
         // would cost two thread wake-ups, more than the work, on every lightly loaded write.
         let (results, size) = if inline {
             apply()
         } else {
-            tokio::task::spawn_blocking(apply).await.map_err(io::Error::other)?
+            tokio::task::spawn_blocking(apply)
+                .await
+                .map_err(io::Error::other)?
         }
         .map_err(io::Error::other)?;
-        self.metrics.apply_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), Ordering::Release);
+        self.metrics
+            .apply_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .applied_index
+            .store(self.applied.map_or(0, |id| id.index), Ordering::Release);
         // Measured once per batch, where the store changes, on every member (the quota reads it).
         self.metrics.db_size_bytes.store(size, Ordering::Relaxed);
         let mut results: Vec<Option<_>> = results.into_iter().map(Some).collect();
@@ -185,7 +230,10 @@ impl StateMachine {
     }
 
     fn snapshot_dir(&self, meta: &SnapshotMeta) -> PathBuf {
-        let (term, index) = meta.last_log_id.as_ref().map_or((0, 0), |id| (id.leader_id.term, id.index));
+        let (term, index) = meta
+            .last_log_id
+            .as_ref()
+            .map_or((0, 0), |id| (id.leader_id.term, id.index));
         Self::snapshots_dir(&self.data_dir).join(format!("snap-{term:020}-{index:020}"))
     }
 
@@ -194,7 +242,10 @@ impl StateMachine {
         let mut dirs = Vec::new();
         for entry in std::fs::read_dir(Self::snapshots_dir(&self.data_dir))? {
             let path = entry?.path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("snap-")) {
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("snap-"))
+            {
                 dirs.push(path);
             }
         }
@@ -223,7 +274,11 @@ fn inline_apply(reqs: &[WriteRequest]) -> bool {
             WriteRequest::Put(_) | WriteRequest::LeaseGrant { .. } => true,
             WriteRequest::DeleteRange(d) => d.range_end.is_empty(),
             WriteRequest::Checked { req, .. } => small(req),
-            WriteRequest::Txn(_) | WriteRequest::Compact(_) | WriteRequest::LeaseRevoke(_) | WriteRequest::Auth(_) | WriteRequest::Alarm { .. } => false,
+            WriteRequest::Txn(_)
+            | WriteRequest::Compact(_)
+            | WriteRequest::LeaseRevoke(_)
+            | WriteRequest::Auth(_)
+            | WriteRequest::Alarm { .. } => false,
         }
     }
     reqs.len() <= INLINE_APPLY_MAX && reqs.iter().all(small)
@@ -237,7 +292,10 @@ fn write_meta(dir: &Path, meta: &SnapshotMeta) -> io::Result<()> {
 }
 
 pub fn read_meta(dir: &Path) -> io::Result<SnapshotMeta> {
-    Ok(decode("snapshot metadata", &std::fs::read(dir.join(SNAPSHOT_META))?)?)
+    Ok(decode(
+        "snapshot metadata",
+        &std::fs::read(dir.join(SNAPSHOT_META))?,
+    )?)
 }
 
 /// Copies a snapshot's checkpoint: SST files (immutable) are hard-linked, the rest copied,
@@ -259,14 +317,25 @@ fn copy_checkpoint(from: &SnapshotFiles, to: &Path) -> io::Result<()> {
 /// A snapshot taken between two applies; building only hands it over.
 #[derive(Debug)]
 pub struct Builder {
-    snapshot: Option<Snapshot<openraft::alias::CommittedLeaderIdOf<TypeConfig>, u64, crate::types::MemberNode, SnapshotFiles>>,
+    snapshot: Option<
+        Snapshot<
+            openraft::alias::CommittedLeaderIdOf<TypeConfig>,
+            u64,
+            crate::types::MemberNode,
+            SnapshotFiles,
+        >,
+    >,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
     type SnapshotData = SnapshotFiles;
 
-    async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, SnapshotFiles>, io::Error> {
-        self.snapshot.take().ok_or_else(|| io::Error::other("snapshot already built"))
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<openraft::alias::SnapshotOf<TypeConfig, SnapshotFiles>, io::Error> {
+        self.snapshot
+            .take()
+            .ok_or_else(|| io::Error::other("snapshot already built"))
     }
 }
 
@@ -300,7 +369,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             responders.push((slot, responder));
             if responders.len() >= MAX_APPLY_BATCH {
-                self.commit(std::mem::take(&mut reqs), std::mem::take(&mut responders)).await?;
+                self.commit(std::mem::take(&mut reqs), std::mem::take(&mut responders))
+                    .await?;
             }
         }
         if !responders.is_empty() {
@@ -310,7 +380,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
-        let meta = SnapshotMeta { last_log_id: self.applied, last_membership: self.membership.clone() };
+        let meta = SnapshotMeta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+        };
         let dir = self.snapshot_dir(&meta);
         let tmp = dir.with_extension("tmp");
         let store = self.cell.get();
@@ -331,7 +404,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     tracing::warn!(%err, "could not remove older snapshots");
                 }
                 tracing::info!(dir = %dir.display(), "took snapshot");
-                Some(Builder { snapshot: Some(Snapshot { meta, snapshot: SnapshotFiles { dir } }) })
+                Some(Builder {
+                    snapshot: Some(Snapshot {
+                        meta,
+                        snapshot: SnapshotFiles { dir },
+                    }),
+                })
             }
             Ok(Err(err)) => {
                 tracing::error!(%err, "could not take a snapshot");
@@ -351,7 +429,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFiles) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotFiles,
+    ) -> Result<(), io::Error> {
         let current = self.snapshot_dir(meta);
         let data_dir = self.data_dir.clone();
         let opts = self.store_opts.clone();
@@ -364,10 +446,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     std::fs::rename(&received, &current)?;
                     write_meta(&current, &meta)?;
                 }
-                let name = current.file_name().map(|n| n.to_string_lossy().replacen("snap-", "kv-", 1)).unwrap_or_default();
+                let name = current
+                    .file_name()
+                    .map(|n| n.to_string_lossy().replacen("snap-", "kv-", 1))
+                    .unwrap_or_default();
                 let install = data_dir.join(&name);
                 remove_dir_if_exists(&install)?;
-                copy_checkpoint(&SnapshotFiles { dir: current.clone() }, &install)?;
+                copy_checkpoint(
+                    &SnapshotFiles {
+                        dir: current.clone(),
+                    },
+                    &install,
+                )?;
                 let old = store_dir(&data_dir)?;
                 let store = DiskStore::open(&install, opts).map_err(io::Error::other)?;
                 // The commit point: from here on a restart opens the installed store.
@@ -380,7 +470,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (new_store, old_dir) = new_store;
         let (applied, membership) = decode_applied(new_store.applied())?;
         if applied != meta.last_log_id {
-            return Err(io::Error::other(format!("snapshot holds {applied:?}, its metadata says {:?}", meta.last_log_id)));
+            return Err(io::Error::other(format!(
+                "snapshot holds {applied:?}, its metadata says {:?}",
+                meta.last_log_id
+            )));
         }
         let old = self.cell.replace(new_store);
         old.close();
@@ -391,18 +484,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.applied = applied;
         self.membership = membership;
-        self.metrics.applied_index.store(self.applied.map_or(0, |id| id.index), Ordering::Release);
-        self.metrics.db_size_bytes.store(self.cell.get().size_bytes(), Ordering::Relaxed);
+        self.metrics
+            .applied_index
+            .store(self.applied.map_or(0, |id| id.index), Ordering::Release);
+        self.metrics
+            .db_size_bytes
+            .store(self.cell.get().size_bytes(), Ordering::Relaxed);
         self.remove_other_snapshots(&current)?;
-        self.metrics.snapshots_installed.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotFiles>>, io::Error> {
-        let latest = self.snapshot_dirs()?.into_iter().rev().find(|dir| dir.join(SNAPSHOT_META).exists());
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, SnapshotFiles>>, io::Error> {
+        let latest = self
+            .snapshot_dirs()?
+            .into_iter()
+            .rev()
+            .find(|dir| dir.join(SNAPSHOT_META).exists());
         match latest {
-            Some(dir) => Ok(Some(Snapshot { meta: read_meta(&dir)?, snapshot: SnapshotFiles { dir } })),
+            Some(dir) => Ok(Some(Snapshot {
+                meta: read_meta(&dir)?,
+                snapshot: SnapshotFiles { dir },
+            })),
             None => Ok(None),
         }
         .or_else(|err: io::Error| {

@@ -27,16 +27,31 @@ struct Cluster {
 
 impl Cluster {
     async fn start(n: u64, snapshot_count: u64) -> Cluster {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mut listeners = Vec::new();
         let mut members = BTreeMap::new();
         for id in 1..=n {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
-            members.insert(id, MemberNode { name: format!("n{id}"), peer_urls: vec![url], client_urls: vec![] });
+            members.insert(
+                id,
+                MemberNode {
+                    name: format!("n{id}"),
+                    peer_urls: vec![url],
+                    client_urls: vec![],
+                },
+            );
             listeners.push((id, listener));
         }
-        let mut cluster = Cluster { dir: tempfile::tempdir().unwrap(), members, running: BTreeMap::new(), snapshot_count };
+        let mut cluster = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            members,
+            running: BTreeMap::new(),
+            snapshot_count,
+        };
         for (id, listener) in listeners {
             cluster.run(id, listener, true).await;
         }
@@ -61,12 +76,24 @@ impl Cluster {
                 .add_service(service)
                 // As the member's own peer listener: without TCP_NODELAY a streamed answer can wait
                 // out the peer's delayed ACK (40 ms).
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener).map(|conn| conn.and_then(|c| c.set_nodelay(true).map(|()| c))), async move {
-                    let _ = stopped.await;
-                })
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(listener)
+                        .map(|conn| conn.and_then(|c| c.set_nodelay(true).map(|()| c))),
+                    async move {
+                        let _ = stopped.await;
+                    },
+                )
                 .await;
         });
-        self.running.insert(id, Member { replica, stop, server, addr });
+        self.running.insert(
+            id,
+            Member {
+                replica,
+                stop,
+                server,
+                addr,
+            },
+        );
     }
 
     async fn stop(&mut self, id: u64) -> SocketAddr {
@@ -94,9 +121,16 @@ impl Cluster {
 
     async fn leader(&self) -> u64 {
         for _ in 0..200 {
-            let leaders: Vec<u64> = self.running.values().filter_map(|m| m.replica.status().leader).collect();
+            let leaders: Vec<u64> = self
+                .running
+                .values()
+                .filter_map(|m| m.replica.status().leader)
+                .collect();
             if let Some(&first) = leaders.first() {
-                if leaders.len() == self.running.len() && leaders.iter().all(|&l| l == first) && self.running.contains_key(&first) {
+                if leaders.len() == self.running.len()
+                    && leaders.iter().all(|&l| l == first)
+                    && self.running.contains_key(&first)
+                {
                     return first;
                 }
             }
@@ -108,8 +142,16 @@ impl Cluster {
     /// Waits until every running member has applied the same revision, and returns it.
     async fn converged(&self) -> i64 {
         for _ in 0..400 {
-            let revs: Vec<i64> = self.running.values().map(|m| m.replica.store().revision()).collect();
-            let hashes: Vec<u32> = self.running.values().map(|m| m.replica.store().hash_kv(revs[0]).map_or(0, |h| h.0)).collect();
+            let revs: Vec<i64> = self
+                .running
+                .values()
+                .map(|m| m.replica.store().revision())
+                .collect();
+            let hashes: Vec<u32> = self
+                .running
+                .values()
+                .map(|m| m.replica.store().hash_kv(revs[0]).map_or(0, |h| h.0))
+                .collect();
             if revs.iter().all(|&r| r == revs[0]) && hashes.iter().all(|&h| h == hashes[0]) {
                 return revs[0];
             }
@@ -120,15 +162,28 @@ impl Cluster {
 }
 
 async fn put(replica: &Replica, key: &str, value: &str) -> i64 {
-    match replica.write(WriteRequest::Put(PutRequest::new(key.to_owned(), value.to_owned()))).await.unwrap().unwrap() {
+    match replica
+        .write(WriteRequest::Put(PutRequest::new(
+            key.to_owned(),
+            value.to_owned(),
+        )))
+        .await
+        .unwrap()
+        .unwrap()
+    {
         WriteResponse::Put(r) => r.revision,
         other => panic!("{other:?}"),
     }
 }
 
 fn get(replica: &Replica, key: &str) -> Option<String> {
-    let resp = replica.store().range(&RangeRequest::key(key.to_owned())).unwrap();
-    resp.kvs.first().map(|kv| String::from_utf8(kv.value.to_vec()).unwrap())
+    let resp = replica
+        .store()
+        .range(&RangeRequest::key(key.to_owned()))
+        .unwrap();
+    resp.kvs
+        .first()
+        .map(|kv| String::from_utf8(kv.value.to_vec()).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -146,7 +201,11 @@ async fn writes_from_any_member_reach_every_member() {
     for id in 1..=3 {
         // A linearizable read point from a follower sees every acknowledged write.
         cluster.replica(id).linearize().await.unwrap();
-        assert_eq!(get(cluster.replica(id), "k29").as_deref(), Some("v29"), "member {id}");
+        assert_eq!(
+            get(cluster.replica(id), "k29").as_deref(),
+            Some("v29"),
+            "member {id}"
+        );
     }
     assert!(cluster.replica(leader).is_leader());
 }
@@ -185,11 +244,23 @@ async fn a_member_behind_the_purged_log_is_restored_by_snapshot() {
     assert_eq!(get(member, "key299").as_deref(), Some("v"));
     assert_eq!(get(member, "early").as_deref(), Some("x"));
     // It got there by a snapshot from the leader.
-    assert_eq!(member.metrics().snapshots_installed.load(std::sync::atomic::Ordering::Relaxed), 1);
-    let snapshots: Vec<_> = std::fs::read_dir(cluster.dir.path().join(format!("n{lagging}")).join("snapshots"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    assert_eq!(
+        member
+            .metrics()
+            .snapshots_installed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let snapshots: Vec<_> = std::fs::read_dir(
+        cluster
+            .dir
+            .path()
+            .join(format!("n{lagging}"))
+            .join("snapshots"),
+    )
+    .unwrap()
+    .map(|e| e.unwrap().file_name().into_string().unwrap())
+    .collect();
     assert_eq!(snapshots.len(), 1, "{snapshots:?}");
     // And it keeps serving writes after the store was swapped.
     put(member, "later", "y").await;

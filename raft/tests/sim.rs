@@ -1550,10 +1550,10 @@ struct Sim {
 fn raft_config() -> Arc<Config> {
     let config = Config {
         cluster_name: "ballast-sim".into(),
-        // Ballast's ratios (election timeout 10 heartbeats, spread 1.5x), scaled down.
+        // Ballast's ratios (`--election-timeout` t of 10 heartbeats: min t/4, max 3t/4), scaled down.
         heartbeat_interval: 50,
-        election_timeout_min: 500,
-        election_timeout_max: 750,
+        election_timeout_min: 125,
+        election_timeout_max: 375,
         // Small, so that snapshots are taken, sent to lagging members and logs purged.
         snapshot_policy: SnapshotPolicy::LogsSinceLast(30),
         max_in_snapshot_log_to_keep: 5,

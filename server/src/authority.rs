@@ -61,7 +61,9 @@ pub struct FixAuthority<IO> {
 
 impl<IO> std::fmt::Debug for FixAuthority<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FixAuthority").field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("FixAuthority")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,7 +106,9 @@ impl<IO> FixAuthority<IO> {
                     if self.input.len() < FRAME_HEADER {
                         return Ok(());
                     }
-                    let len = (usize::from(self.input[0]) << 16) | (usize::from(self.input[1]) << 8) | usize::from(self.input[2]);
+                    let len = (usize::from(self.input[0]) << 16)
+                        | (usize::from(self.input[1]) << 8)
+                        | usize::from(self.input[2]);
                     if self.input.len() < FRAME_HEADER + len {
                         return Ok(());
                     }
@@ -130,8 +134,16 @@ impl<IO> FixAuthority<IO> {
                 if flags & PRIORITY != 0 {
                     body = body.get(5..).ok_or_else(|| bad("short HEADERS priority"))?;
                 }
-                let end = body.len().checked_sub(pad).ok_or_else(|| bad("HEADERS padding too long"))?;
-                self.block = Some(Block { stream_id, end_stream: flags & END_STREAM != 0, fragment: body[..end].to_vec(), raw: frame.to_vec() });
+                let end = body
+                    .len()
+                    .checked_sub(pad)
+                    .ok_or_else(|| bad("HEADERS padding too long"))?;
+                self.block = Some(Block {
+                    stream_id,
+                    end_stream: flags & END_STREAM != 0,
+                    fragment: body[..end].to_vec(),
+                    raw: frame.to_vec(),
+                });
             }
             CONTINUATION => match self.block.as_mut() {
                 Some(b) => {
@@ -163,16 +175,28 @@ impl<IO> FixAuthority<IO> {
             }
             Err(e) => return Err(bad(&format!("undecodable header block: {e:?}"))),
         };
-        let broken = headers.iter().any(|(n, v)| n == b":authority" && http::uri::Authority::try_from(&v[..]).is_err());
+        let broken = headers
+            .iter()
+            .any(|(n, v)| n == b":authority" && http::uri::Authority::try_from(&v[..]).is_err());
         if self.mode == Mode::Detect && !broken {
             self.output.extend_from_slice(&block.raw);
             self.mode = Mode::Pass;
             return Ok(());
         }
         self.mode = Mode::Rewrite;
-        let fixed: Vec<(Vec<u8>, Vec<u8>)> =
-            headers.into_iter().map(|(n, v)| if n == b":authority" { (n, fix(&v)) } else { (n, v) }).collect();
-        let encoded = self.encoder.encode(fixed.iter().map(|(n, v)| (&n[..], &v[..])));
+        let fixed: Vec<(Vec<u8>, Vec<u8>)> = headers
+            .into_iter()
+            .map(|(n, v)| {
+                if n == b":authority" {
+                    (n, fix(&v))
+                } else {
+                    (n, v)
+                }
+            })
+            .collect();
+        let encoded = self
+            .encoder
+            .encode(fixed.iter().map(|(n, v)| (&n[..], &v[..])));
         let mut chunks = encoded.chunks(MAX_FRAME).peekable();
         let mut first = true;
         while let Some(chunk) = chunks.next() {
@@ -185,14 +209,16 @@ impl<IO> FixAuthority<IO> {
             let len = chunk.len() as u32;
             self.output.extend_from_slice(&len.to_be_bytes()[1..]);
             self.output.extend_from_slice(&[kind, flags]);
-            self.output.extend_from_slice(&block.stream_id.to_be_bytes());
+            self.output
+                .extend_from_slice(&block.stream_id.to_be_bytes());
             self.output.extend_from_slice(chunk);
             first = false;
         }
         if encoded.is_empty() {
             let flags = END_HEADERS | if block.end_stream { END_STREAM } else { 0 };
             self.output.extend_from_slice(&[0, 0, 0, HEADERS, flags]);
-            self.output.extend_from_slice(&block.stream_id.to_be_bytes());
+            self.output
+                .extend_from_slice(&block.stream_id.to_be_bytes());
         }
         Ok(())
     }
@@ -210,7 +236,11 @@ fn bad(what: &str) -> io::Error {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for FixAuthority<IO> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
             if !this.output.is_empty() {
@@ -245,7 +275,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for FixAuthority<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for FixAuthority<IO> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -254,7 +288,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FixAuthority<IO> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {

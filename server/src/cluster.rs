@@ -38,41 +38,98 @@ fn to_pb(m: &MemberInfo) -> pb::Member {
 
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for ClusterService {
-    async fn member_add(&self, request: Request<pb::MemberAddRequest>) -> Result<Response<pb::MemberAddResponse>, Status> {
+    async fn member_add(
+        &self,
+        request: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
         self.node.permit_admin(request.metadata())?;
         let req = request.into_inner();
         if req.peer_ur_ls.is_empty() {
-            return Err(Status::invalid_argument("etcdserver: member peer URLs are not provided"));
+            return Err(Status::invalid_argument(
+                "etcdserver: member peer URLs are not provided",
+            ));
         }
         let id = identity::member_id(&req.peer_ur_ls, &self.node.options().cluster_token);
-        let node = MemberNode { name: String::new(), peer_urls: req.peer_ur_ls.clone(), client_urls: Vec::new() };
-        self.node.replica().add_member(id, node.clone(), req.is_learner).await.map_err(ApiError::from)?;
-        let member = to_pb(&MemberInfo { id, node, is_learner: req.is_learner });
-        Ok(Response::new(pb::MemberAddResponse { header: Some(self.node.current_header()), member: Some(member), members: self.members() }))
+        let node = MemberNode {
+            name: String::new(),
+            peer_urls: req.peer_ur_ls.clone(),
+            client_urls: Vec::new(),
+        };
+        self.node
+            .replica()
+            .add_member(id, node.clone(), req.is_learner)
+            .await
+            .map_err(ApiError::from)?;
+        let member = to_pb(&MemberInfo {
+            id,
+            node,
+            is_learner: req.is_learner,
+        });
+        Ok(Response::new(pb::MemberAddResponse {
+            header: Some(self.node.current_header()),
+            member: Some(member),
+            members: self.members(),
+        }))
     }
 
-    async fn member_remove(&self, request: Request<pb::MemberRemoveRequest>) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+    async fn member_remove(
+        &self,
+        request: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
         self.node.permit_admin(request.metadata())?;
         let id = request.into_inner().id;
-        self.node.replica().remove_member(id).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::MemberRemoveResponse { header: Some(self.node.current_header()), members: self.members() }))
+        self.node
+            .replica()
+            .remove_member(id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: Some(self.node.current_header()),
+            members: self.members(),
+        }))
     }
 
-    async fn member_update(&self, request: Request<pb::MemberUpdateRequest>) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+    async fn member_update(
+        &self,
+        request: Request<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
         self.node.permit_admin(request.metadata())?;
         let req = request.into_inner();
-        self.node.replica().update_member(req.id, req.peer_ur_ls).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::MemberUpdateResponse { header: Some(self.node.current_header()), members: self.members() }))
+        self.node
+            .replica()
+            .update_member(req.id, req.peer_ur_ls)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: Some(self.node.current_header()),
+            members: self.members(),
+        }))
     }
 
-    async fn member_list(&self, _request: Request<pb::MemberListRequest>) -> Result<Response<pb::MemberListResponse>, Status> {
-        Ok(Response::new(pb::MemberListResponse { header: Some(self.node.current_header()), members: self.members() }))
+    async fn member_list(
+        &self,
+        _request: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        Ok(Response::new(pb::MemberListResponse {
+            header: Some(self.node.current_header()),
+            members: self.members(),
+        }))
     }
 
-    async fn member_promote(&self, request: Request<pb::MemberPromoteRequest>) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+    async fn member_promote(
+        &self,
+        request: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
         self.node.permit_admin(request.metadata())?;
         let id = request.into_inner().id;
-        self.node.replica().promote_member(id).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::MemberPromoteResponse { header: Some(self.node.current_header()), members: self.members() }))
+        self.node
+            .replica()
+            .promote_member(id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: Some(self.node.current_header()),
+            members: self.members(),
+        }))
     }
 }

@@ -109,10 +109,22 @@ mod tests {
 
     #[test]
     fn parses_etcds_forms() {
-        assert_eq!(AutoCompaction::parse("periodic", "0").unwrap(), AutoCompaction::Off);
-        assert_eq!(AutoCompaction::parse("periodic", "1").unwrap(), AutoCompaction::Periodic(Duration::from_secs(3600)));
-        assert_eq!(AutoCompaction::parse("periodic", "30m").unwrap(), AutoCompaction::Periodic(Duration::from_secs(1800)));
-        assert_eq!(AutoCompaction::parse("revision", "1000").unwrap(), AutoCompaction::Revision(1000));
+        assert_eq!(
+            AutoCompaction::parse("periodic", "0").unwrap(),
+            AutoCompaction::Off
+        );
+        assert_eq!(
+            AutoCompaction::parse("periodic", "1").unwrap(),
+            AutoCompaction::Periodic(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            AutoCompaction::parse("periodic", "30m").unwrap(),
+            AutoCompaction::Periodic(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            AutoCompaction::parse("revision", "1000").unwrap(),
+            AutoCompaction::Revision(1000)
+        );
         assert!(AutoCompaction::parse("revision", "1h").is_err());
         assert!(AutoCompaction::parse("weekly", "1").is_err());
     }

@@ -69,7 +69,9 @@ pub struct KvArgs {
 /// Parses "90s", "10m", "1h", "250ms" or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
     let secs = match unit {
@@ -86,7 +88,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn urls(list: &str) -> Vec<String> {
-    list.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect()
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl KvArgs {
@@ -95,16 +101,23 @@ impl KvArgs {
         let mut initial_cluster: Vec<(String, Vec<String>)> = Vec::new();
         if let Some(cluster) = &self.initial_cluster {
             for entry in cluster.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-                let (name, url) = entry
-                    .split_once('=')
-                    .ok_or_else(|| OpenError::Config(format!("--initial-cluster entry {entry:?} is not name=peer-url")))?;
+                let (name, url) = entry.split_once('=').ok_or_else(|| {
+                    OpenError::Config(format!(
+                        "--initial-cluster entry {entry:?} is not name=peer-url"
+                    ))
+                })?;
                 match initial_cluster.iter_mut().find(|(n, _)| n == name) {
                     Some((_, urls)) => urls.push(url.to_owned()),
                     None => initial_cluster.push((name.to_owned(), vec![url.to_owned()])),
                 }
             }
             match initial_cluster.iter().find(|(n, _)| *n == self.name) {
-                None => return Err(OpenError::Config(format!("--initial-cluster has no member named {:?}", self.name))),
+                None => {
+                    return Err(OpenError::Config(format!(
+                        "--initial-cluster has no member named {:?}",
+                        self.name
+                    )))
+                }
                 Some((_, urls)) => {
                     let (mut mine, mut advertised) = (urls.clone(), peer_urls.clone());
                     mine.sort();
@@ -122,7 +135,10 @@ impl KvArgs {
             }
         }
         if self.initial_cluster_state != "new" && self.initial_cluster_state != "existing" {
-            return Err(OpenError::Config(format!("--initial-cluster-state must be new or existing, not {:?}", self.initial_cluster_state)));
+            return Err(OpenError::Config(format!(
+                "--initial-cluster-state must be new or existing, not {:?}",
+                self.initial_cluster_state
+            )));
         }
         if self.heartbeat_interval == 0 || self.election_timeout < 5 * self.heartbeat_interval {
             return Err(OpenError::Config(format!(
@@ -130,7 +146,10 @@ impl KvArgs {
                 self.election_timeout, self.heartbeat_interval
             )));
         }
-        let data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.ballast", self.name)));
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.ballast", self.name)));
         Ok(NodeOptions {
             name: self.name.clone(),
             data_dir,
@@ -153,7 +172,11 @@ impl KvArgs {
             listen_client_urls: urls(&self.listen_client_urls),
             listen_peer_urls: urls(&self.listen_peer_urls),
             watch_progress_interval: self.watch_progress_notify_interval,
-            auto_compaction: AutoCompaction::parse(&self.auto_compaction_mode, &self.auto_compaction_retention).map_err(OpenError::Config)?,
+            auto_compaction: AutoCompaction::parse(
+                &self.auto_compaction_mode,
+                &self.auto_compaction_retention,
+            )
+            .map_err(OpenError::Config)?,
         })
     }
 }

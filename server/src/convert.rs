@@ -17,7 +17,11 @@ pub fn permission(p: authpb::Permission) -> ApiResult<store::Permission> {
         Type::Write => store::PermKind::Write,
         Type::Readwrite => store::PermKind::ReadWrite,
     };
-    Ok(store::Permission { kind, key: p.key, range_end: p.range_end })
+    Ok(store::Permission {
+        kind,
+        key: p.key,
+        range_end: p.range_end,
+    })
 }
 
 pub fn permission_to_pb(p: &store::Permission) -> authpb::Permission {
@@ -27,7 +31,11 @@ pub fn permission_to_pb(p: &store::Permission) -> authpb::Permission {
         store::PermKind::Write => Type::Write,
         store::PermKind::ReadWrite => Type::Readwrite,
     };
-    authpb::Permission { perm_type: kind as i32, key: p.key.clone(), range_end: p.range_end.clone() }
+    authpb::Permission {
+        perm_type: kind as i32,
+        key: p.key.clone(),
+        range_end: p.range_end.clone(),
+    }
 }
 
 pub fn range_request(r: pb::RangeRequest) -> ApiResult<store::RangeRequest> {
@@ -71,7 +79,11 @@ pub fn put_request(r: pb::PutRequest) -> store::PutRequest {
 }
 
 pub fn delete_request(r: pb::DeleteRangeRequest) -> store::DeleteRangeRequest {
-    store::DeleteRangeRequest { key: r.key, range_end: r.range_end, prev_kv: r.prev_kv }
+    store::DeleteRangeRequest {
+        key: r.key,
+        range_end: r.range_end,
+        prev_kv: r.prev_kv,
+    }
 }
 
 fn compare(c: pb::Compare) -> ApiResult<store::Compare> {
@@ -108,7 +120,12 @@ fn compare(c: pb::Compare) -> ApiResult<store::Compare> {
             _ => bytes::Bytes::new(),
         }),
     };
-    Ok(store::Compare { key: c.key, range_end: c.range_end, result, target })
+    Ok(store::Compare {
+        key: c.key,
+        range_end: c.range_end,
+        result,
+        target,
+    })
 }
 
 fn request_op(op: pb::RequestOp) -> ApiResult<Option<store::RequestOp>> {
@@ -116,7 +133,9 @@ fn request_op(op: pb::RequestOp) -> ApiResult<Option<store::RequestOp>> {
     Ok(match op.request {
         Some(Request::RequestRange(r)) => Some(store::RequestOp::Range(range_request(r)?)),
         Some(Request::RequestPut(r)) => Some(store::RequestOp::Put(put_request(r))),
-        Some(Request::RequestDeleteRange(r)) => Some(store::RequestOp::DeleteRange(delete_request(r))),
+        Some(Request::RequestDeleteRange(r)) => {
+            Some(store::RequestOp::DeleteRange(delete_request(r)))
+        }
         Some(Request::RequestTxn(r)) => Some(store::RequestOp::Txn(txn_request(r)?)),
         // etcd skips an empty RequestOp and answers it with an empty ResponseOp.
         None => None,
@@ -135,7 +154,11 @@ fn ops(ops: Vec<pb::RequestOp>) -> ApiResult<Vec<store::RequestOp>> {
 
 pub fn txn_request(t: pb::TxnRequest) -> ApiResult<store::TxnRequest> {
     Ok(store::TxnRequest {
-        compare: t.compare.into_iter().map(compare).collect::<ApiResult<_>>()?,
+        compare: t
+            .compare
+            .into_iter()
+            .map(compare)
+            .collect::<ApiResult<_>>()?,
         success: ops(t.success)?,
         failure: ops(t.failure)?,
     })
@@ -174,15 +197,30 @@ pub fn event(ev: store::Event) -> mvccpb::Event {
 
 /// The store answers at a revision; the caller supplies the header for it.
 pub fn range_response(r: store::RangeResponse, header: pb::ResponseHeader) -> pb::RangeResponse {
-    pb::RangeResponse { header: Some(header), kvs: r.kvs.into_iter().map(key_value).collect(), more: r.more, count: r.count }
+    pb::RangeResponse {
+        header: Some(header),
+        kvs: r.kvs.into_iter().map(key_value).collect(),
+        more: r.more,
+        count: r.count,
+    }
 }
 
 pub fn put_response(r: store::PutResponse, header: pb::ResponseHeader) -> pb::PutResponse {
-    pb::PutResponse { header: Some(header), prev_kv: r.prev_kv.map(key_value) }
+    pb::PutResponse {
+        header: Some(header),
+        prev_kv: r.prev_kv.map(key_value),
+    }
 }
 
-pub fn delete_response(r: store::DeleteRangeResponse, header: pb::ResponseHeader) -> pb::DeleteRangeResponse {
-    pb::DeleteRangeResponse { header: Some(header), deleted: r.deleted, prev_kvs: r.prev_kvs.into_iter().map(key_value).collect() }
+pub fn delete_response(
+    r: store::DeleteRangeResponse,
+    header: pb::ResponseHeader,
+) -> pb::DeleteRangeResponse {
+    pb::DeleteRangeResponse {
+        header: Some(header),
+        deleted: r.deleted,
+        prev_kvs: r.prev_kvs.into_iter().map(key_value).collect(),
+    }
 }
 
 /// A txn response. As etcd's applier builds them, only the outer header is complete: a nested
@@ -197,7 +235,10 @@ pub fn txn_response(r: store::TxnResponse, header: pb::ResponseHeader) -> pb::Tx
 /// old revision until the txn first changes something, the new one after.
 fn nested_txn_response(r: store::TxnResponse) -> pb::TxnResponse {
     use pb::response_op::Response;
-    let inner = |revision| pb::ResponseHeader { revision, ..Default::default() };
+    let inner = |revision| pb::ResponseHeader {
+        revision,
+        ..Default::default()
+    };
     let responses = r
         .responses
         .into_iter()
@@ -219,7 +260,11 @@ fn nested_txn_response(r: store::TxnResponse) -> pb::TxnResponse {
             }),
         })
         .collect();
-    pb::TxnResponse { header: Some(pb::ResponseHeader::default()), succeeded: r.succeeded, responses }
+    pb::TxnResponse {
+        header: Some(pb::ResponseHeader::default()),
+        succeeded: r.succeeded,
+        responses,
+    }
 }
 
 pub fn watch_request(c: &pb::WatchCreateRequest) -> ApiResult<store::WatchRequest> {
@@ -261,7 +306,11 @@ mod tests {
 
     #[test]
     fn unknown_enum_values_are_refused() {
-        let r = pb::RangeRequest { key: "a".into(), sort_order: 9, ..Default::default() };
+        let r = pb::RangeRequest {
+            key: "a".into(),
+            sort_order: 9,
+            ..Default::default()
+        };
         let err = range_request(r).unwrap_err();
         assert_eq!(err.to_string(), "etcdserver: unknown sort_order value 9");
     }
@@ -270,9 +319,20 @@ mod tests {
     fn read_only_txns_are_recognised_through_nesting() {
         let range = store::RequestOp::Range(store::RangeRequest::key("a"));
         let put = store::RequestOp::Put(store::PutRequest::new("a", "b"));
-        let nested = |op| store::RequestOp::Txn(store::TxnRequest { success: vec![op], ..Default::default() });
-        let txn = |ops| store::TxnRequest { failure: ops, ..Default::default() };
-        assert!(txn_is_read_only(&txn(vec![range.clone(), nested(range.clone())])));
+        let nested = |op| {
+            store::RequestOp::Txn(store::TxnRequest {
+                success: vec![op],
+                ..Default::default()
+            })
+        };
+        let txn = |ops| store::TxnRequest {
+            failure: ops,
+            ..Default::default()
+        };
+        assert!(txn_is_read_only(&txn(vec![
+            range.clone(),
+            nested(range.clone())
+        ])));
         assert!(!txn_is_read_only(&txn(vec![range, nested(put)])));
     }
 }

@@ -6,8 +6,8 @@ use std::pin::Pin;
 
 use ballast_proto::{pb, v3electionpb};
 use ballast_store::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp, SortOrder,
-    SortTarget, TxnRequest, WatchRequest, WriteRequest, WriteResponse,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest,
+    RequestOp, SortOrder, SortTarget, TxnRequest, WatchRequest, WriteRequest, WriteResponse,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -47,10 +47,19 @@ impl ElectionService {
     }
 
     /// Runs `op` on the leader key only while it is still the key created at `rev`.
-    async fn if_still_leader(&self, leader: Option<v3electionpb::LeaderKey>, op: RequestOp) -> Result<i64, Status> {
-        let leader = leader.ok_or_else(|| Status::invalid_argument("\"leader\" field must be provided"))?;
+    async fn if_still_leader(
+        &self,
+        leader: Option<v3electionpb::LeaderKey>,
+        op: RequestOp,
+    ) -> Result<i64, Status> {
+        let leader =
+            leader.ok_or_else(|| Status::invalid_argument("\"leader\" field must be provided"))?;
         let txn = TxnRequest {
-            compare: vec![Compare::new(leader.key, CompareResult::Equal, CompareTarget::Create(leader.rev))],
+            compare: vec![Compare::new(
+                leader.key,
+                CompareResult::Equal,
+                CompareTarget::Create(leader.rev),
+            )],
             success: vec![op],
             failure: vec![],
         };
@@ -63,59 +72,117 @@ impl ElectionService {
     }
 }
 
-type ObserveStream = Pin<Box<dyn Stream<Item = Result<v3electionpb::LeaderResponse, Status>> + Send>>;
+type ObserveStream =
+    Pin<Box<dyn Stream<Item = Result<v3electionpb::LeaderResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl v3electionpb::election_server::Election for ElectionService {
     type ObserveStream = ObserveStream;
 
-    async fn campaign(&self, request: Request<v3electionpb::CampaignRequest>) -> Result<Response<v3electionpb::CampaignResponse>, Status> {
+    async fn campaign(
+        &self,
+        request: Request<v3electionpb::CampaignRequest>,
+    ) -> Result<Response<v3electionpb::CampaignResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         let prefix = Self::prefix(&req.name);
-        self.node.permit(&caller, |auth, user| crate::auth::check_prefix(auth, user, &prefix))?;
+        self.node.permit(&caller, |auth, user| {
+            crate::auth::check_prefix(auth, user, &prefix)
+        })?;
         let key = Bytes::from([prefix.clone(), format!("{:x}", req.lease).into_bytes()].concat());
         let mine = create_once(&self.node, &key, req.lease, req.value.clone()).await?;
         let guard = Abandon::new(&self.node, &key);
         if mine.value != req.value {
             // Campaigning again with a new value proclaims it (etcd does the same).
-            let put = PutRequest { ignore_lease: true, ..PutRequest::new(key.clone(), req.value.clone()) };
+            let put = PutRequest {
+                ignore_lease: true,
+                ..PutRequest::new(key.clone(), req.value.clone())
+            };
             self.node.propose(WriteRequest::Put(put)).await?;
         }
         let revision = wait_for_turn(&self.node, &prefix, mine.create_revision).await?;
         guard.keep();
-        let leader = v3electionpb::LeaderKey { name: req.name, key, rev: mine.create_revision, lease: req.lease };
-        Ok(Response::new(v3electionpb::CampaignResponse { header: Some(self.node.header(revision)), leader: Some(leader) }))
+        let leader = v3electionpb::LeaderKey {
+            name: req.name,
+            key,
+            rev: mine.create_revision,
+            lease: req.lease,
+        };
+        Ok(Response::new(v3electionpb::CampaignResponse {
+            header: Some(self.node.header(revision)),
+            leader: Some(leader),
+        }))
     }
 
-    async fn proclaim(&self, request: Request<v3electionpb::ProclaimRequest>) -> Result<Response<v3electionpb::ProclaimResponse>, Status> {
+    async fn proclaim(
+        &self,
+        request: Request<v3electionpb::ProclaimRequest>,
+    ) -> Result<Response<v3electionpb::ProclaimResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        let name = req.leader.as_ref().map(|l| l.name.clone()).unwrap_or_default();
-        self.node.permit(&caller, |auth, user| crate::auth::check_prefix(auth, user, &Self::prefix(&name)))?;
-        let key = req.leader.as_ref().map(|l| l.key.clone()).unwrap_or_default();
-        let put = RequestOp::Put(PutRequest { ignore_lease: true, ..PutRequest::new(key, req.value) });
+        let name = req
+            .leader
+            .as_ref()
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        self.node.permit(&caller, |auth, user| {
+            crate::auth::check_prefix(auth, user, &Self::prefix(&name))
+        })?;
+        let key = req
+            .leader
+            .as_ref()
+            .map(|l| l.key.clone())
+            .unwrap_or_default();
+        let put = RequestOp::Put(PutRequest {
+            ignore_lease: true,
+            ..PutRequest::new(key, req.value)
+        });
         let revision = self.if_still_leader(req.leader, put).await?;
-        Ok(Response::new(v3electionpb::ProclaimResponse { header: Some(self.node.header(revision)) }))
+        Ok(Response::new(v3electionpb::ProclaimResponse {
+            header: Some(self.node.header(revision)),
+        }))
     }
 
-    async fn leader(&self, request: Request<v3electionpb::LeaderRequest>) -> Result<Response<v3electionpb::LeaderResponse>, Status> {
+    async fn leader(
+        &self,
+        request: Request<v3electionpb::LeaderRequest>,
+    ) -> Result<Response<v3electionpb::LeaderResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let name = request.into_inner().name;
         let prefix = Self::prefix(&name);
-        self.node.permit(&caller, |auth, user| auth.check(user, &prefix, &ballast_store::prefix_end(&prefix), ballast_store::Access::Read))?;
+        self.node.permit(&caller, |auth, user| {
+            auth.check(
+                user,
+                &prefix,
+                &ballast_store::prefix_end(&prefix),
+                ballast_store::Access::Read,
+            )
+        })?;
         self.node.linearize().await?;
         let (kv, revision) = self.leader_kv(&name)?;
         // etcd's ErrElectionNoLeader, returned as is (code Unknown).
         let kv = kv.ok_or_else(|| Status::unknown("election: no leader"))?;
-        Ok(Response::new(v3electionpb::LeaderResponse { header: Some(self.node.header(revision)), kv: Some(convert::key_value(kv)) }))
+        Ok(Response::new(v3electionpb::LeaderResponse {
+            header: Some(self.node.header(revision)),
+            kv: Some(convert::key_value(kv)),
+        }))
     }
 
-    async fn observe(&self, request: Request<v3electionpb::LeaderRequest>) -> Result<Response<ObserveStream>, Status> {
+    async fn observe(
+        &self,
+        request: Request<v3electionpb::LeaderRequest>,
+    ) -> Result<Response<ObserveStream>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let name = request.into_inner().name;
         let prefix = Self::prefix(&name);
-        self.node.permit(&caller, |auth, user| auth.check(user, &prefix, &ballast_store::prefix_end(&prefix), ballast_store::Access::Read))?;
+        self.node.permit(&caller, |auth, user| {
+            auth.check(
+                user,
+                &prefix,
+                &ballast_store::prefix_end(&prefix),
+                ballast_store::Access::Read,
+            )
+        })?;
         let (tx, rx) = mpsc::channel(16);
         let this = self.clone();
         tokio::spawn(async move {
@@ -133,7 +200,10 @@ impl v3electionpb::election_server::Election for ElectionService {
                     let seen = (kv.key.clone(), kv.mod_revision);
                     if last.as_ref() != Some(&seen) {
                         last = Some(seen);
-                        let resp = v3electionpb::LeaderResponse { header: Some(this.node.header(revision)), kv: Some(convert::key_value(kv)) };
+                        let resp = v3electionpb::LeaderResponse {
+                            header: Some(this.node.header(revision)),
+                            kv: Some(convert::key_value(kv)),
+                        };
                         if tx.send(Ok(resp)).await.is_err() {
                             return;
                         }
@@ -146,7 +216,9 @@ impl v3electionpb::election_server::Election for ElectionService {
                     start_revision: revision + 1,
                     ..Default::default()
                 };
-                let Ok(mut watcher) = this.node.store().watch(watch) else { return };
+                let Ok(mut watcher) = this.node.store().watch(watch) else {
+                    return;
+                };
                 tokio::select! {
                     _ = watcher.recv() => {}
                     _ = tx.closed() => return,
@@ -156,14 +228,34 @@ impl v3electionpb::election_server::Election for ElectionService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn resign(&self, request: Request<v3electionpb::ResignRequest>) -> Result<Response<v3electionpb::ResignResponse>, Status> {
+    async fn resign(
+        &self,
+        request: Request<v3electionpb::ResignRequest>,
+    ) -> Result<Response<v3electionpb::ResignResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        let name = req.leader.as_ref().map(|l| l.name.clone()).unwrap_or_default();
-        self.node.permit(&caller, |auth, user| crate::auth::check_prefix(auth, user, &Self::prefix(&name)))?;
-        let key = req.leader.as_ref().map(|l| l.key.clone()).unwrap_or_default();
-        let revision = self.if_still_leader(req.leader, RequestOp::DeleteRange(DeleteRangeRequest::key(key))).await?;
+        let name = req
+            .leader
+            .as_ref()
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        self.node.permit(&caller, |auth, user| {
+            crate::auth::check_prefix(auth, user, &Self::prefix(&name))
+        })?;
+        let key = req
+            .leader
+            .as_ref()
+            .map(|l| l.key.clone())
+            .unwrap_or_default();
+        let revision = self
+            .if_still_leader(
+                req.leader,
+                RequestOp::DeleteRange(DeleteRangeRequest::key(key)),
+            )
+            .await?;
         let header: pb::ResponseHeader = self.node.header(revision);
-        Ok(Response::new(v3electionpb::ResignResponse { header: Some(header) }))
+        Ok(Response::new(v3electionpb::ResignResponse {
+            header: Some(header),
+        }))
     }
 }

@@ -48,15 +48,18 @@ impl ApiError {
                 GrpcCode::Unauthenticated => Code::Unauthenticated,
                 GrpcCode::Internal => Code::Internal,
             },
-            ApiError::RequestTooLarge | ApiError::UnknownEnum { .. } | ApiError::PermissionNotGiven => Code::InvalidArgument,
+            ApiError::RequestTooLarge
+            | ApiError::UnknownEnum { .. }
+            | ApiError::PermissionNotGiven => Code::InvalidArgument,
             ApiError::NoSpace => Code::ResourceExhausted,
             ApiError::Stopped => Code::Unavailable,
             ApiError::MemberNotFound => Code::NotFound,
             ApiError::BadLeaderTransferee => Code::FailedPrecondition,
             ApiError::Replica(err) => match err {
-                ReplicaError::NoLeader | ReplicaError::LeaderChanged | ReplicaError::Timeout | ReplicaError::Stopped => {
-                    Code::Unavailable
-                }
+                ReplicaError::NoLeader
+                | ReplicaError::LeaderChanged
+                | ReplicaError::Timeout
+                | ReplicaError::Stopped => Code::Unavailable,
                 ReplicaError::MemberNotFound => Code::NotFound,
                 ReplicaError::MemberExists
                 | ReplicaError::PeerUrlExists
@@ -65,7 +68,9 @@ impl ApiError {
                 | ReplicaError::NotEnoughStarted => Code::FailedPrecondition,
                 ReplicaError::Other(_) => Code::Internal,
             },
-            ApiError::Snapshot(_) | ApiError::Persist(_) | ApiError::Unexpected(_) => Code::Internal,
+            ApiError::Snapshot(_) | ApiError::Persist(_) | ApiError::Unexpected(_) => {
+                Code::Internal
+            }
         }
     }
 }
@@ -110,58 +115,229 @@ mod tests {
     #[test]
     fn every_error_has_etcds_code_and_text() {
         let cases: Vec<(ApiError, Code, &str)> = vec![
-            (StoreError::Compacted.into(), Code::OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
-            (StoreError::FutureRev.into(), Code::OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
-            (StoreError::EmptyKey.into(), Code::InvalidArgument, "etcdserver: key is not provided"),
-            (StoreError::KeyNotFound.into(), Code::InvalidArgument, "etcdserver: key not found"),
-            (StoreError::ValueProvided.into(), Code::InvalidArgument, "etcdserver: value is provided"),
-            (StoreError::LeaseProvided.into(), Code::InvalidArgument, "etcdserver: lease is provided"),
-            (StoreError::TooManyOps.into(), Code::InvalidArgument, "etcdserver: too many operations in txn request"),
-            (StoreError::DuplicateKey.into(), Code::InvalidArgument, "etcdserver: duplicate key given in txn request"),
-            (StoreError::LeaseNotFound.into(), Code::NotFound, "etcdserver: requested lease not found"),
-            (StoreError::LeaseExists.into(), Code::FailedPrecondition, "etcdserver: lease already exists"),
-            (StoreError::LeaseTtlTooLarge.into(), Code::OutOfRange, "etcdserver: too large lease TTL"),
-            (StoreError::WatcherNotFound.into(), Code::NotFound, "etcdserver: mvcc: watcher not found"),
+            (
+                StoreError::Compacted.into(),
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            (
+                StoreError::FutureRev.into(),
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+            (
+                StoreError::EmptyKey.into(),
+                Code::InvalidArgument,
+                "etcdserver: key is not provided",
+            ),
+            (
+                StoreError::KeyNotFound.into(),
+                Code::InvalidArgument,
+                "etcdserver: key not found",
+            ),
+            (
+                StoreError::ValueProvided.into(),
+                Code::InvalidArgument,
+                "etcdserver: value is provided",
+            ),
+            (
+                StoreError::LeaseProvided.into(),
+                Code::InvalidArgument,
+                "etcdserver: lease is provided",
+            ),
+            (
+                StoreError::TooManyOps.into(),
+                Code::InvalidArgument,
+                "etcdserver: too many operations in txn request",
+            ),
+            (
+                StoreError::DuplicateKey.into(),
+                Code::InvalidArgument,
+                "etcdserver: duplicate key given in txn request",
+            ),
+            (
+                StoreError::LeaseNotFound.into(),
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+            ),
+            (
+                StoreError::LeaseExists.into(),
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists",
+            ),
+            (
+                StoreError::LeaseTtlTooLarge.into(),
+                Code::OutOfRange,
+                "etcdserver: too large lease TTL",
+            ),
+            (
+                StoreError::WatcherNotFound.into(),
+                Code::NotFound,
+                "etcdserver: mvcc: watcher not found",
+            ),
             (
                 StoreError::DuplicateWatchId.into(),
                 Code::InvalidArgument,
                 "etcdserver: mvcc: duplicate watch ID provided on the WatchStream",
             ),
-            (StoreError::RootUserNotExist.into(), Code::FailedPrecondition, "etcdserver: root user does not exist"),
-            (StoreError::RootRoleNotExist.into(), Code::FailedPrecondition, "etcdserver: root user does not have root role"),
-            (StoreError::UserAlreadyExist.into(), Code::FailedPrecondition, "etcdserver: user name already exists"),
-            (StoreError::UserEmpty.into(), Code::InvalidArgument, "etcdserver: user name is empty"),
-            (StoreError::UserNotFound.into(), Code::FailedPrecondition, "etcdserver: user name not found"),
-            (StoreError::RoleAlreadyExist.into(), Code::FailedPrecondition, "etcdserver: role name already exists"),
-            (StoreError::RoleNotFound.into(), Code::FailedPrecondition, "etcdserver: role name not found"),
-            (StoreError::RoleEmpty.into(), Code::InvalidArgument, "etcdserver: role name is empty"),
+            (
+                StoreError::RootUserNotExist.into(),
+                Code::FailedPrecondition,
+                "etcdserver: root user does not exist",
+            ),
+            (
+                StoreError::RootRoleNotExist.into(),
+                Code::FailedPrecondition,
+                "etcdserver: root user does not have root role",
+            ),
+            (
+                StoreError::UserAlreadyExist.into(),
+                Code::FailedPrecondition,
+                "etcdserver: user name already exists",
+            ),
+            (
+                StoreError::UserEmpty.into(),
+                Code::InvalidArgument,
+                "etcdserver: user name is empty",
+            ),
+            (
+                StoreError::UserNotFound.into(),
+                Code::FailedPrecondition,
+                "etcdserver: user name not found",
+            ),
+            (
+                StoreError::RoleAlreadyExist.into(),
+                Code::FailedPrecondition,
+                "etcdserver: role name already exists",
+            ),
+            (
+                StoreError::RoleNotFound.into(),
+                Code::FailedPrecondition,
+                "etcdserver: role name not found",
+            ),
+            (
+                StoreError::RoleEmpty.into(),
+                Code::InvalidArgument,
+                "etcdserver: role name is empty",
+            ),
             (
                 StoreError::AuthFailed.into(),
                 Code::InvalidArgument,
                 "etcdserver: authentication failed, invalid user ID or password",
             ),
-            (StoreError::PermissionDenied.into(), Code::PermissionDenied, "etcdserver: permission denied"),
-            (StoreError::RoleNotGranted.into(), Code::FailedPrecondition, "etcdserver: role is not granted to the user"),
-            (StoreError::PermissionNotGranted.into(), Code::FailedPrecondition, "etcdserver: permission is not granted to the role"),
-            (StoreError::AuthNotEnabled.into(), Code::FailedPrecondition, "etcdserver: authentication is not enabled"),
-            (StoreError::InvalidAuthToken.into(), Code::Unauthenticated, "etcdserver: invalid auth token"),
-            (StoreError::InvalidAuthMgmt.into(), Code::InvalidArgument, "etcdserver: invalid auth management"),
-            (StoreError::AuthOldRevision.into(), Code::InvalidArgument, "etcdserver: revision of auth store is old"),
-            (ApiError::PermissionNotGiven, Code::InvalidArgument, "etcdserver: permission not given"),
-            (ApiError::RequestTooLarge, Code::InvalidArgument, "etcdserver: request is too large"),
-            (ApiError::NoSpace, Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
-            (ApiError::Stopped, Code::Unavailable, "etcdserver: server stopped"),
-            (ApiError::MemberNotFound, Code::NotFound, "etcdserver: member not found"),
-            (ApiError::BadLeaderTransferee, Code::FailedPrecondition, "etcdserver: bad leader transferee"),
-            (ApiError::UnknownEnum { field: "sort_order", value: 9 }, Code::InvalidArgument, "etcdserver: unknown sort_order value 9"),
-            (ReplicaError::NoLeader.into(), Code::Unavailable, "etcdserver: no leader"),
-            (ReplicaError::LeaderChanged.into(), Code::Unavailable, "etcdserver: leader changed"),
-            (ReplicaError::Timeout.into(), Code::Unavailable, "etcdserver: request timed out"),
-            (ReplicaError::Stopped.into(), Code::Unavailable, "etcdserver: server stopped"),
-            (ReplicaError::MemberNotFound.into(), Code::NotFound, "etcdserver: member not found"),
-            (ReplicaError::MemberExists.into(), Code::FailedPrecondition, "etcdserver: member ID already exist"),
-            (ReplicaError::PeerUrlExists.into(), Code::FailedPrecondition, "etcdserver: Peer URLs already exists"),
-            (ReplicaError::NotLearner.into(), Code::FailedPrecondition, "etcdserver: can only promote a learner member"),
+            (
+                StoreError::PermissionDenied.into(),
+                Code::PermissionDenied,
+                "etcdserver: permission denied",
+            ),
+            (
+                StoreError::RoleNotGranted.into(),
+                Code::FailedPrecondition,
+                "etcdserver: role is not granted to the user",
+            ),
+            (
+                StoreError::PermissionNotGranted.into(),
+                Code::FailedPrecondition,
+                "etcdserver: permission is not granted to the role",
+            ),
+            (
+                StoreError::AuthNotEnabled.into(),
+                Code::FailedPrecondition,
+                "etcdserver: authentication is not enabled",
+            ),
+            (
+                StoreError::InvalidAuthToken.into(),
+                Code::Unauthenticated,
+                "etcdserver: invalid auth token",
+            ),
+            (
+                StoreError::InvalidAuthMgmt.into(),
+                Code::InvalidArgument,
+                "etcdserver: invalid auth management",
+            ),
+            (
+                StoreError::AuthOldRevision.into(),
+                Code::InvalidArgument,
+                "etcdserver: revision of auth store is old",
+            ),
+            (
+                ApiError::PermissionNotGiven,
+                Code::InvalidArgument,
+                "etcdserver: permission not given",
+            ),
+            (
+                ApiError::RequestTooLarge,
+                Code::InvalidArgument,
+                "etcdserver: request is too large",
+            ),
+            (
+                ApiError::NoSpace,
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded",
+            ),
+            (
+                ApiError::Stopped,
+                Code::Unavailable,
+                "etcdserver: server stopped",
+            ),
+            (
+                ApiError::MemberNotFound,
+                Code::NotFound,
+                "etcdserver: member not found",
+            ),
+            (
+                ApiError::BadLeaderTransferee,
+                Code::FailedPrecondition,
+                "etcdserver: bad leader transferee",
+            ),
+            (
+                ApiError::UnknownEnum {
+                    field: "sort_order",
+                    value: 9,
+                },
+                Code::InvalidArgument,
+                "etcdserver: unknown sort_order value 9",
+            ),
+            (
+                ReplicaError::NoLeader.into(),
+                Code::Unavailable,
+                "etcdserver: no leader",
+            ),
+            (
+                ReplicaError::LeaderChanged.into(),
+                Code::Unavailable,
+                "etcdserver: leader changed",
+            ),
+            (
+                ReplicaError::Timeout.into(),
+                Code::Unavailable,
+                "etcdserver: request timed out",
+            ),
+            (
+                ReplicaError::Stopped.into(),
+                Code::Unavailable,
+                "etcdserver: server stopped",
+            ),
+            (
+                ReplicaError::MemberNotFound.into(),
+                Code::NotFound,
+                "etcdserver: member not found",
+            ),
+            (
+                ReplicaError::MemberExists.into(),
+                Code::FailedPrecondition,
+                "etcdserver: member ID already exist",
+            ),
+            (
+                ReplicaError::PeerUrlExists.into(),
+                Code::FailedPrecondition,
+                "etcdserver: Peer URLs already exists",
+            ),
+            (
+                ReplicaError::NotLearner.into(),
+                Code::FailedPrecondition,
+                "etcdserver: can only promote a learner member",
+            ),
             (
                 ReplicaError::LearnerNotReady.into(),
                 Code::FailedPrecondition,
@@ -177,9 +353,15 @@ mod tests {
             let status = Status::from(err);
             assert_eq!((status.code(), status.message()), (code, text));
         }
-        let backend = ApiError::from(StoreError::Backend(ballast_store::BackendError::Corrupt { space: "kv", what: "x" }));
+        let backend = ApiError::from(StoreError::Backend(ballast_store::BackendError::Corrupt {
+            space: "kv",
+            what: "x",
+        }));
         assert_eq!(Status::from(backend).code(), Code::Internal);
-        for io in [ApiError::Snapshot(std::io::Error::other("x")), ApiError::Persist(std::io::Error::other("x"))] {
+        for io in [
+            ApiError::Snapshot(std::io::Error::other("x")),
+            ApiError::Persist(std::io::Error::other("x")),
+        ] {
             assert_eq!(Status::from(io).code(), Code::Internal);
         }
     }

@@ -53,9 +53,17 @@ const FILE: &str = "identity";
 pub fn load_or_store(dir: &Path, fresh: Identity) -> io::Result<Identity> {
     let path = dir.join(FILE);
     match fs::read_to_string(&path) {
-        Ok(text) => parse(&text).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{}: malformed identity file", path.display()))),
+        Ok(text) => parse(&text).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: malformed identity file", path.display()),
+            )
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let text = format!("cluster_id={:x}\nmember_id={:x}\n", fresh.cluster_id, fresh.member_id);
+            let text = format!(
+                "cluster_id={:x}\nmember_id={:x}\n",
+                fresh.cluster_id, fresh.member_id
+            );
             ballast_raft::fsutil::write_atomically(dir, FILE, text.as_bytes())?;
             Ok(fresh)
         }
@@ -75,7 +83,10 @@ fn parse(text: &str) -> Option<Identity> {
             _ => return None,
         }
     }
-    Some(Identity { cluster_id: cluster_id?, member_id: member_id? })
+    Some(Identity {
+        cluster_id: cluster_id?,
+        member_id: member_id?,
+    })
 }
 
 #[cfg(test)]
@@ -94,9 +105,22 @@ mod tests {
     #[test]
     fn the_first_identity_stored_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Identity { cluster_id: 1, member_id: 2 };
+        let first = Identity {
+            cluster_id: 1,
+            member_id: 2,
+        };
         assert_eq!(load_or_store(dir.path(), first.clone()).unwrap(), first);
-        assert_eq!(load_or_store(dir.path(), Identity { cluster_id: 3, member_id: 4 }).unwrap(), first);
+        assert_eq!(
+            load_or_store(
+                dir.path(),
+                Identity {
+                    cluster_id: 3,
+                    member_id: 4
+                }
+            )
+            .unwrap(),
+            first
+        );
         std::fs::write(dir.path().join(FILE), "garbage").unwrap();
         assert!(load_or_store(dir.path(), first).is_err());
     }

@@ -41,27 +41,41 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 #[tonic::async_trait]
 impl pb::kv_server::Kv for KvService {
-    async fn range(&self, request: Request<pb::RangeRequest>) -> Result<Response<pb::RangeResponse>, Status> {
+    async fn range(
+        &self,
+        request: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = convert::range_request(request.into_inner())?;
-        self.node.permit(&caller, |auth, user| auth.check_range(user, &req))?;
+        self.node
+            .permit(&caller, |auth, user| auth.check_range(user, &req))?;
         if !req.serializable {
             self.node.linearize().await?;
         }
         let store = self.node.store();
         // One key is a point lookup, usually in cached blocks: handing the worker over
         // (`blocking`) would cost more than the read. A range may read much.
-        let resp = if req.range_end.is_empty() { store.range(&req) } else { blocking(|| store.range(&req)) };
+        let resp = if req.range_end.is_empty() {
+            store.range(&req)
+        } else {
+            blocking(|| store.range(&req))
+        };
         let resp = resp.map_err(ApiError::from)?;
         let header = self.node.header(resp.revision);
         Ok(Response::new(convert::range_response(resp, header)))
     }
 
-    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         self.check_size(&req)?;
-        match self.write(&caller, WriteRequest::Put(convert::put_request(req))).await? {
+        match self
+            .write(&caller, WriteRequest::Put(convert::put_request(req)))
+            .await?
+        {
             WriteResponse::Put(r) => {
                 let header = self.node.header(r.revision);
                 Ok(Response::new(convert::put_response(r, header)))
@@ -70,11 +84,20 @@ impl pb::kv_server::Kv for KvService {
         }
     }
 
-    async fn delete_range(&self, request: Request<pb::DeleteRangeRequest>) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+    async fn delete_range(
+        &self,
+        request: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         self.check_size(&req)?;
-        match self.write(&caller, WriteRequest::DeleteRange(convert::delete_request(req))).await? {
+        match self
+            .write(
+                &caller,
+                WriteRequest::DeleteRange(convert::delete_request(req)),
+            )
+            .await?
+        {
             WriteResponse::DeleteRange(r) => {
                 let header = self.node.header(r.revision);
                 Ok(Response::new(convert::delete_response(r, header)))
@@ -83,7 +106,10 @@ impl pb::kv_server::Kv for KvService {
         }
     }
 
-    async fn txn(&self, request: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         self.check_size(&req)?;
@@ -91,7 +117,8 @@ impl pb::kv_server::Kv for KvService {
         // A txn that cannot write needs no commit: it reads a consistent snapshot directly, as
         // etcd's read-only txn path does.
         let resp = if convert::txn_is_read_only(&txn) {
-            self.node.permit(&caller, |auth, user| auth.check_txn(user, &txn))?;
+            self.node
+                .permit(&caller, |auth, user| auth.check_txn(user, &txn))?;
             if !txn_is_serializable(&txn) {
                 self.node.linearize().await?;
             }
@@ -107,10 +134,16 @@ impl pb::kv_server::Kv for KvService {
         Ok(Response::new(convert::txn_response(resp, header)))
     }
 
-    async fn compact(&self, request: Request<pb::CompactionRequest>) -> Result<Response<pb::CompactionResponse>, Status> {
+    async fn compact(
+        &self,
+        request: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        let revision = match self.write(&caller, WriteRequest::Compact(req.revision)).await? {
+        let revision = match self
+            .write(&caller, WriteRequest::Compact(req.revision))
+            .await?
+        {
             WriteResponse::Compact { revision } => revision,
             other => return Err(unexpected(other)),
         };
@@ -121,7 +154,9 @@ impl pb::kv_server::Kv for KvService {
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
-        Ok(Response::new(pb::CompactionResponse { header: Some(self.node.header(revision)) }))
+        Ok(Response::new(pb::CompactionResponse {
+            header: Some(self.node.header(revision)),
+        }))
     }
 }
 

@@ -24,33 +24,56 @@ impl LeaseService {
     }
 }
 
-type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>>;
+type KeepAliveStream =
+    Pin<Box<dyn Stream<Item = Result<pb::LeaseKeepAliveResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::lease_server::Lease for LeaseService {
     type LeaseKeepAliveStream = KeepAliveStream;
 
-    async fn lease_grant(&self, request: Request<pb::LeaseGrantRequest>) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+    async fn lease_grant(
+        &self,
+        request: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        match self.node.propose_as(&caller, WriteRequest::LeaseGrant { id: req.id, ttl: req.ttl }).await? {
-            WriteResponse::LeaseGrant { id, ttl, revision } => Ok(Response::new(pb::LeaseGrantResponse {
-                header: Some(self.node.header(revision)),
-                id,
-                ttl,
-                error: String::new(),
-            })),
+        match self
+            .node
+            .propose_as(
+                &caller,
+                WriteRequest::LeaseGrant {
+                    id: req.id,
+                    ttl: req.ttl,
+                },
+            )
+            .await?
+        {
+            WriteResponse::LeaseGrant { id, ttl, revision } => {
+                Ok(Response::new(pb::LeaseGrantResponse {
+                    header: Some(self.node.header(revision)),
+                    id,
+                    ttl,
+                    error: String::new(),
+                }))
+            }
             other => Err(unexpected(other)),
         }
     }
 
-    async fn lease_revoke(&self, request: Request<pb::LeaseRevokeRequest>) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+    async fn lease_revoke(
+        &self,
+        request: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        match self.node.propose_as(&caller, WriteRequest::LeaseRevoke(req.id)).await? {
-            WriteResponse::LeaseRevoke { revision } => {
-                Ok(Response::new(pb::LeaseRevokeResponse { header: Some(self.node.header(revision)) }))
-            }
+        match self
+            .node
+            .propose_as(&caller, WriteRequest::LeaseRevoke(req.id))
+            .await?
+        {
+            WriteResponse::LeaseRevoke { revision } => Ok(Response::new(pb::LeaseRevokeResponse {
+                header: Some(self.node.header(revision)),
+            })),
             other => Err(unexpected(other)),
         }
     }
@@ -67,10 +90,16 @@ impl pb::lease_server::Lease for LeaseService {
                 // etcd answers TTL 0 for a lease that does not exist (or expired meanwhile).
                 // Only the leader's countdown counts: a follower asks the leader.
                 let resp = match node.replica().lease_keep_alive(req.id).await {
-                    Ok(Ok(ttl)) => Ok(pb::LeaseKeepAliveResponse { header: Some(node.current_header()), id: req.id, ttl }),
-                    Ok(Err(StoreError::LeaseNotFound)) => {
-                        Ok(pb::LeaseKeepAliveResponse { header: Some(node.current_header()), id: req.id, ttl: 0 })
-                    }
+                    Ok(Ok(ttl)) => Ok(pb::LeaseKeepAliveResponse {
+                        header: Some(node.current_header()),
+                        id: req.id,
+                        ttl,
+                    }),
+                    Ok(Err(StoreError::LeaseNotFound)) => Ok(pb::LeaseKeepAliveResponse {
+                        header: Some(node.current_header()),
+                        id: req.id,
+                        ttl: 0,
+                    }),
                     Ok(Err(err)) => Err(Status::from(ApiError::from(err))),
                     Err(err) => Err(Status::from(ApiError::from(err))),
                 };
@@ -88,7 +117,12 @@ impl pb::lease_server::Lease for LeaseService {
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let req = request.into_inner();
-        let status = self.node.replica().lease_time_to_live(req.id, req.keys).await.map_err(ApiError::from)?;
+        let status = self
+            .node
+            .replica()
+            .lease_time_to_live(req.id, req.keys)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(pb::LeaseTimeToLiveResponse {
             header: Some(self.node.current_header()),
             id: req.id,
@@ -98,8 +132,20 @@ impl pb::lease_server::Lease for LeaseService {
         }))
     }
 
-    async fn lease_leases(&self, _request: Request<pb::LeaseLeasesRequest>) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
-        let leases = self.node.store().lease_leases().into_iter().map(|id| pb::LeaseStatus { id }).collect();
-        Ok(Response::new(pb::LeaseLeasesResponse { header: Some(self.node.current_header()), leases }))
+    async fn lease_leases(
+        &self,
+        _request: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+        let leases = self
+            .node
+            .store()
+            .lease_leases()
+            .into_iter()
+            .map(|id| pb::LeaseStatus { id })
+            .collect();
+        Ok(Response::new(pb::LeaseLeasesResponse {
+            header: Some(self.node.current_header()),
+            leases,
+        }))
     }
 }

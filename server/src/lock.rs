@@ -5,8 +5,9 @@
 
 use ballast_proto::{pb, v3lockpb};
 use ballast_store::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, PutRequest, RangeRequest, RequestOp, SortOrder,
-    ResponseOp, SortTarget, TxnRequest, WatchRequest, WriteRequest, WriteResponse,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, PutRequest, RangeRequest,
+    RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, WatchRequest, WriteRequest,
+    WriteResponse,
 };
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
@@ -27,10 +28,22 @@ impl LockService {
 
 /// Creates `key` on `lease` (with `value`) unless it exists; returns the key's version: its
 /// create revision, mod revision and value. etcd's `Mutex.Lock` and `Election.Campaign` start so.
-pub(crate) async fn create_once(node: &Node, key: &Bytes, lease: i64, value: Bytes) -> Result<ballast_store::KeyValue, Status> {
+pub(crate) async fn create_once(
+    node: &Node,
+    key: &Bytes,
+    lease: i64,
+    value: Bytes,
+) -> Result<ballast_store::KeyValue, Status> {
     let txn = TxnRequest {
-        compare: vec![Compare::new(key.clone(), CompareResult::Equal, CompareTarget::Create(0))],
-        success: vec![RequestOp::Put(PutRequest { lease, ..PutRequest::new(key.clone(), value.clone()) })],
+        compare: vec![Compare::new(
+            key.clone(),
+            CompareResult::Equal,
+            CompareTarget::Create(0),
+        )],
+        success: vec![RequestOp::Put(PutRequest {
+            lease,
+            ..PutRequest::new(key.clone(), value.clone())
+        })],
         failure: vec![RequestOp::Range(RangeRequest::key(key.clone()))],
     };
     // Answered from the txn itself: this member's store may not have applied it yet.
@@ -40,7 +53,14 @@ pub(crate) async fn create_once(node: &Node, key: &Bytes, lease: i64, value: Byt
     };
     if resp.succeeded {
         let rev = resp.revision;
-        return Ok(ballast_store::KeyValue { key: key.clone(), create_revision: rev, mod_revision: rev, version: 1, value, lease });
+        return Ok(ballast_store::KeyValue {
+            key: key.clone(),
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            value,
+            lease,
+        });
     }
     match resp.responses.into_iter().next() {
         Some(ResponseOp::Range(range)) => range.kvs.into_iter().next(),
@@ -64,8 +84,15 @@ pub(crate) async fn wait_for_turn(node: &Node, prefix: &[u8], rev: i64) -> Resul
             ..RangeRequest::prefix(Bytes::copy_from_slice(prefix))
         };
         let resp = store.range(&ahead)?;
-        let Some(prev) = resp.kvs.into_iter().next() else { return Ok(resp.revision) };
-        let watch = WatchRequest { key: prev.key.clone(), start_revision: resp.revision + 1, no_put: true, ..Default::default() };
+        let Some(prev) = resp.kvs.into_iter().next() else {
+            return Ok(resp.revision);
+        };
+        let watch = WatchRequest {
+            key: prev.key.clone(),
+            start_revision: resp.revision + 1,
+            no_put: true,
+            ..Default::default()
+        };
         let mut watcher = store.watch(watch)?;
         while let Some(w) = watcher.recv().await {
             if w.canceled || w.events.iter().any(|e| e.kind == EventType::Delete) {
@@ -83,7 +110,10 @@ pub(crate) struct Abandon {
 
 impl Abandon {
     pub(crate) fn new(node: &Node, key: &Bytes) -> Self {
-        Self { node: node.clone(), key: Some(key.clone()) }
+        Self {
+            node: node.clone(),
+            key: Some(key.clone()),
+        }
     }
 
     /// The wait ended: keep the key.
@@ -97,7 +127,9 @@ impl Drop for Abandon {
         if let (Some(key), Ok(runtime)) = (self.key.take(), tokio::runtime::Handle::try_current()) {
             let node = self.node.clone();
             runtime.spawn(async move {
-                let _ = node.propose(WriteRequest::DeleteRange(DeleteRangeRequest::key(key))).await;
+                let _ = node
+                    .propose(WriteRequest::DeleteRange(DeleteRangeRequest::key(key)))
+                    .await;
             });
         }
     }
@@ -118,27 +150,46 @@ impl LockService {
 
 #[tonic::async_trait]
 impl v3lockpb::lock_server::Lock for LockService {
-    async fn lock(&self, request: Request<v3lockpb::LockRequest>) -> Result<Response<v3lockpb::LockResponse>, Status> {
+    async fn lock(
+        &self,
+        request: Request<v3lockpb::LockRequest>,
+    ) -> Result<Response<v3lockpb::LockResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         if req.name.is_empty() {
             return Err(ApiError::Store(ballast_store::StoreError::EmptyKey).into());
         }
         let prefix = [req.name.as_ref(), b"/"].concat();
-        self.node.permit(&caller, |auth, user| crate::auth::check_prefix(auth, user, &prefix))?;
+        self.node.permit(&caller, |auth, user| {
+            crate::auth::check_prefix(auth, user, &prefix)
+        })?;
         let (key, revision) = self.acquire(req.name, req.lease).await?;
-        Ok(Response::new(v3lockpb::LockResponse { header: Some(self.node.header(revision)), key }))
+        Ok(Response::new(v3lockpb::LockResponse {
+            header: Some(self.node.header(revision)),
+            key,
+        }))
     }
 
-    async fn unlock(&self, request: Request<v3lockpb::UnlockRequest>) -> Result<Response<v3lockpb::UnlockResponse>, Status> {
+    async fn unlock(
+        &self,
+        request: Request<v3lockpb::UnlockRequest>,
+    ) -> Result<Response<v3lockpb::UnlockResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let key = request.into_inner().key;
-        let resp = self.node.propose_as(&caller, WriteRequest::DeleteRange(DeleteRangeRequest::key(key))).await?;
+        let resp = self
+            .node
+            .propose_as(
+                &caller,
+                WriteRequest::DeleteRange(DeleteRangeRequest::key(key)),
+            )
+            .await?;
         let revision = match resp {
             ballast_store::WriteResponse::DeleteRange(d) => d.revision,
             other => return Err(crate::kv::unexpected(other)),
         };
         let header: pb::ResponseHeader = self.node.header(revision);
-        Ok(Response::new(v3lockpb::UnlockResponse { header: Some(header) }))
+        Ok(Response::new(v3lockpb::UnlockResponse {
+            header: Some(header),
+        }))
     }
 }

@@ -30,10 +30,15 @@ impl MaintenanceService {
     /// etcd 3.4's maintenance server checks admin rights itself and returns the auth package's own
     /// error, not the gRPC one: code Unknown, "auth: permission denied" (etcdctl prints it so).
     fn admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        self.node.permit_admin(request.metadata()).map(|_| ()).map_err(|err| match err {
-            ApiError::Store(e) => Status::unknown(e.to_string().replace("etcdserver: ", "auth: ")),
-            other => other.into(),
-        })
+        self.node
+            .permit_admin(request.metadata())
+            .map(|_| ())
+            .map_err(|err| match err {
+                ApiError::Store(e) => {
+                    Status::unknown(e.to_string().replace("etcdserver: ", "auth: "))
+                }
+                other => other.into(),
+            })
     }
 
     pub fn new(node: Node) -> Self {
@@ -44,17 +49,26 @@ impl MaintenanceService {
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
 
 fn alarm_name(alarm: i32) -> &'static str {
-    pb::AlarmType::try_from(alarm).map(|a| a.as_str_name()).unwrap_or("UNKNOWN")
+    pb::AlarmType::try_from(alarm)
+        .map(|a| a.as_str_name())
+        .unwrap_or("UNKNOWN")
 }
 
 #[tonic::async_trait]
 impl pb::maintenance_server::Maintenance for MaintenanceService {
     type SnapshotStream = SnapshotStream;
 
-    async fn alarm(&self, request: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
+    async fn alarm(
+        &self,
+        request: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
         let req = request.into_inner();
-        let action = pb::alarm_request::AlarmAction::try_from(req.action)
-            .map_err(|_| ApiError::UnknownEnum { field: "alarm action", value: req.action })?;
+        let action = pb::alarm_request::AlarmAction::try_from(req.action).map_err(|_| {
+            ApiError::UnknownEnum {
+                field: "alarm action",
+                value: req.action,
+            }
+        })?;
         let alarms = self
             .node
             .alarm(action, req.member_id, req.alarm)
@@ -62,10 +76,16 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             .into_iter()
             .map(|(member_id, alarm)| pb::AlarmMember { member_id, alarm })
             .collect();
-        Ok(Response::new(pb::AlarmResponse { header: Some(self.node.current_header()), alarms }))
+        Ok(Response::new(pb::AlarmResponse {
+            header: Some(self.node.current_header()),
+            alarms,
+        }))
     }
 
-    async fn status(&self, _request: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let node = &self.node;
         let size = node.db_size() as i64;
         let errors = node
@@ -88,7 +108,10 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         }))
     }
 
-    async fn defragment(&self, request: Request<pb::DefragmentRequest>) -> Result<Response<pb::DefragmentResponse>, Status> {
+    async fn defragment(
+        &self,
+        request: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.admin(&request)?;
         // Online: RocksDB compacts in the background of live reads and writes; nothing stops.
         let store = self.node.store();
@@ -96,25 +119,44 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(ApiError::from)?;
-        Ok(Response::new(pb::DefragmentResponse { header: Some(self.node.current_header()) }))
+        Ok(Response::new(pb::DefragmentResponse {
+            header: Some(self.node.current_header()),
+        }))
     }
 
-    async fn hash(&self, request: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+    async fn hash(
+        &self,
+        request: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
         self.admin(&request)?;
         let store = self.node.store();
         let (hash, _, rev) = crate::kv::blocking(|| store.hash_kv(0)).map_err(ApiError::from)?;
-        Ok(Response::new(pb::HashResponse { header: Some(self.node.header(rev)), hash }))
+        Ok(Response::new(pb::HashResponse {
+            header: Some(self.node.header(rev)),
+            hash,
+        }))
     }
 
-    async fn hash_kv(&self, request: Request<pb::HashKvRequest>) -> Result<Response<pb::HashKvResponse>, Status> {
+    async fn hash_kv(
+        &self,
+        request: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
         self.admin(&request)?;
         let rev = request.into_inner().revision;
         let store = self.node.store();
-        let (hash, compact_revision, _) = crate::kv::blocking(|| store.hash_kv(rev)).map_err(ApiError::from)?;
-        Ok(Response::new(pb::HashKvResponse { header: Some(self.node.current_header()), hash, compact_revision }))
+        let (hash, compact_revision, _) =
+            crate::kv::blocking(|| store.hash_kv(rev)).map_err(ApiError::from)?;
+        Ok(Response::new(pb::HashKvResponse {
+            header: Some(self.node.current_header()),
+            hash,
+            compact_revision,
+        }))
     }
 
-    async fn snapshot(&self, request: Request<pb::SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
         self.admin(&request)?;
         let node = self.node.clone();
         let (tx, rx) = mpsc::channel::<Result<pb::SnapshotResponse, Status>>(4);
@@ -126,7 +168,10 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn move_leader(&self, request: Request<pb::MoveLeaderRequest>) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+    async fn move_leader(
+        &self,
+        request: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         let target = request.into_inner().target_id;
         // etcd: only the leader moves leadership, and only to a voting member.
         let status = self.node.raft_status();
@@ -134,22 +179,41 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             return Err(Status::failed_precondition("etcdserver: not leader"));
         }
         if target == self.node.identity().member_id {
-            return Ok(Response::new(pb::MoveLeaderResponse { header: Some(self.node.current_header()) }));
+            return Ok(Response::new(pb::MoveLeaderResponse {
+                header: Some(self.node.current_header()),
+            }));
         }
-        if !self.node.replica().members().iter().any(|m| m.id == target && !m.is_learner) {
+        if !self
+            .node
+            .replica()
+            .members()
+            .iter()
+            .any(|m| m.id == target && !m.is_learner)
+        {
             return Err(ApiError::BadLeaderTransferee.into());
         }
-        self.node.replica().transfer_leader(target).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::MoveLeaderResponse { header: Some(self.node.current_header()) }))
+        self.node
+            .replica()
+            .transfer_leader(target)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: Some(self.node.current_header()),
+        }))
     }
 }
 
 /// Checkpoints the store and streams the checkpoint in chunks; the checkpoint is removed after.
-fn send_snapshot(node: &Node, tx: &mpsc::Sender<Result<pb::SnapshotResponse, Status>>) -> std::io::Result<()> {
+fn send_snapshot(
+    node: &Node,
+    tx: &mpsc::Sender<Result<pb::SnapshotResponse, Status>>,
+) -> std::io::Result<()> {
     let tmp = tempdir_in(&node.options().data_dir)?;
     let dir = tmp.join("db");
     let result = (|| {
-        node.store().checkpoint(&dir).map_err(std::io::Error::other)?;
+        node.store()
+            .checkpoint(&dir)
+            .map_err(std::io::Error::other)?;
         let header = node.current_header();
         let files = snapshot::list_files(&dir)?;
         let (_, total) = snapshot::sizes(&files);
@@ -157,8 +221,14 @@ fn send_snapshot(node: &Node, tx: &mpsc::Sender<Result<pb::SnapshotResponse, Sta
         let mut chunk = Vec::with_capacity(SNAPSHOT_CHUNK);
         let flush = |chunk: &mut Vec<u8>, sent: &mut u64| -> std::io::Result<()> {
             *sent += chunk.len() as u64;
-            let msg = pb::SnapshotResponse { header: Some(header), remaining_bytes: total - *sent, blob: std::mem::take(chunk).into() };
-            tx.blocking_send(Ok(msg)).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+            let msg = pb::SnapshotResponse {
+                header: Some(header),
+                remaining_bytes: total - *sent,
+                blob: std::mem::take(chunk).into(),
+            };
+            tx.blocking_send(Ok(msg)).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")
+            })
         };
         snapshot::write_stream(&files, |mut bytes| {
             while !bytes.is_empty() {

@@ -77,11 +77,25 @@ impl NodeOptions {
         let mut members: BTreeMap<u64, MemberNode> = BTreeMap::new();
         for (name, peer_urls) in &self.initial_cluster {
             let id = identity::member_id(peer_urls, &self.cluster_token);
-            members.insert(id, MemberNode { name: name.clone(), peer_urls: peer_urls.clone(), client_urls: Vec::new() });
+            members.insert(
+                id,
+                MemberNode {
+                    name: name.clone(),
+                    peer_urls: peer_urls.clone(),
+                    client_urls: Vec::new(),
+                },
+            );
         }
         if members.is_empty() {
             let id = identity::member_id(&self.peer_urls, &self.cluster_token);
-            members.insert(id, MemberNode { name: self.name.clone(), peer_urls: self.peer_urls.clone(), client_urls: Vec::new() });
+            members.insert(
+                id,
+                MemberNode {
+                    name: self.name.clone(),
+                    peer_urls: self.peer_urls.clone(),
+                    client_urls: Vec::new(),
+                },
+            );
         }
         members
     }
@@ -124,7 +138,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("member", &self.inner.member).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("member", &self.inner.member)
+            .finish_non_exhaustive()
     }
 }
 
@@ -136,7 +152,11 @@ impl Node {
         // Checkpoints of snapshots cut short by a crash: hard links that would pin old files.
         for entry in std::fs::read_dir(&opts.data_dir)? {
             let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(crate::maintenance::SNAPSHOT_TMP_PREFIX) {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(crate::maintenance::SNAPSHOT_TMP_PREFIX)
+            {
                 std::fs::remove_dir_all(entry.path())?;
             }
         }
@@ -148,15 +168,29 @@ impl Node {
                 opts.peer_urls
             )));
         }
-        let founders: Vec<u64> = initial.keys().copied().filter(|&id| opts.new_cluster || id != member_id).collect();
-        let fresh = Identity { cluster_id: identity::cluster_id(&founders), member_id };
+        let founders: Vec<u64> = initial
+            .keys()
+            .copied()
+            .filter(|&id| opts.new_cluster || id != member_id)
+            .collect();
+        let fresh = Identity {
+            cluster_id: identity::cluster_id(&founders),
+            member_id,
+        };
         let identity = identity::load_or_store(&opts.data_dir, fresh)?;
         // Alarms were kept per member in this file before they were replicated: raise them
         // through the log once this member has joined, then drop the file.
         let legacy_alarms = load_alarms(&opts.data_dir)?;
         let mut replica_opts = ReplicaOptions::new(identity.member_id, opts.data_dir.clone());
-        replica_opts.store = StoreOptions { max_txn_ops: opts.max_txn_ops, ..StoreOptions::default() };
-        replica_opts.initial_members = if opts.new_cluster { initial } else { BTreeMap::new() };
+        replica_opts.store = StoreOptions {
+            max_txn_ops: opts.max_txn_ops,
+            ..StoreOptions::default()
+        };
+        replica_opts.initial_members = if opts.new_cluster {
+            initial
+        } else {
+            BTreeMap::new()
+        };
         replica_opts.heartbeat = opts.heartbeat;
         replica_opts.election_timeout = opts.election_timeout;
         replica_opts.snapshot_count = opts.snapshot_count;
@@ -190,7 +224,14 @@ impl Node {
                 return;
             }
             for &(member, alarm) in &legacy_alarms {
-                if let Err(err) = replica.write(WriteRequest::Alarm { activate: true, member, alarm }).await {
+                if let Err(err) = replica
+                    .write(WriteRequest::Alarm {
+                        activate: true,
+                        member,
+                        alarm,
+                    })
+                    .await
+                {
                     tracing::warn!(%err, "could not raise an alarm kept from an older version; keeping its file");
                     return;
                 }
@@ -262,7 +303,11 @@ impl Node {
     }
 
     pub fn db_size(&self) -> u64 {
-        self.inner.replica.metrics().db_size_bytes.load(Ordering::Relaxed)
+        self.inner
+            .replica
+            .metrics()
+            .db_size_bytes
+            .load(Ordering::Relaxed)
     }
 
     pub fn header(&self, revision: i64) -> pb::ResponseHeader {
@@ -307,12 +352,25 @@ impl Node {
     }
 
     async fn check_quota(&self) -> ApiResult<()> {
-        if self.store().alarms().iter().any(|&(_, a)| a == ALARM_NOSPACE) {
+        if self
+            .store()
+            .alarms()
+            .iter()
+            .any(|&(_, a)| a == ALARM_NOSPACE)
+        {
             return Err(ApiError::NoSpace);
         }
         if self.db_size() > self.inner.opts.quota() {
-            tracing::warn!(size = self.db_size(), quota = self.inner.opts.quota(), "database space exceeded; raising NOSPACE");
-            let raise = WriteRequest::Alarm { activate: true, member: self.inner.identity.member_id, alarm: ALARM_NOSPACE };
+            tracing::warn!(
+                size = self.db_size(),
+                quota = self.inner.opts.quota(),
+                "database space exceeded; raising NOSPACE"
+            );
+            let raise = WriteRequest::Alarm {
+                activate: true,
+                member: self.inner.identity.member_id,
+                alarm: ALARM_NOSPACE,
+            };
             if let Err(err) = self.inner.replica.write(raise).await {
                 tracing::error!(%err, "could not raise the NOSPACE alarm");
             }
@@ -324,7 +382,12 @@ impl Node {
     /// etcd's Alarm: GET lists (linearizably), ACTIVATE raises, DEACTIVATE clears; answers the
     /// affected alarms. Alarms are replicated state of the store (as etcd's), so every member
     /// sees and enforces every member's, and a restart does not clear them.
-    pub async fn alarm(&self, action: pb::alarm_request::AlarmAction, member: u64, alarm: i32) -> ApiResult<Vec<(u64, i32)>> {
+    pub async fn alarm(
+        &self,
+        action: pb::alarm_request::AlarmAction,
+        member: u64,
+        alarm: i32,
+    ) -> ApiResult<Vec<(u64, i32)>> {
         use pb::alarm_request::AlarmAction;
         let activate = match action {
             AlarmAction::Get => {
@@ -335,7 +398,14 @@ impl Node {
             AlarmAction::Activate => true,
             AlarmAction::Deactivate => false,
         };
-        match self.propose(WriteRequest::Alarm { activate, member, alarm }).await? {
+        match self
+            .propose(WriteRequest::Alarm {
+                activate,
+                member,
+                alarm,
+            })
+            .await?
+        {
             WriteResponse::Alarm { changed: true, .. } => Ok(vec![(member, alarm)]),
             WriteResponse::Alarm { changed: false, .. } => Ok(vec![]),
             other => Err(ApiError::Unexpected(format!("{other:?}"))),
@@ -349,15 +419,17 @@ impl Node {
     }
 }
 
-
-
 /// Requests that may make the database bigger; the rest are allowed over quota, so that space can
 /// be freed (etcd allows deletes, compaction and lease revocation under NOSPACE).
 fn grows(req: &WriteRequest) -> bool {
     match req {
         WriteRequest::Put(_) | WriteRequest::Txn(_) | WriteRequest::LeaseGrant { .. } => true,
         WriteRequest::Checked { req, .. } => grows(req),
-        WriteRequest::DeleteRange(_) | WriteRequest::Compact(_) | WriteRequest::LeaseRevoke(_) | WriteRequest::Auth(_) | WriteRequest::Alarm { .. } => false,
+        WriteRequest::DeleteRange(_)
+        | WriteRequest::Compact(_)
+        | WriteRequest::LeaseRevoke(_)
+        | WriteRequest::Auth(_)
+        | WriteRequest::Alarm { .. } => false,
     }
 }
 
@@ -369,16 +441,23 @@ fn load_alarms(dir: &std::path::Path) -> Result<BTreeSet<(u64, i32)>, OpenError>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
         Err(e) => return Err(e.into()),
     };
-    let bad = || OpenError::Config(format!("{}: malformed alarms file", dir.join(ALARMS_FILE).display()));
+    let bad = || {
+        OpenError::Config(format!(
+            "{}: malformed alarms file",
+            dir.join(ALARMS_FILE).display()
+        ))
+    };
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
             let (member, alarm) = line.split_once(' ').ok_or_else(bad)?;
-            Ok((u64::from_str_radix(member, 16).map_err(|_| bad())?, alarm.parse().map_err(|_| bad())?))
+            Ok((
+                u64::from_str_radix(member, 16).map_err(|_| bad())?,
+                alarm.parse().map_err(|_| bad())?,
+            ))
         })
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -387,7 +466,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn leftover_snapshot_checkpoints_are_removed_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let left = dir.path().join(format!("{}123-0", crate::maintenance::SNAPSHOT_TMP_PREFIX));
+        let left = dir
+            .path()
+            .join(format!("{}123-0", crate::maintenance::SNAPSHOT_TMP_PREFIX));
         std::fs::create_dir_all(left.join("db")).unwrap();
         std::fs::write(left.join("db").join("000001.sst"), b"x").unwrap();
         let node = Node::open(NodeOptions::new(dir.path())).await.unwrap();

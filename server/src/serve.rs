@@ -6,18 +6,18 @@ use std::time::Duration;
 
 use ballast_proto::pb;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
+use tonic::service::Routes;
 
 use crate::auth::AuthService;
 use crate::authority::FixAuthority;
 
 use crate::cluster::ClusterService;
 use crate::compaction::AutoCompaction;
+use crate::election::ElectionService;
 use crate::error::OpenError;
 use crate::kv::KvService;
-use crate::election::ElectionService;
 use crate::lease::LeaseService;
 use crate::lock::LockService;
 use crate::maintenance::MaintenanceService;
@@ -39,15 +39,25 @@ const GRPC_OVERHEAD: usize = 512 * 1024;
 
 /// "http://host:port" (or "host:port") to a socket address; "localhost" is 127.0.0.1.
 pub fn parse_listen_url(url: &str) -> Result<SocketAddr, OpenError> {
-    let bad = || OpenError::Config(format!("cannot listen on {url:?}: expected http://host:port"));
+    let bad = || {
+        OpenError::Config(format!(
+            "cannot listen on {url:?}: expected http://host:port"
+        ))
+    };
     let rest = url.strip_prefix("http://").unwrap_or(url);
     if url.starts_with("https://") || url.starts_with("unix") {
-        return Err(OpenError::Config(format!("cannot listen on {url:?}: only http:// URLs are supported")));
+        return Err(OpenError::Config(format!(
+            "cannot listen on {url:?}: only http:// URLs are supported"
+        )));
     }
     let rest = rest.trim_end_matches('/');
     let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
     let port: u16 = port.parse().map_err(|_| bad())?;
-    let host = if host == "localhost" { "127.0.0.1" } else { host.trim_start_matches('[').trim_end_matches(']') };
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host.trim_start_matches('[').trim_end_matches(']')
+    };
     let ip = host.parse().map_err(|_| bad())?;
     Ok(SocketAddr::new(ip, port))
 }
@@ -55,16 +65,25 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr, OpenError> {
 /// The router with every service of a member.
 pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
     let limit = node.options().max_request_bytes + GRPC_OVERHEAD;
-    let kv = pb::kv_server::KvServer::new(KvService::new(node.clone())).max_decoding_message_size(limit).max_encoding_message_size(usize::MAX);
-    let watch = pb::watch_server::WatchServer::new(WatchService::new(node.clone(), opts.watch_progress_interval))
+    let kv = pb::kv_server::KvServer::new(KvService::new(node.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX);
-    let lease = pb::lease_server::LeaseServer::new(LeaseService::new(node.clone())).max_decoding_message_size(limit);
-    let cluster = pb::cluster_server::ClusterServer::new(ClusterService::new(node.clone())).max_decoding_message_size(limit);
-    let maintenance = pb::maintenance_server::MaintenanceServer::new(MaintenanceService::new(node.clone()))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(usize::MAX);
-    let auth = pb::auth_server::AuthServer::new(AuthService::new(node.clone())).max_decoding_message_size(limit);
+    let watch = pb::watch_server::WatchServer::new(WatchService::new(
+        node.clone(),
+        opts.watch_progress_interval,
+    ))
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(usize::MAX);
+    let lease = pb::lease_server::LeaseServer::new(LeaseService::new(node.clone()))
+        .max_decoding_message_size(limit);
+    let cluster = pb::cluster_server::ClusterServer::new(ClusterService::new(node.clone()))
+        .max_decoding_message_size(limit);
+    let maintenance =
+        pb::maintenance_server::MaintenanceServer::new(MaintenanceService::new(node.clone()))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX);
+    let auth = pb::auth_server::AuthServer::new(AuthService::new(node.clone()))
+        .max_decoding_message_size(limit);
     Routes::from(crate::http::router(node.clone()))
         .add_service(kv)
         .add_service(watch)
@@ -72,15 +91,22 @@ pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
         .add_service(cluster)
         .add_service(maintenance)
         .add_service(auth)
-        .add_service(ballast_proto::v3lockpb::lock_server::LockServer::new(LockService::new(node.clone())).max_decoding_message_size(limit))
         .add_service(
-            ballast_proto::v3electionpb::election_server::ElectionServer::new(ElectionService::new(node.clone()))
+            ballast_proto::v3lockpb::lock_server::LockServer::new(LockService::new(node.clone()))
                 .max_decoding_message_size(limit),
+        )
+        .add_service(
+            ballast_proto::v3electionpb::election_server::ElectionServer::new(
+                ElectionService::new(node.clone()),
+            )
+            .max_decoding_message_size(limit),
         )
 }
 
 /// Accepted connections, with Nagle off and the `:authority` fix-up in front of h2.
-fn incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<FixAuthority<tokio::net::TcpStream>>> {
+fn incoming(
+    listener: TcpListener,
+) -> impl Stream<Item = std::io::Result<FixAuthority<tokio::net::TcpStream>>> {
     TcpListenerStream::new(listener).map(|conn| {
         let conn = conn?;
         conn.set_nodelay(true)?;
@@ -98,14 +124,21 @@ pub async fn serve(
     let mut listeners = Vec::new();
     for url in &opts.listen_client_urls {
         let addr = parse_listen_url(url)?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| OpenError::Config(format!("cannot listen on {url}: {e}")))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| OpenError::Config(format!("cannot listen on {url}: {e}")))?;
         listeners.push(listener);
     }
-    let addrs = listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+    let addrs = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<Result<Vec<_>, _>>()?;
     let mut peer_listeners = Vec::new();
     for url in &opts.listen_peer_urls {
         let addr = parse_listen_url(url)?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| OpenError::Config(format!("cannot listen on {url}: {e}")))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| OpenError::Config(format!("cannot listen on {url}: {e}")))?;
         peer_listeners.push(listener);
     }
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -163,9 +196,18 @@ mod tests {
 
     #[test]
     fn listen_urls() {
-        assert_eq!(parse_listen_url("http://localhost:2379").unwrap(), "127.0.0.1:2379".parse().unwrap());
-        assert_eq!(parse_listen_url("http://0.0.0.0:1").unwrap(), "0.0.0.0:1".parse().unwrap());
-        assert_eq!(parse_listen_url("http://[::1]:2379").unwrap(), "[::1]:2379".parse().unwrap());
+        assert_eq!(
+            parse_listen_url("http://localhost:2379").unwrap(),
+            "127.0.0.1:2379".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_url("http://0.0.0.0:1").unwrap(),
+            "0.0.0.0:1".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_url("http://[::1]:2379").unwrap(),
+            "[::1]:2379".parse().unwrap()
+        );
         assert!(parse_listen_url("https://127.0.0.1:2379").is_err());
         assert!(parse_listen_url("http://127.0.0.1").is_err());
     }

@@ -24,7 +24,10 @@ pub fn list_files(dir: &Path) -> io::Result<Vec<(String, PathBuf, u64)>> {
         if !entry.file_type()?.is_file() {
             continue;
         }
-        let name = entry.file_name().into_string().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "non-UTF-8 file name"))?;
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "non-UTF-8 file name"))?;
         out.push((name, entry.path(), entry.metadata()?.len()));
     }
     out.sort();
@@ -33,14 +36,22 @@ pub fn list_files(dir: &Path) -> io::Result<Vec<(String, PathBuf, u64)>> {
 
 /// The body length (before padding) and the total length of the snapshot of `files`.
 pub fn sizes(files: &[(String, PathBuf, u64)]) -> (u64, u64) {
-    let body = MAGIC.len() as u64 + files.iter().map(|(name, _, size)| 4 + name.len() as u64 + 8 + size).sum::<u64>() + 4;
+    let body = MAGIC.len() as u64
+        + files
+            .iter()
+            .map(|(name, _, size)| 4 + name.len() as u64 + 8 + size)
+            .sum::<u64>()
+        + 4;
     let padded = body.div_ceil(ALIGN) * ALIGN;
     (body, padded + DIGEST)
 }
 
 /// Writes the snapshot of `files` to `out` in pieces; `out` is called once per piece, in order.
 /// Nothing bigger than one read buffer is held in memory.
-pub fn write_stream(files: &[(String, PathBuf, u64)], mut out: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+pub fn write_stream(
+    files: &[(String, PathBuf, u64)],
+    mut out: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut sha = Sha256::new();
     let mut emit = |bytes: &[u8], sha: &mut Sha256| -> io::Result<()> {
         sha.update(bytes);
@@ -65,7 +76,10 @@ pub fn write_stream(files: &[(String, PathBuf, u64)], mut out: impl FnMut(&[u8])
             emit(&buf[..n], &mut sha)?;
         }
         if copied != *size {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{name} shrank while being sent")));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{name} shrank while being sent"),
+            ));
         }
     }
     emit(&0u32.to_be_bytes(), &mut sha)?;
@@ -78,10 +92,17 @@ pub fn write_stream(files: &[(String, PathBuf, u64)], mut out: impl FnMut(&[u8])
 
 /// Unpacks a snapshot file into the new directory `dir` after checking its digest.
 pub fn unpack(snapshot: &Path, dir: &Path) -> io::Result<()> {
-    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", snapshot.display()));
+    let invalid = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {what}", snapshot.display()),
+        )
+    };
     let len = fs::metadata(snapshot)?.len();
     if len < DIGEST || !(len - DIGEST).is_multiple_of(ALIGN) {
-        return Err(invalid("not a snapshot (size is not a multiple of 512 plus a 32-byte digest)"));
+        return Err(invalid(
+            "not a snapshot (size is not a multiple of 512 plus a 32-byte digest)",
+        ));
     }
     // First pass: the digest, so that nothing is unpacked from a damaged file.
     let mut file = BufReader::new(File::open(snapshot)?);
@@ -163,6 +184,9 @@ mod tests {
         fs::write(&snap, &bytes).unwrap();
         let err = unpack(&snap, &work.path().join("again")).unwrap_err();
         assert!(err.to_string().contains("digest mismatch"), "{err}");
-        assert!(!work.path().join("again").exists(), "nothing unpacked from a damaged file");
+        assert!(
+            !work.path().join("again").exists(),
+            "nothing unpacked from a damaged file"
+        );
     }
 }

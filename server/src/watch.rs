@@ -43,7 +43,10 @@ pub struct WatchService {
 
 impl WatchService {
     pub fn new(node: Node, progress_interval: Duration) -> Self {
-        Self { node, progress_interval }
+        Self {
+            node,
+            progress_interval,
+        }
     }
 }
 
@@ -53,12 +56,22 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> 
 impl pb::watch_server::Watch for WatchService {
     type WatchStream = WatchStream;
 
-    async fn watch(&self, request: Request<Streaming<pb::WatchRequest>>) -> Result<Response<WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<WatchStream>, Status> {
         // The stream's token speaks for every watch created on it.
         let caller = self.node.caller(request.metadata())?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let stream = StreamState { node: self.node.clone(), caller, out: tx, watches: HashMap::new(), next_id: 0, round: Arc::default() };
+        let stream = StreamState {
+            node: self.node.clone(),
+            caller,
+            out: tx,
+            watches: HashMap::new(),
+            next_id: 0,
+            round: Arc::default(),
+        };
         tokio::spawn(stream.run(inbound, self.progress_interval));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -136,7 +149,12 @@ impl StreamState {
                     // Its answer to a round under way will never come.
                     self.round.lock().active = false;
                     let header = self.node.current_header();
-                    let resp = pb::WatchResponse { header: Some(header), watch_id: cancel.watch_id, canceled: true, ..Default::default() };
+                    let resp = pb::WatchResponse {
+                        header: Some(header),
+                        watch_id: cancel.watch_id,
+                        canceled: true,
+                        ..Default::default()
+                    };
                     return self.send(resp).await;
                 }
                 true
@@ -157,21 +175,43 @@ impl StreamState {
             ..Default::default()
         };
         // etcd's watch stream refuses an inverted range and a watch id already in use.
-        if !create.range_end.is_empty() && create.range_end.as_ref() != b"\0" && create.key >= create.range_end {
-            return self.send(refuse("mvcc: watcher range is empty".into())).await;
+        if !create.range_end.is_empty()
+            && create.range_end.as_ref() != b"\0"
+            && create.key >= create.range_end
+        {
+            return self
+                .send(refuse("mvcc: watcher range is empty".into()))
+                .await;
         }
         let readable = |auth: &ballast_store::AuthState, user: Option<&str>| {
-            auth.check(user, &create.key, &create.range_end, ballast_store::Access::Read)
+            auth.check(
+                user,
+                &create.key,
+                &create.range_end,
+                ballast_store::Access::Read,
+            )
         };
         if self.node.permit(&self.caller, readable).is_err() {
             // etcd 3.4 answers with the watch id asked for, and keeps the stream.
             // The reason is the gRPC error's own text, which etcd's client maps back to the error.
-            let denied = refuse(format!("rpc error: code = PermissionDenied desc = {}", ballast_store::StoreError::PermissionDenied));
-            return self.send(pb::WatchResponse { watch_id: create.watch_id, ..denied }).await;
+            let denied = refuse(format!(
+                "rpc error: code = PermissionDenied desc = {}",
+                ballast_store::StoreError::PermissionDenied
+            ));
+            return self
+                .send(pb::WatchResponse {
+                    watch_id: create.watch_id,
+                    ..denied
+                })
+                .await;
         }
         let id = if create.watch_id != 0 {
             if self.watches.contains_key(&create.watch_id) {
-                return self.send(refuse("mvcc: duplicate watch ID provided on the WatchStream".into())).await;
+                return self
+                    .send(refuse(
+                        "mvcc: duplicate watch ID provided on the WatchStream".into(),
+                    ))
+                    .await;
             }
             create.watch_id
         } else {
@@ -189,11 +229,19 @@ impl StreamState {
             Ok(w) => w,
             Err(err) => return self.send(refuse(err.to_string())).await,
         };
-        let created = pb::WatchResponse { header: Some(header), watch_id: id, created: true, ..Default::default() };
+        let created = pb::WatchResponse {
+            header: Some(header),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        };
         if !self.send(created).await {
             return false;
         }
-        let progress = Arc::new(Progress { requester: Mutex::new(watcher.progress_requester()), round_acks: Mutex::new(0) });
+        let progress = Arc::new(Progress {
+            requester: Mutex::new(watcher.progress_requester()),
+            round_acks: Mutex::new(0),
+        });
         let fwd = Forwarder {
             node: self.node.clone(),
             req,
@@ -205,14 +253,25 @@ impl StreamState {
             round: self.round.clone(),
         };
         let task = tokio::spawn(fwd.run(watcher));
-        self.watches.insert(id, WatchEntry { task, progress_notify: create.progress_notify, progress });
+        self.watches.insert(
+            id,
+            WatchEntry {
+                task,
+                progress_notify: create.progress_notify,
+                progress,
+            },
+        );
         true
     }
 
     /// Answers a progress request; see the module comment.
     async fn progress_round(&mut self) -> bool {
         if self.watches.is_empty() {
-            let resp = pb::WatchResponse { header: Some(self.node.current_header()), watch_id: -1, ..Default::default() };
+            let resp = pb::WatchResponse {
+                header: Some(self.node.current_header()),
+                watch_id: -1,
+                ..Default::default()
+            };
             return self.send(resp).await;
         }
         let mut round = self.round.lock();
@@ -220,7 +279,11 @@ impl StreamState {
             // The round under way answers this request too.
             return true;
         }
-        *round = Round { remaining: self.watches.len(), min_rev: i64::MAX, active: true };
+        *round = Round {
+            remaining: self.watches.len(),
+            min_rev: i64::MAX,
+            active: true,
+        };
         for w in self.watches.values() {
             let mut acks = w.progress.round_acks.lock();
             *acks += 1;
@@ -280,10 +343,17 @@ impl Forwarder {
                     return;
                 }
             }
-            let req = WatchRequest { start_revision: next, ..self.req.clone() };
+            let req = WatchRequest {
+                start_revision: next,
+                ..self.req.clone()
+            };
             match self.node.store().watch(req) {
                 Ok(w) => {
-                    tracing::debug!(watch_id = self.id, from = next, "watch moved to the installed store");
+                    tracing::debug!(
+                        watch_id = self.id,
+                        from = next,
+                        "watch moved to the installed store"
+                    );
                     *self.progress.requester.lock() = w.progress_requester();
                     self.reask_progress(&w);
                     watcher = w;
@@ -372,23 +442,47 @@ impl Forwarder {
             return Ack::Swallowed;
         }
         round.active = false;
-        Ack::Answer(pb::WatchResponse { header: Some(self.node.header(round.min_rev)), watch_id: -1, ..Default::default() })
+        Ack::Answer(pb::WatchResponse {
+            header: Some(self.node.header(round.min_rev)),
+            watch_id: -1,
+            ..Default::default()
+        })
     }
 
     /// One response, or with `fragment` set, as many as keep each under the request size limit
     /// (every part but the last flagged `fragment`).
-    fn split(&self, header: pb::ResponseHeader, events: Vec<ballast_proto::mvccpb::Event>) -> Vec<pb::WatchResponse> {
-        let whole = pb::WatchResponse { header: Some(header), watch_id: self.id, events, ..Default::default() };
+    fn split(
+        &self,
+        header: pb::ResponseHeader,
+        events: Vec<ballast_proto::mvccpb::Event>,
+    ) -> Vec<pb::WatchResponse> {
+        let whole = pb::WatchResponse {
+            header: Some(header),
+            watch_id: self.id,
+            events,
+            ..Default::default()
+        };
         if !self.fragment || whole.encoded_len() <= self.max_bytes {
             return vec![whole];
         }
         let mut parts = Vec::new();
-        let mut current = pb::WatchResponse { header: Some(header), watch_id: self.id, ..Default::default() };
+        let mut current = pb::WatchResponse {
+            header: Some(header),
+            watch_id: self.id,
+            ..Default::default()
+        };
         let mut size = current.encoded_len();
         for ev in whole.events {
             let len = ev.encoded_len() + 8;
             if !current.events.is_empty() && size + len > self.max_bytes {
-                let mut done = std::mem::replace(&mut current, pb::WatchResponse { header: Some(header), watch_id: self.id, ..Default::default() });
+                let mut done = std::mem::replace(
+                    &mut current,
+                    pb::WatchResponse {
+                        header: Some(header),
+                        watch_id: self.id,
+                        ..Default::default()
+                    },
+                );
                 done.fragment = true;
                 parts.push(done);
                 size = current.encoded_len();

@@ -29,7 +29,11 @@ use rand::{Rng, SeedableRng};
 use tonic::transport::Channel;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Etcd {
@@ -53,22 +57,47 @@ fn start_etcd() -> Etcd {
     let child = Command::new("etcd")
         .arg("--data-dir")
         .arg(dir.path().join("etcd"))
-        .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
-        .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
         .args(["--initial-cluster", &format!("default={peer_url}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("etcd (Debian's etcd-server 3.4) must be installed: scripts/setup.sh installs it");
-    Etcd { child, _dir: dir, url }
+    Etcd {
+        child,
+        _dir: dir,
+        url,
+    }
 }
 
 async fn connect(url: &str) -> Channel {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(ch) = Channel::from_shared(url.to_owned()).unwrap().connect().await {
+        if let Ok(ch) = Channel::from_shared(url.to_owned())
+            .unwrap()
+            .connect()
+            .await
+        {
             let mut kv = KvClient::new(ch.clone());
-            if kv.range(pb::RangeRequest { key: "x".into(), ..Default::default() }).await.is_ok() {
+            if kv
+                .range(pb::RangeRequest {
+                    key: "x".into(),
+                    ..Default::default()
+                })
+                .await
+                .is_ok()
+            {
                 return ch;
             }
         }
@@ -136,7 +165,11 @@ impl Gen {
     fn range(&mut self) -> pb::RangeRequest {
         let key = self.key();
         let range_end = self.range_end(&key);
-        let mut r = pb::RangeRequest { key, range_end, ..Default::default() };
+        let mut r = pb::RangeRequest {
+            key,
+            range_end,
+            ..Default::default()
+        };
         if self.rng.gen_bool(0.3) {
             r.limit = self.rng.gen_range(1..4);
         }
@@ -163,7 +196,13 @@ impl Gen {
         let key = self.key();
         let value = self.value();
         let lease = self.lease();
-        let mut p = pb::PutRequest { key, value, lease, prev_kv: self.rng.gen_bool(0.4), ..Default::default() };
+        let mut p = pb::PutRequest {
+            key,
+            value,
+            lease,
+            prev_kv: self.rng.gen_bool(0.4),
+            ..Default::default()
+        };
         if self.rng.gen_bool(0.05) {
             p.ignore_value = true;
             p.value = Bytes::new();
@@ -178,7 +217,11 @@ impl Gen {
     fn delete(&mut self) -> pb::DeleteRangeRequest {
         let key = self.key();
         let range_end = self.range_end(&key);
-        pb::DeleteRangeRequest { key, range_end, prev_kv: self.rng.gen_bool(0.5) }
+        pb::DeleteRangeRequest {
+            key,
+            range_end,
+            prev_kv: self.rng.gen_bool(0.5),
+        }
     }
 
     fn compare(&mut self) -> pb::Compare {
@@ -188,11 +231,24 @@ impl Gen {
             0 => TargetUnion::Version(self.rng.gen_range(0..4)),
             1 => TargetUnion::CreateRevision(self.rng.gen_range(0..=self.rev)),
             2 => TargetUnion::ModRevision(self.rng.gen_range(0..=self.rev)),
-            3 => TargetUnion::Value(Bytes::from(format!("v{}", self.rng.gen_range(0..=self.values)))),
+            3 => TargetUnion::Value(Bytes::from(format!(
+                "v{}",
+                self.rng.gen_range(0..=self.values)
+            ))),
             _ => TargetUnion::Lease(self.lease()),
         };
-        let range_end = if self.rng.gen_bool(0.2) { self.range_end(&key) } else { Bytes::new() };
-        pb::Compare { result: self.rng.gen_range(0..4), target, key, target_union: Some(union), range_end }
+        let range_end = if self.rng.gen_bool(0.2) {
+            self.range_end(&key)
+        } else {
+            Bytes::new()
+        };
+        pb::Compare {
+            result: self.rng.gen_range(0..4),
+            target,
+            key,
+            target_union: Some(union),
+            range_end,
+        }
     }
 
     fn ops(&mut self, depth: u32) -> Vec<pb::RequestOp> {
@@ -205,14 +261,22 @@ impl Gen {
                     _ if depth < 2 => Request::RequestTxn(self.txn(depth + 1)),
                     _ => Request::RequestRange(self.range()),
                 };
-                pb::RequestOp { request: Some(request) }
+                pb::RequestOp {
+                    request: Some(request),
+                }
             })
             .collect()
     }
 
     fn txn(&mut self, depth: u32) -> pb::TxnRequest {
-        let compare = (0..self.rng.gen_range(0..3)).map(|_| self.compare()).collect();
-        pb::TxnRequest { compare, success: self.ops(depth), failure: self.ops(depth) }
+        let compare = (0..self.rng.gen_range(0..3))
+            .map(|_| self.compare())
+            .collect();
+        pb::TxnRequest {
+            compare,
+            success: self.ops(depth),
+            failure: self.ops(depth),
+        }
     }
 
     fn op(&mut self) -> Op {
@@ -274,7 +338,10 @@ fn clear_ignore_flags(t: &mut pb::TxnRequest) {
 /// Headers keep only the revision: ids and terms name the server, not its behaviour.
 fn strip_header(h: &mut Option<pb::ResponseHeader>) {
     if let Some(h) = h {
-        *h = pb::ResponseHeader { revision: h.revision, ..Default::default() };
+        *h = pb::ResponseHeader {
+            revision: h.revision,
+            ..Default::default()
+        };
     }
 }
 
@@ -285,7 +352,10 @@ fn strip_txn(t: &mut pb::TxnResponse) {
 
 type Outcome = Result<String, (tonic::Code, String)>;
 
-fn outcome<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, fix: impl FnOnce(&mut T)) -> Outcome {
+fn outcome<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+    fix: impl FnOnce(&mut T),
+) -> Outcome {
     match r {
         Ok(resp) => {
             let mut inner = resp.into_inner();
@@ -304,22 +374,51 @@ async fn run(ch: &Channel, op: &Op) -> Outcome {
         Op::Put(r) => outcome(kv.put(r).await, |x| strip_header(&mut x.header)),
         Op::Delete(r) => outcome(kv.delete_range(r).await, |x| strip_header(&mut x.header)),
         Op::Txn(r) => outcome(kv.txn(r).await, strip_txn),
-        Op::Compact(rev) => outcome(kv.compact(pb::CompactionRequest { revision: rev, physical: false }).await, |x| strip_header(&mut x.header)),
-        Op::LeaseGrant(id) => outcome(lease.lease_grant(pb::LeaseGrantRequest { ttl: 600, id }).await, |x| strip_header(&mut x.header)),
-        Op::LeaseRevoke(id) => outcome(lease.lease_revoke(pb::LeaseRevokeRequest { id }).await, |x| strip_header(&mut x.header)),
-        Op::LeaseTimeToLive(id) => outcome(lease.lease_time_to_live(pb::LeaseTimeToLiveRequest { id, keys: true }).await, |x| {
-            strip_header(&mut x.header);
-            // The countdown is timing; whether the lease exists (-1) is behaviour. etcd lists the
-            // keys in Go map order (random); Ballast in key order.
-            x.ttl = x.ttl.signum();
-            x.keys.sort();
-        }),
+        Op::Compact(rev) => outcome(
+            kv.compact(pb::CompactionRequest {
+                revision: rev,
+                physical: false,
+            })
+            .await,
+            |x| strip_header(&mut x.header),
+        ),
+        Op::LeaseGrant(id) => outcome(
+            lease
+                .lease_grant(pb::LeaseGrantRequest { ttl: 600, id })
+                .await,
+            |x| strip_header(&mut x.header),
+        ),
+        Op::LeaseRevoke(id) => outcome(
+            lease.lease_revoke(pb::LeaseRevokeRequest { id }).await,
+            |x| strip_header(&mut x.header),
+        ),
+        Op::LeaseTimeToLive(id) => outcome(
+            lease
+                .lease_time_to_live(pb::LeaseTimeToLiveRequest { id, keys: true })
+                .await,
+            |x| {
+                strip_header(&mut x.header);
+                // The countdown is timing; whether the lease exists (-1) is behaviour. etcd lists the
+                // keys in Go map order (random); Ballast in key order.
+                x.ttl = x.ttl.signum();
+                x.keys.sort();
+            },
+        ),
     }
 }
 
 async fn revision(ch: &Channel) -> i64 {
     let mut kv = KvClient::new(ch.clone());
-    kv.range(pb::RangeRequest { key: "k".into(), ..Default::default() }).await.unwrap().into_inner().header.unwrap().revision
+    kv.range(pb::RangeRequest {
+        key: "k".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .header
+    .unwrap()
+    .revision
 }
 
 /// Every event from `from` up to `to`, from a watch on the whole keyspace.
@@ -331,9 +430,23 @@ async fn history(ch: &Channel, from: i64, to: i64) -> Vec<String> {
     }
     let mut client = pb::watch_client::WatchClient::new(ch.clone());
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let create = pb::WatchCreateRequest { key: "\0".into(), range_end: "\0".into(), start_revision: from, prev_kv: true, ..Default::default() };
-    tx.send(pb::WatchRequest { request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)) }).await.unwrap();
-    let mut stream = client.watch(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let create = pb::WatchCreateRequest {
+        key: "\0".into(),
+        range_end: "\0".into(),
+        start_revision: from,
+        prev_kv: true,
+        ..Default::default()
+    };
+    tx.send(pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(create)),
+    })
+    .await
+    .unwrap();
+    let mut stream = client
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     let mut events = Vec::new();
     let mut seen = from - 1;
     while seen < to {
@@ -353,8 +466,14 @@ async fn history(ch: &Channel, from: i64, to: i64) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_answers_as_etcd() {
-    let ops: usize = std::env::var("DIFF_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
-    let seeds: u64 = std::env::var("DIFF_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let ops: usize = std::env::var("DIFF_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let seeds: u64 = std::env::var("DIFF_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     let mut divergences = Vec::new();
     let mut compared = 0usize;
     let mut events = 0usize;
@@ -364,25 +483,45 @@ async fn same_answers_as_etcd() {
         let e = connect(&etcd.url).await;
         let ballast = common::start(|_| {}).await;
         let b = connect(&ballast.url()).await;
-        let mut gen = Gen { rng: StdRng::seed_from_u64(seed), values: 0, leases: vec![], next_lease: 100, rev: 1 };
+        let mut gen = Gen {
+            rng: StdRng::seed_from_u64(seed),
+            values: 0,
+            leases: vec![],
+            next_lease: 100,
+            rev: 1,
+        };
         for i in 0..ops {
             let op = gen.op();
             let (want, got) = (run(&e, &op).await, run(&b, &op).await);
             compared += 1;
             if want != got {
-                divergences.push(format!("seed {seed} op {i}: {op:?}\n  etcd:    {want:?}\n  ballast: {got:?}"));
+                divergences.push(format!(
+                    "seed {seed} op {i}: {op:?}\n  etcd:    {want:?}\n  ballast: {got:?}"
+                ));
                 break;
             }
             gen.rev = revision(&e).await;
         }
         let (rev_e, rev_b) = (revision(&e).await, revision(&b).await);
-        assert_eq!(rev_e, rev_b, "seed {seed}: revisions differ; first divergence:\n{}", divergences.join("\n"));
+        assert_eq!(
+            rev_e,
+            rev_b,
+            "seed {seed}: revisions differ; first divergence:\n{}",
+            divergences.join("\n")
+        );
         // Both histories from just above the compaction point (see the module comment).
         let oldest = oldest_readable(&e).await;
-        let (he, hb) = (history(&e, oldest + 1, rev_e).await, history(&b, oldest + 1, rev_b).await);
+        let (he, hb) = (
+            history(&e, oldest + 1, rev_e).await,
+            history(&b, oldest + 1, rev_b).await,
+        );
         events += he.len();
         if he != hb {
-            let at = he.iter().zip(&hb).position(|(a, b)| a != b).unwrap_or(he.len().min(hb.len()));
+            let at = he
+                .iter()
+                .zip(&hb)
+                .position(|(a, b)| a != b)
+                .unwrap_or(he.len().min(hb.len()));
             divergences.push(format!("seed {seed}: watch histories differ at event {at}:\n  etcd:    {:?}\n  ballast: {:?}", he.get(at), hb.get(at)));
         }
     }
@@ -395,7 +534,13 @@ async fn oldest_readable(ch: &Channel) -> i64 {
     let mut kv = KvClient::new(ch.clone());
     let mut rev = 1;
     loop {
-        let r = kv.range(pb::RangeRequest { key: "k".into(), revision: rev, ..Default::default() }).await;
+        let r = kv
+            .range(pb::RangeRequest {
+                key: "k".into(),
+                revision: rev,
+                ..Default::default()
+            })
+            .await;
         match r {
             Ok(_) => return rev,
             Err(s) if s.message().contains("compacted") => rev += 1,
@@ -437,58 +582,179 @@ fn with_token<T>(token: &Option<String>, msg: T) -> tonic::Request<T> {
     r
 }
 
-async fn run_auth(ch: &Channel, tokens: &mut std::collections::HashMap<&'static str, String>, user: Option<&'static str>, op: &AuthOp) -> Outcome {
-    use pb::auth_client::AuthClient;
+async fn run_auth(
+    ch: &Channel,
+    tokens: &mut std::collections::HashMap<&'static str, String>,
+    user: Option<&'static str>,
+    op: &AuthOp,
+) -> Outcome {
     use ballast_proto::authpb;
+    use pb::auth_client::AuthClient;
     let token = user.map(|u| tokens.get(u).cloned().unwrap_or_default());
     let t = &token;
     let mut auth = AuthClient::new(ch.clone());
     let mut kv = KvClient::new(ch.clone());
     let h = |x: &mut Option<pb::ResponseHeader>| strip_header(x);
     match op.clone() {
-        AuthOp::Enable => outcome(auth.auth_enable(with_token(t, pb::AuthEnableRequest {})).await, |x| h(&mut x.header)),
-        AuthOp::Disable => outcome(auth.auth_disable(with_token(t, pb::AuthDisableRequest {})).await, |x| h(&mut x.header)),
+        AuthOp::Enable => outcome(
+            auth.auth_enable(with_token(t, pb::AuthEnableRequest {}))
+                .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::Disable => outcome(
+            auth.auth_disable(with_token(t, pb::AuthDisableRequest {}))
+                .await,
+            |x| h(&mut x.header),
+        ),
         AuthOp::Authenticate(name, password) => {
-            let r = auth.authenticate(with_token(t, pb::AuthenticateRequest { name: name.into(), password: password.into() })).await;
+            let r = auth
+                .authenticate(with_token(
+                    t,
+                    pb::AuthenticateRequest {
+                        name: name.into(),
+                        password: password.into(),
+                    },
+                ))
+                .await;
             if let Ok(resp) = &r {
                 tokens.insert(name, resp.get_ref().token.clone());
             }
             outcome(r, |x| {
                 h(&mut x.header);
-                x.token = if x.token.is_empty() { String::new() } else { "<token>".into() };
+                x.token = if x.token.is_empty() {
+                    String::new()
+                } else {
+                    "<token>".into()
+                };
             })
         }
         AuthOp::UserAdd(name, password) => outcome(
-            auth.user_add(with_token(t, pb::AuthUserAddRequest { name: name.into(), password: password.into(), ..Default::default() })).await,
+            auth.user_add(with_token(
+                t,
+                pb::AuthUserAddRequest {
+                    name: name.into(),
+                    password: password.into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
             |x| h(&mut x.header),
         ),
-        AuthOp::UserGet(name) => outcome(auth.user_get(with_token(t, pb::AuthUserGetRequest { name: name.into() })).await, |x| h(&mut x.header)),
-        AuthOp::UserList => outcome(auth.user_list(with_token(t, pb::AuthUserListRequest {})).await, |x| h(&mut x.header)),
-        AuthOp::UserDelete(name) => outcome(auth.user_delete(with_token(t, pb::AuthUserDeleteRequest { name: name.into() })).await, |x| h(&mut x.header)),
-        AuthOp::Grant(user, role) => outcome(
-            auth.user_grant_role(with_token(t, pb::AuthUserGrantRoleRequest { user: user.into(), role: role.into() })).await,
-            |x| h(&mut x.header),
-        ),
-        AuthOp::Revoke(name, role) => outcome(
-            auth.user_revoke_role(with_token(t, pb::AuthUserRevokeRoleRequest { name: name.into(), role: role.into() })).await,
-            |x| h(&mut x.header),
-        ),
-        AuthOp::RoleAdd(name) => outcome(auth.role_add(with_token(t, pb::AuthRoleAddRequest { name: name.into() })).await, |x| h(&mut x.header)),
-        AuthOp::RoleGet(role) => outcome(auth.role_get(with_token(t, pb::AuthRoleGetRequest { role: role.into() })).await, |x| h(&mut x.header)),
-        AuthOp::RoleList => outcome(auth.role_list(with_token(t, pb::AuthRoleListRequest {})).await, |x| h(&mut x.header)),
-        AuthOp::RoleDelete(role) => outcome(auth.role_delete(with_token(t, pb::AuthRoleDeleteRequest { role: role.into() })).await, |x| h(&mut x.header)),
-        AuthOp::Permit(name, perm) => {
-            let perm = perm.map(|(t, key, end)| authpb::Permission { perm_type: t, key: key.into(), range_end: end.into() });
-            outcome(auth.role_grant_permission(with_token(t, pb::AuthRoleGrantPermissionRequest { name: name.into(), perm })).await, |x| h(&mut x.header))
-        }
-        AuthOp::Unpermit(role, key, end) => outcome(
-            auth.role_revoke_permission(with_token(t, pb::AuthRoleRevokePermissionRequest { role: role.into(), key: key.into(), range_end: end.into() }))
+        AuthOp::UserGet(name) => outcome(
+            auth.user_get(with_token(t, pb::AuthUserGetRequest { name: name.into() }))
                 .await,
             |x| h(&mut x.header),
         ),
-        AuthOp::Put(key) => outcome(kv.put(with_token(t, pb::PutRequest { key: key.into(), value: "v".into(), ..Default::default() })).await, |x| h(&mut x.header)),
+        AuthOp::UserList => outcome(
+            auth.user_list(with_token(t, pb::AuthUserListRequest {}))
+                .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::UserDelete(name) => outcome(
+            auth.user_delete(with_token(
+                t,
+                pb::AuthUserDeleteRequest { name: name.into() },
+            ))
+            .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::Grant(user, role) => outcome(
+            auth.user_grant_role(with_token(
+                t,
+                pb::AuthUserGrantRoleRequest {
+                    user: user.into(),
+                    role: role.into(),
+                },
+            ))
+            .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::Revoke(name, role) => outcome(
+            auth.user_revoke_role(with_token(
+                t,
+                pb::AuthUserRevokeRoleRequest {
+                    name: name.into(),
+                    role: role.into(),
+                },
+            ))
+            .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::RoleAdd(name) => outcome(
+            auth.role_add(with_token(t, pb::AuthRoleAddRequest { name: name.into() }))
+                .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::RoleGet(role) => outcome(
+            auth.role_get(with_token(t, pb::AuthRoleGetRequest { role: role.into() }))
+                .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::RoleList => outcome(
+            auth.role_list(with_token(t, pb::AuthRoleListRequest {}))
+                .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::RoleDelete(role) => outcome(
+            auth.role_delete(with_token(
+                t,
+                pb::AuthRoleDeleteRequest { role: role.into() },
+            ))
+            .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::Permit(name, perm) => {
+            let perm = perm.map(|(t, key, end)| authpb::Permission {
+                perm_type: t,
+                key: key.into(),
+                range_end: end.into(),
+            });
+            outcome(
+                auth.role_grant_permission(with_token(
+                    t,
+                    pb::AuthRoleGrantPermissionRequest {
+                        name: name.into(),
+                        perm,
+                    },
+                ))
+                .await,
+                |x| h(&mut x.header),
+            )
+        }
+        AuthOp::Unpermit(role, key, end) => outcome(
+            auth.role_revoke_permission(with_token(
+                t,
+                pb::AuthRoleRevokePermissionRequest {
+                    role: role.into(),
+                    key: key.into(),
+                    range_end: end.into(),
+                },
+            ))
+            .await,
+            |x| h(&mut x.header),
+        ),
+        AuthOp::Put(key) => outcome(
+            kv.put(with_token(
+                t,
+                pb::PutRequest {
+                    key: key.into(),
+                    value: "v".into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
+            |x| h(&mut x.header),
+        ),
         AuthOp::Get(key, end) => outcome(
-            kv.range(with_token(t, pb::RangeRequest { key: key.into(), range_end: end.into(), ..Default::default() })).await,
+            kv.range(with_token(
+                t,
+                pb::RangeRequest {
+                    key: key.into(),
+                    range_end: end.into(),
+                    ..Default::default()
+                },
+            ))
+            .await,
             |x| h(&mut x.header),
         ),
     }
@@ -583,11 +849,20 @@ async fn same_auth_answers_as_etcd() {
     let (mut te, mut tb) = (Default::default(), Default::default());
     let mut divergences = Vec::new();
     for (i, (user, op)) in script.iter().enumerate() {
-        let (want, got) = (run_auth(&e, &mut te, *user, op).await, run_auth(&b, &mut tb, *user, op).await);
+        let (want, got) = (
+            run_auth(&e, &mut te, *user, op).await,
+            run_auth(&b, &mut tb, *user, op).await,
+        );
         if want != got {
-            divergences.push(format!("step {i}: {op:?} as {user:?}\n  etcd:    {want:?}\n  ballast: {got:?}"));
+            divergences.push(format!(
+                "step {i}: {op:?} as {user:?}\n  etcd:    {want:?}\n  ballast: {got:?}"
+            ));
         }
     }
-    eprintln!("differential auth: {} steps compared, {} divergences", script.len(), divergences.len());
+    eprintln!(
+        "differential auth: {} steps compared, {} divergences",
+        script.len(),
+        divergences.len()
+    );
     assert!(divergences.is_empty(), "{}", divergences.join("\n\n"));
 }

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use etcd_client::{
-    AlarmAction, AlarmType, Client, Compare, CompareOp, CompactionOptions, DeleteOptions, EventType, GetOptions,
-    LeaseTimeToLiveOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp, WatchOptions,
+    AlarmAction, AlarmType, Client, CompactionOptions, Compare, CompareOp, DeleteOptions,
+    EventType, GetOptions, LeaseTimeToLiveOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
+    WatchOptions,
 };
 
 mod common;
@@ -17,7 +18,10 @@ async fn client(s: &Server) -> Client {
 }
 
 fn keys(resp: &etcd_client::GetResponse) -> Vec<String> {
-    resp.kvs().iter().map(|kv| kv.key_str().unwrap().to_owned()).collect()
+    resp.kvs()
+        .iter()
+        .map(|kv| kv.key_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,23 +30,60 @@ async fn kv_and_txn() {
     let mut c = client(&s).await;
     c.put("foo", "bar", None).await.unwrap();
     c.put("foo2", "baz", None).await.unwrap();
-    let prev = c.put("foo", "bar2", Some(PutOptions::new().with_prev_key())).await.unwrap();
+    let prev = c
+        .put("foo", "bar2", Some(PutOptions::new().with_prev_key()))
+        .await
+        .unwrap();
     assert_eq!(prev.prev_key().unwrap().value_str().unwrap(), "bar");
     assert_eq!(prev.header().unwrap().revision(), 4);
 
-    let all = c.get("foo", Some(GetOptions::new().with_prefix())).await.unwrap();
+    let all = c
+        .get("foo", Some(GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
     assert_eq!(keys(&all), ["foo", "foo2"]);
     let kv = &all.kvs()[0];
-    assert_eq!((kv.create_revision(), kv.mod_revision(), kv.version()), (2, 4, 2));
-    let limited = c.get("foo", Some(GetOptions::new().with_prefix().with_limit(1))).await.unwrap();
+    assert_eq!(
+        (kv.create_revision(), kv.mod_revision(), kv.version()),
+        (2, 4, 2)
+    );
+    let limited = c
+        .get("foo", Some(GetOptions::new().with_prefix().with_limit(1)))
+        .await
+        .unwrap();
     assert!(limited.more() && limited.count() == 2 && limited.kvs().len() == 1);
-    let sorted = c.get("foo", Some(GetOptions::new().with_prefix().with_sort(SortTarget::Value, SortOrder::Descend))).await.unwrap();
+    let sorted = c
+        .get(
+            "foo",
+            Some(
+                GetOptions::new()
+                    .with_prefix()
+                    .with_sort(SortTarget::Value, SortOrder::Descend),
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(keys(&sorted), ["foo2", "foo"]);
-    let old = c.get("foo", Some(GetOptions::new().with_revision(2))).await.unwrap();
+    let old = c
+        .get("foo", Some(GetOptions::new().with_revision(2)))
+        .await
+        .unwrap();
     assert_eq!(old.kvs()[0].value_str().unwrap(), "bar");
-    let count = c.get("foo", Some(GetOptions::new().with_prefix().with_count_only())).await.unwrap();
+    let count = c
+        .get(
+            "foo",
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await
+        .unwrap();
     assert_eq!((count.count(), count.kvs().len()), (2, 0));
-    let ser = c.get("foo2", Some(GetOptions::new().with_serializable().with_keys_only())).await.unwrap();
+    let ser = c
+        .get(
+            "foo2",
+            Some(GetOptions::new().with_serializable().with_keys_only()),
+        )
+        .await
+        .unwrap();
     assert_eq!(ser.kvs()[0].value(), b"");
 
     let txn = Txn::new()
@@ -52,20 +93,56 @@ async fn kv_and_txn() {
     let resp = c.txn(txn).await.unwrap();
     assert!(resp.succeeded());
     assert_eq!(resp.op_responses().len(), 2);
-    assert_eq!(c.get("t1", None).await.unwrap().kvs()[0].value_str().unwrap(), "yes");
-    let resp = c.txn(Txn::new().when([Compare::version("foo", CompareOp::Greater, 5)]).or_else([TxnOp::delete("t1", None)])).await.unwrap();
+    assert_eq!(
+        c.get("t1", None).await.unwrap().kvs()[0]
+            .value_str()
+            .unwrap(),
+        "yes"
+    );
+    let resp = c
+        .txn(
+            Txn::new()
+                .when([Compare::version("foo", CompareOp::Greater, 5)])
+                .or_else([TxnOp::delete("t1", None)]),
+        )
+        .await
+        .unwrap();
     assert!(!resp.succeeded());
 
-    let del = c.delete("foo", Some(DeleteOptions::new().with_prefix().with_prev_key())).await.unwrap();
+    let del = c
+        .delete(
+            "foo",
+            Some(DeleteOptions::new().with_prefix().with_prev_key()),
+        )
+        .await
+        .unwrap();
     assert_eq!(del.deleted(), 2);
     assert_eq!(del.prev_kvs().len(), 2);
 
-    let rev = c.put("x", "1", None).await.unwrap().header().unwrap().revision();
-    c.compact(rev - 1, Some(CompactionOptions::new().with_physical())).await.unwrap();
-    let err = c.get("x", Some(GetOptions::new().with_revision(2))).await.unwrap_err();
-    assert!(err.to_string().contains("etcdserver: mvcc: required revision has been compacted"), "{err}");
+    let rev = c
+        .put("x", "1", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    c.compact(rev - 1, Some(CompactionOptions::new().with_physical()))
+        .await
+        .unwrap();
+    let err = c
+        .get("x", Some(GetOptions::new().with_revision(2)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("etcdserver: mvcc: required revision has been compacted"),
+        "{err}"
+    );
     let err = c.put("", "v", None).await.unwrap_err();
-    assert!(err.to_string().contains("etcdserver: key is not provided"), "{err}");
+    assert!(
+        err.to_string().contains("etcdserver: key is not provided"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,17 +151,37 @@ async fn watch_history_live_prev_kv_and_progress() {
     let mut c = client(&s).await;
     c.put("w/a", "1", None).await.unwrap();
     c.put("w/a", "2", None).await.unwrap();
-    let mut stream = c.watch("w/", Some(WatchOptions::new().with_prefix().with_prev_key().with_start_revision(2))).await.unwrap();
+    let mut stream = c
+        .watch(
+            "w/",
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_prev_key()
+                    .with_start_revision(2),
+            ),
+        )
+        .await
+        .unwrap();
     let created = stream.message().await.unwrap().unwrap();
     assert!(created.created());
     let mut events = Vec::new();
     c.delete("w/a", None).await.unwrap();
     while events.len() < 3 {
-        let resp = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         for ev in resp.events() {
             let kv = ev.kv().unwrap();
             let prev = ev.prev_kv().map(|p| p.value_str().unwrap().to_owned());
-            events.push((ev.event_type(), kv.mod_revision(), kv.value_str().unwrap().to_owned(), prev));
+            events.push((
+                ev.event_type(),
+                kv.mod_revision(),
+                kv.value_str().unwrap().to_owned(),
+                prev,
+            ));
         }
     }
     assert_eq!(
@@ -96,9 +193,16 @@ async fn watch_history_live_prev_kv_and_progress() {
         ]
     );
     stream.request_progress().await.unwrap();
-    let progress = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+    let progress = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(progress.events().is_empty());
-    assert_eq!((progress.watch_id(), progress.header().unwrap().revision()), (-1, 4));
+    assert_eq!(
+        (progress.watch_id(), progress.header().unwrap().revision()),
+        (-1, 4)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,19 +211,37 @@ async fn leases() {
     let mut c = client(&s).await;
     let lease = c.lease_grant(60, None).await.unwrap();
     assert_eq!(lease.ttl(), 60);
-    c.put("l", "v", Some(PutOptions::new().with_lease(lease.id()))).await.unwrap();
-    let ttl = c.lease_time_to_live(lease.id(), Some(LeaseTimeToLiveOptions::new().with_keys())).await.unwrap();
+    c.put("l", "v", Some(PutOptions::new().with_lease(lease.id())))
+        .await
+        .unwrap();
+    let ttl = c
+        .lease_time_to_live(lease.id(), Some(LeaseTimeToLiveOptions::new().with_keys()))
+        .await
+        .unwrap();
     assert_eq!((ttl.granted_ttl(), ttl.keys()), (60, &[b"l".to_vec()][..]));
     assert!(ttl.ttl() > 55);
     let (mut keeper, mut responses) = c.lease_keep_alive(lease.id()).await.unwrap();
     keeper.keep_alive().await.unwrap();
     let kept = responses.message().await.unwrap().unwrap();
     assert_eq!((kept.id(), kept.ttl()), (lease.id(), 60));
-    assert_eq!(c.leases().await.unwrap().leases().iter().map(|l| l.id()).collect::<Vec<_>>(), [lease.id()]);
+    assert_eq!(
+        c.leases()
+            .await
+            .unwrap()
+            .leases()
+            .iter()
+            .map(|l| l.id())
+            .collect::<Vec<_>>(),
+        [lease.id()]
+    );
     c.lease_revoke(lease.id()).await.unwrap();
     assert!(c.get("l", None).await.unwrap().kvs().is_empty());
     let err = c.lease_revoke(lease.id()).await.unwrap_err();
-    assert!(err.to_string().contains("etcdserver: requested lease not found"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("etcdserver: requested lease not found"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +252,10 @@ async fn cluster_and_maintenance() {
     let members = c.member_list().await.unwrap();
     assert_eq!(members.members().len(), 1);
     let me = &members.members()[0];
-    assert_eq!((me.name(), me.peer_urls(), me.is_learner()), ("default", &["http://localhost:2380".to_owned()][..], false));
+    assert_eq!(
+        (me.name(), me.peer_urls(), me.is_learner()),
+        ("default", &["http://localhost:2380".to_owned()][..], false)
+    );
     let status = c.status().await.unwrap();
     assert_eq!(status.leader(), me.id());
     assert_eq!(status.header().unwrap().member_id(), me.id());
@@ -141,10 +266,19 @@ async fn cluster_and_maintenance() {
     assert_eq!(c.hash_kv(0).await.unwrap().hash(), h1);
     c.put("k", "v2", None).await.unwrap();
     assert_ne!(c.hash_kv(0).await.unwrap().hash(), h1);
-    assert_eq!(c.hash_kv(2).await.unwrap().hash(), h1, "hash at an old revision is stable");
+    assert_eq!(
+        c.hash_kv(2).await.unwrap().hash(),
+        h1,
+        "hash at an old revision is stable"
+    );
 
     c.defragment().await.unwrap();
-    assert!(c.alarm(AlarmAction::Get, AlarmType::None, None).await.unwrap().alarms().is_empty());
+    assert!(c
+        .alarm(AlarmAction::Get, AlarmType::None, None)
+        .await
+        .unwrap()
+        .alarms()
+        .is_empty());
     c.move_leader(me.id()).await.unwrap();
     assert!(c.move_leader(me.id() + 1).await.is_err());
 
@@ -167,17 +301,39 @@ async fn lock_service_serializes_holders() {
     let mut b = client(&s).await;
     let la = a.lease_grant(30, None).await.unwrap().id();
     let lb = b.lease_grant(30, None).await.unwrap().id();
-    let held = a.lock("L", Some(etcd_client::LockOptions::new().with_lease(la))).await.unwrap();
+    let held = a
+        .lock("L", Some(etcd_client::LockOptions::new().with_lease(la)))
+        .await
+        .unwrap();
     assert_eq!(held.key(), format!("L/{la:x}").as_bytes());
     // The second locker waits until the first unlocks.
-    let waiter = tokio::spawn(async move { b.lock("L", Some(etcd_client::LockOptions::new().with_lease(lb))).await.unwrap().key().to_vec() });
+    let waiter = tokio::spawn(async move {
+        b.lock("L", Some(etcd_client::LockOptions::new().with_lease(lb)))
+            .await
+            .unwrap()
+            .key()
+            .to_vec()
+    });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!waiter.is_finished(), "the lock is held");
     a.unlock(held.key()).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("the waiter gets the lock").unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter gets the lock")
+        .unwrap();
     assert_eq!(got, format!("L/{lb:x}").as_bytes());
-    let err = a.lock("M", Some(etcd_client::LockOptions::new().with_lease(424242))).await.unwrap_err();
-    assert!(err.to_string().contains("etcdserver: requested lease not found"), "{err}");
+    let err = a
+        .lock(
+            "M",
+            Some(etcd_client::LockOptions::new().with_lease(424242)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("etcdserver: requested lease not found"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,19 +355,65 @@ async fn election_service_campaign_proclaim_observe_resign() {
 
     // b waits behind a.
     let mut b2 = b.clone();
-    let candidate = tokio::spawn(async move { b2.campaign("E", "b1", lb).await.unwrap().leader().unwrap().key().to_vec() });
+    let candidate = tokio::spawn(async move {
+        b2.campaign("E", "b1", lb)
+            .await
+            .unwrap()
+            .leader()
+            .unwrap()
+            .key()
+            .to_vec()
+    });
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!candidate.is_finished());
 
-    a.proclaim("a2", Some(etcd_client::ProclaimOptions::new().with_leader(key_a.clone()))).await.unwrap();
-    assert_eq!(observer.message().await.unwrap().unwrap().kv().unwrap().value(), b"a2");
+    a.proclaim(
+        "a2",
+        Some(etcd_client::ProclaimOptions::new().with_leader(key_a.clone())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        observer
+            .message()
+            .await
+            .unwrap()
+            .unwrap()
+            .kv()
+            .unwrap()
+            .value(),
+        b"a2"
+    );
 
-    a.resign(Some(etcd_client::ResignOptions::new().with_leader(key_a.clone()))).await.unwrap();
-    let key_b = tokio::time::timeout(Duration::from_secs(10), candidate).await.expect("b is elected").unwrap();
+    a.resign(Some(
+        etcd_client::ResignOptions::new().with_leader(key_a.clone()),
+    ))
+    .await
+    .unwrap();
+    let key_b = tokio::time::timeout(Duration::from_secs(10), candidate)
+        .await
+        .expect("b is elected")
+        .unwrap();
     assert_eq!(key_b, format!("E/{lb:x}").as_bytes());
-    assert_eq!(observer.message().await.unwrap().unwrap().kv().unwrap().value(), b"b1");
+    assert_eq!(
+        observer
+            .message()
+            .await
+            .unwrap()
+            .unwrap()
+            .kv()
+            .unwrap()
+            .value(),
+        b"b1"
+    );
     // The old leader can no longer proclaim.
-    let err = a.proclaim("late", Some(etcd_client::ProclaimOptions::new().with_leader(key_a))).await.unwrap_err();
+    let err = a
+        .proclaim(
+            "late",
+            Some(etcd_client::ProclaimOptions::new().with_leader(key_a)),
+        )
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("election: not leader"), "{err}");
 }
 
@@ -231,36 +433,94 @@ async fn auth_users_roles_and_tokens() {
     c.user_grant_role("root", "root").await.unwrap();
     c.user_add("bob", "bobpw", None).await.unwrap();
     c.role_add("app").await.unwrap();
-    c.role_grant_permission("app", Permission::read_write("app/").with_prefix()).await.unwrap();
+    c.role_grant_permission("app", Permission::read_write("app/").with_prefix())
+        .await
+        .unwrap();
     c.user_grant_role("bob", "app").await.unwrap();
     c.auth_enable().await.unwrap();
 
-    let denied = (tonic::Code::PermissionDenied, "etcdserver: permission denied".to_owned());
-    assert_eq!(status_of(c.get("app/x", None).await.unwrap_err()), (tonic::Code::InvalidArgument, "etcdserver: user name is empty".into()));
+    let denied = (
+        tonic::Code::PermissionDenied,
+        "etcdserver: permission denied".to_owned(),
+    );
+    assert_eq!(
+        status_of(c.get("app/x", None).await.unwrap_err()),
+        (
+            tonic::Code::InvalidArgument,
+            "etcdserver: user name is empty".into()
+        )
+    );
     let as_user = |name: &str, pw: &str| ConnectOptions::new().with_user(name, pw);
-    let Err(wrong) = Client::connect([s.url()], Some(as_user("bob", "nope"))).await else { panic!("a wrong password connected") };
-    assert_eq!(status_of(wrong), (tonic::Code::InvalidArgument, "etcdserver: authentication failed, invalid user ID or password".into()));
-    let mut bob = Client::connect([s.url()], Some(as_user("bob", "bobpw"))).await.unwrap();
+    let Err(wrong) = Client::connect([s.url()], Some(as_user("bob", "nope"))).await else {
+        panic!("a wrong password connected")
+    };
+    assert_eq!(
+        status_of(wrong),
+        (
+            tonic::Code::InvalidArgument,
+            "etcdserver: authentication failed, invalid user ID or password".into()
+        )
+    );
+    let mut bob = Client::connect([s.url()], Some(as_user("bob", "bobpw")))
+        .await
+        .unwrap();
     bob.put("app/x", "1", None).await.unwrap();
-    assert_eq!(keys(&bob.get("app/", Some(GetOptions::new().with_prefix())).await.unwrap()), ["app/x"]);
-    assert_eq!(status_of(bob.put("other", "1", None).await.unwrap_err()), denied);
-    assert_eq!(status_of(bob.get("", Some(GetOptions::new().with_all_keys())).await.unwrap_err()), denied);
+    assert_eq!(
+        keys(
+            &bob.get("app/", Some(GetOptions::new().with_prefix()))
+                .await
+                .unwrap()
+        ),
+        ["app/x"]
+    );
+    assert_eq!(
+        status_of(bob.put("other", "1", None).await.unwrap_err()),
+        denied
+    );
+    assert_eq!(
+        status_of(
+            bob.get("", Some(GetOptions::new().with_all_keys()))
+                .await
+                .unwrap_err()
+        ),
+        denied
+    );
     assert_eq!(status_of(bob.user_list().await.unwrap_err()), denied);
-    let txn = Txn::new().when([Compare::value("app/x", CompareOp::Equal, "1")]).and_then([TxnOp::put("app/y", "2", None)]).or_else([TxnOp::delete("other", None)]);
-    assert_eq!(status_of(bob.txn(txn).await.unwrap_err()), denied, "the branch not taken is checked too");
+    let txn = Txn::new()
+        .when([Compare::value("app/x", CompareOp::Equal, "1")])
+        .and_then([TxnOp::put("app/y", "2", None)])
+        .or_else([TxnOp::delete("other", None)]);
+    assert_eq!(
+        status_of(bob.txn(txn).await.unwrap_err()),
+        denied,
+        "the branch not taken is checked too"
+    );
 
-    let mut root = Client::connect([s.url()], Some(as_user("root", "rootpw"))).await.unwrap();
+    let mut root = Client::connect([s.url()], Some(as_user("root", "rootpw")))
+        .await
+        .unwrap();
     assert_eq!(root.user_list().await.unwrap().users(), ["bob", "root"]);
     let perms = root.role_get("app").await.unwrap().permissions();
-    assert_eq!((perms.len(), perms[0].key(), perms[0].range_end()), (1, &b"app/"[..], &b"app0"[..]));
+    assert_eq!(
+        (perms.len(), perms[0].key(), perms[0].range_end()),
+        (1, &b"app/"[..], &b"app0"[..])
+    );
     assert_eq!(root.user_get("bob").await.unwrap().roles(), ["app"]);
     // Revoking the role takes effect on bob's next request, with the token bob already holds.
     root.user_revoke_role("bob", "app").await.unwrap();
-    assert_eq!(status_of(bob.put("app/x", "2", None).await.unwrap_err()), denied);
+    assert_eq!(
+        status_of(bob.put("app/x", "2", None).await.unwrap_err()),
+        denied
+    );
     // A changed password ends bob's token; the client authenticates again with what it was
     // given, which no longer works.
     root.user_change_password("bob", "newpw").await.unwrap();
     assert!(bob.get("app/x", None).await.is_err());
     root.auth_disable().await.unwrap();
-    assert_eq!(c.get("app/x", None).await.unwrap().kvs()[0].value_str().unwrap(), "1");
+    assert_eq!(
+        c.get("app/x", None).await.unwrap().kvs()[0]
+            .value_str()
+            .unwrap(),
+        "1"
+    );
 }

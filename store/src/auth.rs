@@ -40,7 +40,12 @@ pub enum PermKind {
 
 impl PermKind {
     fn allows(self, access: Access) -> bool {
-        matches!((self, access), (PermKind::ReadWrite, _) | (PermKind::Read, Access::Read) | (PermKind::Write, Access::Write))
+        matches!(
+            (self, access),
+            (PermKind::ReadWrite, _)
+                | (PermKind::Read, Access::Read)
+                | (PermKind::Write, Access::Write)
+        )
     }
 
     fn code(self) -> u8 {
@@ -52,7 +57,9 @@ impl PermKind {
     }
 
     fn from_code(code: u8) -> Option<Self> {
-        [PermKind::Read, PermKind::Write, PermKind::ReadWrite].get(usize::from(code)).copied()
+        [PermKind::Read, PermKind::Write, PermKind::ReadWrite]
+            .get(usize::from(code))
+            .copied()
     }
 }
 
@@ -99,7 +106,12 @@ pub struct AuthState {
 
 impl Default for AuthState {
     fn default() -> Self {
-        Self { enabled: false, revision: 1, users: BTreeMap::new(), roles: BTreeMap::new() }
+        Self {
+            enabled: false,
+            revision: 1,
+            users: BTreeMap::new(),
+            roles: BTreeMap::new(),
+        }
     }
 }
 
@@ -110,25 +122,57 @@ impl Default for AuthState {
 pub enum AuthRequest {
     Enable,
     Disable,
-    UserAdd { name: String, password_hash: String, no_password: bool },
-    UserDelete { name: String },
-    UserChangePassword { name: String, password_hash: String },
-    UserGrantRole { user: String, role: String },
-    UserRevokeRole { name: String, role: String },
-    RoleAdd { name: String },
-    RoleDelete { name: String },
-    RoleGrantPermission { name: String, perm: Permission },
-    RoleRevokePermission { name: String, key: Bytes, range_end: Bytes },
+    UserAdd {
+        name: String,
+        password_hash: String,
+        no_password: bool,
+    },
+    UserDelete {
+        name: String,
+    },
+    UserChangePassword {
+        name: String,
+        password_hash: String,
+    },
+    UserGrantRole {
+        user: String,
+        role: String,
+    },
+    UserRevokeRole {
+        name: String,
+        role: String,
+    },
+    RoleAdd {
+        name: String,
+    },
+    RoleDelete {
+        name: String,
+    },
+    RoleGrantPermission {
+        name: String,
+        perm: Permission,
+    },
+    RoleRevokePermission {
+        name: String,
+        key: Bytes,
+        range_end: Bytes,
+    },
     /// Hands `token` to `name`, whose password the proposer checked (at the auth revision the
     /// request is [`crate::WriteRequest::Checked`] against).
-    Authenticate { name: String, token: String },
+    Authenticate {
+        name: String,
+        token: String,
+    },
 }
 
 /// What applying a request did to tokens handed out earlier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TokenEffect {
     None,
-    Grant { token: String, user: String },
+    Grant {
+        token: String,
+        user: String,
+    },
     /// The user's tokens end (deleted, or its password changed).
     RevokeUser(String),
     /// Every token ends (auth disabled).
@@ -157,14 +201,22 @@ impl AuthState {
                 self.enabled = false;
                 effect = TokenEffect::RevokeAll;
             }
-            AuthRequest::UserAdd { name, password_hash, no_password } => {
+            AuthRequest::UserAdd {
+                name,
+                password_hash,
+                no_password,
+            } => {
                 if name.is_empty() {
                     return Err(StoreError::UserEmpty);
                 }
                 if self.users.contains_key(name) {
                     return Err(StoreError::UserAlreadyExist);
                 }
-                let user = User { password_hash: password_hash.clone(), no_password: *no_password, roles: BTreeSet::new() };
+                let user = User {
+                    password_hash: password_hash.clone(),
+                    no_password: *no_password,
+                    roles: BTreeSet::new(),
+                };
                 self.users.insert(name.clone(), user);
             }
             AuthRequest::UserDelete { name } => {
@@ -174,7 +226,10 @@ impl AuthState {
                 self.users.remove(name).ok_or(StoreError::UserNotFound)?;
                 effect = TokenEffect::RevokeUser(name.clone());
             }
-            AuthRequest::UserChangePassword { name, password_hash } => {
+            AuthRequest::UserChangePassword {
+                name,
+                password_hash,
+            } => {
                 let user = self.users.get_mut(name).ok_or(StoreError::UserNotFound)?;
                 user.password_hash.clone_from(password_hash);
                 effect = TokenEffect::RevokeUser(name.clone());
@@ -222,16 +277,23 @@ impl AuthState {
             }
             AuthRequest::RoleGrantPermission { name, perm } => {
                 let role = self.roles.get_mut(name).ok_or(StoreError::RoleNotFound)?;
-                let at = role.perms.binary_search_by(|p| (&p.key, &p.range_end).cmp(&(&perm.key, &perm.range_end)));
+                let at = role.perms.binary_search_by(|p| {
+                    (&p.key, &p.range_end).cmp(&(&perm.key, &perm.range_end))
+                });
                 match at {
                     Ok(i) => role.perms[i].kind = perm.kind,
                     Err(i) => role.perms.insert(i, perm.clone()),
                 }
             }
-            AuthRequest::RoleRevokePermission { name, key, range_end } => {
+            AuthRequest::RoleRevokePermission {
+                name,
+                key,
+                range_end,
+            } => {
                 let role = self.roles.get_mut(name).ok_or(StoreError::RoleNotFound)?;
                 let before = role.perms.len();
-                role.perms.retain(|p| !(p.key == *key && p.range_end == *range_end));
+                role.perms
+                    .retain(|p| !(p.key == *key && p.range_end == *range_end));
                 if role.perms.len() == before {
                     return Err(StoreError::PermissionNotGranted);
                 }
@@ -244,7 +306,10 @@ impl AuthState {
                     return Err(StoreError::AuthFailed);
                 }
                 // Handing out a token is not a change of the auth state.
-                return Ok(TokenEffect::Grant { token: token.clone(), user: name.clone() });
+                return Ok(TokenEffect::Grant {
+                    token: token.clone(),
+                    user: name.clone(),
+                });
             }
         }
         self.revision += 1;
@@ -260,7 +325,9 @@ impl AuthState {
         if !self.enabled {
             return Ok(());
         }
-        let name = user.filter(|u| !u.is_empty()).ok_or(StoreError::UserEmpty)?;
+        let name = user
+            .filter(|u| !u.is_empty())
+            .ok_or(StoreError::UserEmpty)?;
         let user = self.users.get(name).ok_or(StoreError::UserNotFound)?;
         if user.roles.contains(ROOT) {
             Ok(())
@@ -271,21 +338,37 @@ impl AuthState {
 
     /// True if `user` holds `role` (a user may read its own roles without being an admin).
     pub fn has_role(&self, user: Option<&str>, role: &str) -> bool {
-        user.and_then(|u| self.users.get(u)).is_some_and(|u| u.roles.contains(role))
+        user.and_then(|u| self.users.get(u))
+            .is_some_and(|u| u.roles.contains(role))
     }
 
     /// etcd's `isOpPermitted`: may `user` have `access` to every key of `[key, range_end)` (one key
     /// if `range_end` is empty; every key from `key` on if it is "\0")?
-    pub fn check(&self, user: Option<&str>, key: &[u8], range_end: &[u8], access: Access) -> Result<()> {
+    pub fn check(
+        &self,
+        user: Option<&str>,
+        key: &[u8],
+        range_end: &[u8],
+        access: Access,
+    ) -> Result<()> {
         if !self.enabled {
             return Ok(());
         }
-        let name = user.filter(|u| !u.is_empty()).ok_or(StoreError::UserEmpty)?;
-        let Some(user) = self.users.get(name) else { return Err(StoreError::PermissionDenied) };
+        let name = user
+            .filter(|u| !u.is_empty())
+            .ok_or(StoreError::UserEmpty)?;
+        let Some(user) = self.users.get(name) else {
+            return Err(StoreError::PermissionDenied);
+        };
         if user.roles.contains(ROOT) {
             return Ok(());
         }
-        let granted = user.roles.iter().filter_map(|r| self.roles.get(r)).flat_map(|r| &r.perms).filter(|p| p.kind.allows(access));
+        let granted = user
+            .roles
+            .iter()
+            .filter_map(|r| self.roles.get(r))
+            .flat_map(|r| &r.perms)
+            .filter(|p| p.kind.allows(access));
         if covers(granted, key, range_end) {
             Ok(())
         } else {
@@ -334,11 +417,16 @@ impl AuthState {
     }
 
     /// Checks that `user` may write every key in `keys` (a lease's keys: etcd's `checkLeasePuts`).
-    pub fn check_keys_writable<'a>(&self, user: Option<&str>, keys: impl IntoIterator<Item = &'a Bytes>) -> Result<()> {
+    pub fn check_keys_writable<'a>(
+        &self,
+        user: Option<&str>,
+        keys: impl IntoIterator<Item = &'a Bytes>,
+    ) -> Result<()> {
         if !self.enabled || user.is_some_and(|u| self.is_root(u)) {
             return Ok(());
         }
-        keys.into_iter().try_for_each(|k| self.check(user, k, &[], Access::Write))
+        keys.into_iter()
+            .try_for_each(|k| self.check(user, k, &[], Access::Write))
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -375,20 +463,38 @@ impl AuthState {
         }
         let enabled = r.u8()? != 0;
         let revision = u64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"));
-        let mut state = AuthState { enabled, revision, ..AuthState::default() };
+        let mut state = AuthState {
+            enabled,
+            revision,
+            ..AuthState::default()
+        };
         for _ in 0..r.len()? {
             let name = r.string()?;
             let password_hash = r.string()?;
             let no_password = r.u8()? != 0;
-            let roles = (0..r.len()?).map(|_| r.string()).collect::<Result<_, _>>()?;
-            state.users.insert(name, User { password_hash, no_password, roles });
+            let roles = (0..r.len()?)
+                .map(|_| r.string())
+                .collect::<Result<_, _>>()?;
+            state.users.insert(
+                name,
+                User {
+                    password_hash,
+                    no_password,
+                    roles,
+                },
+            );
         }
         for _ in 0..r.len()? {
             let name = r.string()?;
             let perms = (0..r.len()?)
                 .map(|_| {
-                    let kind = PermKind::from_code(r.u8()?).ok_or_else(|| corrupt("unknown permission type"))?;
-                    Ok(Permission { kind, key: Bytes::copy_from_slice(r.bytes()?), range_end: Bytes::copy_from_slice(r.bytes()?) })
+                    let kind = PermKind::from_code(r.u8()?)
+                        .ok_or_else(|| corrupt("unknown permission type"))?;
+                    Ok(Permission {
+                        kind,
+                        key: Bytes::copy_from_slice(r.bytes()?),
+                        range_end: Bytes::copy_from_slice(r.bytes()?),
+                    })
                 })
                 .collect::<Result<_, BackendError>>()?;
             state.roles.insert(name, Role { perms });
@@ -414,12 +520,24 @@ fn covers<'a>(granted: impl Iterator<Item = &'a Permission>, key: &[u8], range_e
     let (start, end) = interval(key, range_end);
     if end.as_ref().is_some_and(|e| *e <= start) {
         // An empty range (etcd answers it with nothing): ask for its first key.
-        return covers_from(granted.map(|p| interval(&p.key, &p.range_end)).collect(), &start, Some(&[start.as_slice(), &[0]].concat()));
+        return covers_from(
+            granted.map(|p| interval(&p.key, &p.range_end)).collect(),
+            &start,
+            Some(&[start.as_slice(), &[0]].concat()),
+        );
     }
-    covers_from(granted.map(|p| interval(&p.key, &p.range_end)).collect(), &start, end.as_deref())
+    covers_from(
+        granted.map(|p| interval(&p.key, &p.range_end)).collect(),
+        &start,
+        end.as_deref(),
+    )
 }
 
-fn covers_from(mut intervals: Vec<(Vec<u8>, Option<Vec<u8>>)>, start: &[u8], end: Option<&[u8]>) -> bool {
+fn covers_from(
+    mut intervals: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    start: &[u8],
+    end: Option<&[u8]>,
+) -> bool {
     intervals.sort();
     let mut reached = start.to_vec();
     for (from, to) in intervals {
@@ -442,14 +560,21 @@ fn covers_from(mut intervals: Vec<(Vec<u8>, Option<Vec<u8>>)>, start: &[u8], end
 const FORMAT: u8 = 1;
 
 fn corrupt(what: &'static str) -> BackendError {
-    BackendError::Corrupt { space: "auth", what }
+    BackendError::Corrupt {
+        space: "auth",
+        what,
+    }
 }
 
 struct Writer(Vec<u8>);
 
 impl Writer {
     fn len(&mut self, n: usize) {
-        self.0.extend_from_slice(&u32::try_from(n).expect("auth state sizes fit u32").to_be_bytes());
+        self.0.extend_from_slice(
+            &u32::try_from(n)
+                .expect("auth state sizes fit u32")
+                .to_be_bytes(),
+        );
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -529,47 +654,100 @@ mod tests {
     use super::*;
 
     fn perm(kind: PermKind, key: &str, end: &str) -> Permission {
-        Permission { kind, key: Bytes::copy_from_slice(key.as_bytes()), range_end: Bytes::copy_from_slice(end.as_bytes()) }
+        Permission {
+            kind,
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            range_end: Bytes::copy_from_slice(end.as_bytes()),
+        }
     }
 
     fn state_with(perms: Vec<Permission>) -> AuthState {
         let mut s = AuthState::default();
         for req in [
-            AuthRequest::UserAdd { name: ROOT.into(), password_hash: "h".into(), no_password: false },
-            AuthRequest::UserGrantRole { user: ROOT.into(), role: ROOT.into() },
-            AuthRequest::UserAdd { name: "u".into(), password_hash: "h".into(), no_password: false },
+            AuthRequest::UserAdd {
+                name: ROOT.into(),
+                password_hash: "h".into(),
+                no_password: false,
+            },
+            AuthRequest::UserGrantRole {
+                user: ROOT.into(),
+                role: ROOT.into(),
+            },
+            AuthRequest::UserAdd {
+                name: "u".into(),
+                password_hash: "h".into(),
+                no_password: false,
+            },
             AuthRequest::RoleAdd { name: "r".into() },
-            AuthRequest::UserGrantRole { user: "u".into(), role: "r".into() },
+            AuthRequest::UserGrantRole {
+                user: "u".into(),
+                role: "r".into(),
+            },
             AuthRequest::Enable,
         ] {
             s.apply(&req).unwrap();
         }
         for p in perms {
-            s.apply(&AuthRequest::RoleGrantPermission { name: "r".into(), perm: p }).unwrap();
+            s.apply(&AuthRequest::RoleGrantPermission {
+                name: "r".into(),
+                perm: p,
+            })
+            .unwrap();
         }
         s
     }
 
     #[test]
     fn ranges_are_covered_by_the_union_of_permissions() {
-        let s = state_with(vec![perm(PermKind::Read, "a", "c"), perm(PermKind::ReadWrite, "c", "e"), perm(PermKind::Write, "x", "")]);
+        let s = state_with(vec![
+            perm(PermKind::Read, "a", "c"),
+            perm(PermKind::ReadWrite, "c", "e"),
+            perm(PermKind::Write, "x", ""),
+        ]);
         let u = Some("u");
         assert!(s.check(u, b"a", b"", Access::Read).is_ok());
-        assert!(s.check(u, b"b", b"e", Access::Read).is_ok(), "[a,c) and [c,e) join");
-        assert!(matches!(s.check(u, b"b", b"f", Access::Read), Err(StoreError::PermissionDenied)));
-        assert!(matches!(s.check(u, b"a", b"", Access::Write), Err(StoreError::PermissionDenied)));
+        assert!(
+            s.check(u, b"b", b"e", Access::Read).is_ok(),
+            "[a,c) and [c,e) join"
+        );
+        assert!(matches!(
+            s.check(u, b"b", b"f", Access::Read),
+            Err(StoreError::PermissionDenied)
+        ));
+        assert!(matches!(
+            s.check(u, b"a", b"", Access::Write),
+            Err(StoreError::PermissionDenied)
+        ));
         assert!(s.check(u, b"d", b"", Access::Write).is_ok());
         assert!(s.check(u, b"x", b"", Access::Write).is_ok());
-        assert!(matches!(s.check(u, b"x", b"y", Access::Write), Err(StoreError::PermissionDenied)), "only the key x itself");
-        assert!(matches!(s.check(u, b"a", b"\0", Access::Read), Err(StoreError::PermissionDenied)));
+        assert!(
+            matches!(
+                s.check(u, b"x", b"y", Access::Write),
+                Err(StoreError::PermissionDenied)
+            ),
+            "only the key x itself"
+        );
+        assert!(matches!(
+            s.check(u, b"a", b"\0", Access::Read),
+            Err(StoreError::PermissionDenied)
+        ));
         let open = state_with(vec![perm(PermKind::Read, "m", "\0")]);
         assert!(open.check(u, b"n", b"\0", Access::Read).is_ok());
         assert!(open.check(u, b"zz", b"", Access::Read).is_ok());
-        assert!(matches!(open.check(u, b"l", b"\0", Access::Read), Err(StoreError::PermissionDenied)));
+        assert!(matches!(
+            open.check(u, b"l", b"\0", Access::Read),
+            Err(StoreError::PermissionDenied)
+        ));
         // Root may do anything; no user, an unknown user, or auth off as etcd.
         assert!(s.check(Some(ROOT), b"", b"\0", Access::Write).is_ok());
-        assert!(matches!(s.check(None, b"a", b"", Access::Read), Err(StoreError::UserEmpty)));
-        assert!(matches!(s.check(Some("ghost"), b"a", b"", Access::Read), Err(StoreError::PermissionDenied)));
+        assert!(matches!(
+            s.check(None, b"a", b"", Access::Read),
+            Err(StoreError::UserEmpty)
+        ));
+        assert!(matches!(
+            s.check(Some("ghost"), b"a", b"", Access::Read),
+            Err(StoreError::PermissionDenied)
+        ));
         let mut off = s.clone();
         off.apply(&AuthRequest::Disable).unwrap();
         assert!(off.check(None, b"zz", b"", Access::Write).is_ok());
@@ -578,36 +756,103 @@ mod tests {
     #[test]
     fn management_follows_etcds_rules() {
         let mut s = AuthState::default();
-        assert!(matches!(s.apply(&AuthRequest::Enable), Err(StoreError::RootUserNotExist)));
-        s.apply(&AuthRequest::UserAdd { name: ROOT.into(), password_hash: "h".into(), no_password: false }).unwrap();
-        assert!(matches!(s.apply(&AuthRequest::Enable), Err(StoreError::RootRoleNotExist)));
         assert!(matches!(
-            s.apply(&AuthRequest::UserAdd { name: ROOT.into(), password_hash: "h".into(), no_password: false }),
+            s.apply(&AuthRequest::Enable),
+            Err(StoreError::RootUserNotExist)
+        ));
+        s.apply(&AuthRequest::UserAdd {
+            name: ROOT.into(),
+            password_hash: "h".into(),
+            no_password: false,
+        })
+        .unwrap();
+        assert!(matches!(
+            s.apply(&AuthRequest::Enable),
+            Err(StoreError::RootRoleNotExist)
+        ));
+        assert!(matches!(
+            s.apply(&AuthRequest::UserAdd {
+                name: ROOT.into(),
+                password_hash: "h".into(),
+                no_password: false
+            }),
             Err(StoreError::UserAlreadyExist)
         ));
-        assert!(matches!(s.apply(&AuthRequest::UserGrantRole { user: ROOT.into(), role: "nope".into() }), Err(StoreError::RoleNotFound)));
-        s.apply(&AuthRequest::UserGrantRole { user: ROOT.into(), role: ROOT.into() }).unwrap();
+        assert!(matches!(
+            s.apply(&AuthRequest::UserGrantRole {
+                user: ROOT.into(),
+                role: "nope".into()
+            }),
+            Err(StoreError::RoleNotFound)
+        ));
+        s.apply(&AuthRequest::UserGrantRole {
+            user: ROOT.into(),
+            role: ROOT.into(),
+        })
+        .unwrap();
         let rev = s.revision;
-        s.apply(&AuthRequest::UserGrantRole { user: ROOT.into(), role: ROOT.into() }).unwrap();
+        s.apply(&AuthRequest::UserGrantRole {
+            user: ROOT.into(),
+            role: ROOT.into(),
+        })
+        .unwrap();
         assert_eq!(s.revision, rev, "a repeated grant changes nothing");
         s.apply(&AuthRequest::Enable).unwrap();
         assert!(s.enabled && s.revision == rev + 1);
-        assert!(matches!(s.apply(&AuthRequest::UserDelete { name: ROOT.into() }), Err(StoreError::InvalidAuthMgmt)));
-        assert!(matches!(s.apply(&AuthRequest::UserRevokeRole { name: ROOT.into(), role: ROOT.into() }), Err(StoreError::InvalidAuthMgmt)));
-        assert!(matches!(s.apply(&AuthRequest::RoleDelete { name: ROOT.into() }), Err(StoreError::InvalidAuthMgmt)));
-        assert!(matches!(s.apply(&AuthRequest::RoleAdd { name: String::new() }), Err(StoreError::RoleEmpty)));
+        assert!(matches!(
+            s.apply(&AuthRequest::UserDelete { name: ROOT.into() }),
+            Err(StoreError::InvalidAuthMgmt)
+        ));
+        assert!(matches!(
+            s.apply(&AuthRequest::UserRevokeRole {
+                name: ROOT.into(),
+                role: ROOT.into()
+            }),
+            Err(StoreError::InvalidAuthMgmt)
+        ));
+        assert!(matches!(
+            s.apply(&AuthRequest::RoleDelete { name: ROOT.into() }),
+            Err(StoreError::InvalidAuthMgmt)
+        ));
+        assert!(matches!(
+            s.apply(&AuthRequest::RoleAdd {
+                name: String::new()
+            }),
+            Err(StoreError::RoleEmpty)
+        ));
         s.apply(&AuthRequest::RoleAdd { name: "r".into() }).unwrap();
         let key = Bytes::from_static(b"k");
         assert!(matches!(
-            s.apply(&AuthRequest::RoleRevokePermission { name: "r".into(), key: key.clone(), range_end: Bytes::new() }),
+            s.apply(&AuthRequest::RoleRevokePermission {
+                name: "r".into(),
+                key: key.clone(),
+                range_end: Bytes::new()
+            }),
             Err(StoreError::PermissionNotGranted)
         ));
-        s.apply(&AuthRequest::RoleGrantPermission { name: "r".into(), perm: perm(PermKind::Read, "k", "") }).unwrap();
-        s.apply(&AuthRequest::RoleGrantPermission { name: "r".into(), perm: perm(PermKind::Write, "k", "") }).unwrap();
-        assert_eq!(s.roles["r"].perms, vec![perm(PermKind::Write, "k", "")], "a second grant on the same range replaces the first");
+        s.apply(&AuthRequest::RoleGrantPermission {
+            name: "r".into(),
+            perm: perm(PermKind::Read, "k", ""),
+        })
+        .unwrap();
+        s.apply(&AuthRequest::RoleGrantPermission {
+            name: "r".into(),
+            perm: perm(PermKind::Write, "k", ""),
+        })
+        .unwrap();
+        assert_eq!(
+            s.roles["r"].perms,
+            vec![perm(PermKind::Write, "k", "")],
+            "a second grant on the same range replaces the first"
+        );
         // Failures change nothing, the revision included.
         let before = s.clone();
-        assert!(s.apply(&AuthRequest::UserRevokeRole { name: ROOT.into(), role: "r".into() }).is_err());
+        assert!(s
+            .apply(&AuthRequest::UserRevokeRole {
+                name: ROOT.into(),
+                role: "r".into()
+            })
+            .is_err());
         assert_eq!(s, before);
         assert_eq!(AuthState::decode(&s.encode()).unwrap(), s);
         assert!(AuthState::decode(&s.encode()[..10]).is_err());
@@ -616,8 +861,12 @@ mod tests {
     #[test]
     fn deleting_a_role_takes_it_from_its_users() {
         let mut s = state_with(vec![perm(PermKind::Read, "a", "")]);
-        s.apply(&AuthRequest::RoleDelete { name: "r".into() }).unwrap();
+        s.apply(&AuthRequest::RoleDelete { name: "r".into() })
+            .unwrap();
         assert!(s.users["u"].roles.is_empty());
-        assert!(matches!(s.check(Some("u"), b"a", b"", Access::Read), Err(StoreError::PermissionDenied)));
+        assert!(matches!(
+            s.check(Some("u"), b"a", b"", Access::Read),
+            Err(StoreError::PermissionDenied)
+        ));
     }
 }

@@ -9,7 +9,8 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Backend, Batch, Cursor, Space};
 use crate::encoding::{
-    decode_kv_key, decode_rev_key, decode_rev_value, kv_key_at, rev_key, Record, META_COMPACT_DONE, META_COMPACT_POS,
+    decode_kv_key, decode_rev_key, decode_rev_value, kv_key_at, rev_key, Record, META_COMPACT_DONE,
+    META_COMPACT_POS,
 };
 use crate::error::BackendError;
 use crate::store::Inner;
@@ -31,7 +32,14 @@ pub(crate) struct Compactor {
 
 impl Compactor {
     pub fn new(target: i64, done: i64) -> Self {
-        Self { state: Mutex::new(State { target, done, shutdown: false }), cv: Condvar::new() }
+        Self {
+            state: Mutex::new(State {
+                target,
+                done,
+                shutdown: false,
+            }),
+            cv: Condvar::new(),
+        }
     }
 
     pub fn schedule(&self, rev: i64) {
@@ -90,7 +98,11 @@ pub(crate) fn compact_loop<B: Backend>(inner: Arc<Inner<B>>) {
 /// Removes every version that no read at or above `to` can see, for keys changed in `[from, to]`.
 /// The revision log keeps revision `to` itself, which a watch from `to` replays.
 /// Returns false if the store shut down midway.
-fn compact_physically<B: Backend>(inner: &Inner<B>, from: i64, to: i64) -> Result<bool, BackendError> {
+fn compact_physically<B: Backend>(
+    inner: &Inner<B>,
+    from: i64,
+    to: i64,
+) -> Result<bool, BackendError> {
     let backend = &inner.backend;
     let mut pos = match backend.get(Space::Meta, META_COMPACT_POS)? {
         Some(p) if decode_rev_key(&p).is_ok_and(|(rev, _)| rev >= from) => p,
@@ -132,7 +144,11 @@ fn compact_physically<B: Backend>(inner: &Inner<B>, from: i64, to: i64) -> Resul
             }
         }
         if finished {
-            batch.put(Space::Meta, META_COMPACT_DONE.to_vec(), to.to_be_bytes().to_vec());
+            batch.put(
+                Space::Meta,
+                META_COMPACT_DONE.to_vec(),
+                to.to_be_bytes().to_vec(),
+            );
             batch.delete(Space::Meta, META_COMPACT_POS.to_vec());
             backend.write(batch, false)?;
             return Ok(true);
@@ -149,7 +165,13 @@ fn compact_physically<B: Backend>(inner: &Inner<B>, from: i64, to: i64) -> Resul
 /// if it is a tombstone. The compaction to `from` finished, so at most one version at or below
 /// `from` is left: the walk stops there instead of stepping over the deletions it left behind
 /// (which RocksDB keeps as tombstones until its own compaction).
-fn drop_superseded<B: Backend>(backend: &B, user_key: &[u8], from: i64, to: i64, batch: &mut Batch) -> Result<(), BackendError> {
+fn drop_superseded<B: Backend>(
+    backend: &B,
+    user_key: &[u8],
+    from: i64,
+    to: i64,
+    batch: &mut Batch,
+) -> Result<(), BackendError> {
     let mut cursor = backend.cursor(Space::Kv);
     cursor.seek(&kv_key_at(user_key, to));
     let mut first = true;

@@ -60,7 +60,10 @@ pub fn kv_key_after(user_key: &[u8]) -> Vec<u8> {
 
 /// Splits a `Kv` key into the user key and the revision.
 pub fn decode_kv_key(key: &[u8]) -> Result<(Vec<u8>, i64), BackendError> {
-    const BAD: BackendError = BackendError::Corrupt { space: "kv", what: "malformed key" };
+    const BAD: BackendError = BackendError::Corrupt {
+        space: "kv",
+        what: "malformed key",
+    };
     if key.len() < KV_SUFFIX + 2 {
         return Err(BAD);
     }
@@ -90,7 +93,12 @@ pub fn decode_kv_key(key: &[u8]) -> Result<(Vec<u8>, i64), BackendError> {
 /// The stored form of one version of a key (mod_revision is the key's revision).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    Put { create_revision: i64, version: i64, lease: LeaseId, value: bytes::Bytes },
+    Put {
+        create_revision: i64,
+        version: i64,
+        lease: LeaseId,
+        value: bytes::Bytes,
+    },
     Tombstone,
 }
 
@@ -100,7 +108,12 @@ const TAG_TOMBSTONE: u8 = 1;
 impl Record {
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            Record::Put { create_revision, version, lease, value } => {
+            Record::Put {
+                create_revision,
+                version,
+                lease,
+                value,
+            } => {
                 let mut out = Vec::with_capacity(25 + value.len());
                 out.push(TAG_PUT);
                 out.extend_from_slice(&create_revision.to_be_bytes());
@@ -114,11 +127,15 @@ impl Record {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Record, BackendError> {
-        const BAD: BackendError = BackendError::Corrupt { space: "kv", what: "malformed record" };
+        const BAD: BackendError = BackendError::Corrupt {
+            space: "kv",
+            what: "malformed record",
+        };
         match bytes.first() {
             Some(&TAG_TOMBSTONE) if bytes.len() == 1 => Ok(Record::Tombstone),
             Some(&TAG_PUT) if bytes.len() >= 25 => {
-                let i64_at = |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+                let i64_at =
+                    |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
                 Ok(Record::Put {
                     create_revision: i64_at(1),
                     version: i64_at(9),
@@ -141,7 +158,10 @@ pub fn rev_key(rev: i64, sub: u32) -> Vec<u8> {
 
 pub fn decode_rev_key(key: &[u8]) -> Result<(i64, u32), BackendError> {
     if key.len() != 12 {
-        return Err(BackendError::Corrupt { space: "rev", what: "malformed key" });
+        return Err(BackendError::Corrupt {
+            space: "rev",
+            what: "malformed key",
+        });
     }
     let rev = u64::from_be_bytes(key[..8].try_into().expect("8 bytes")) as i64;
     let sub = u32::from_be_bytes(key[8..].try_into().expect("4 bytes"));
@@ -160,7 +180,10 @@ pub fn decode_rev_value(value: &[u8]) -> Result<(bool, &[u8]), BackendError> {
     match value.split_first() {
         Some((&TAG_PUT, key)) => Ok((false, key)),
         Some((&TAG_TOMBSTONE, key)) => Ok((true, key)),
-        _ => Err(BackendError::Corrupt { space: "rev", what: "malformed value" }),
+        _ => Err(BackendError::Corrupt {
+            space: "rev",
+            what: "malformed value",
+        }),
     }
 }
 
@@ -183,7 +206,10 @@ pub fn decode_i64(bytes: &[u8], space: &'static str) -> Result<i64, BackendError
     bytes
         .try_into()
         .map(i64::from_be_bytes)
-        .map_err(|_| BackendError::Corrupt { space, what: "expected an 8-byte integer" })
+        .map_err(|_| BackendError::Corrupt {
+            space,
+            what: "expected an 8-byte integer",
+        })
 }
 
 pub const META_REV: &[u8] = b"rev";
@@ -202,16 +228,27 @@ pub const META_ALARMS: &[u8] = b"alarms";
 pub type Alarms = std::collections::BTreeSet<(u64, i32)>;
 
 pub fn encode_alarms(alarms: &Alarms) -> Vec<u8> {
-    alarms.iter().flat_map(|(member, alarm)| [&member.to_be_bytes()[..], &alarm.to_be_bytes()[..]].concat()).collect()
+    alarms
+        .iter()
+        .flat_map(|(member, alarm)| [&member.to_be_bytes()[..], &alarm.to_be_bytes()[..]].concat())
+        .collect()
 }
 
 pub fn decode_alarms(bytes: &[u8]) -> Result<Alarms, BackendError> {
     if !bytes.len().is_multiple_of(12) {
-        return Err(BackendError::Corrupt { space: "meta", what: "malformed alarms" });
+        return Err(BackendError::Corrupt {
+            space: "meta",
+            what: "malformed alarms",
+        });
     }
     Ok(bytes
         .chunks_exact(12)
-        .map(|c| (u64::from_be_bytes(c[..8].try_into().expect("8 bytes")), i32::from_be_bytes(c[8..].try_into().expect("4 bytes"))))
+        .map(|c| {
+            (
+                u64::from_be_bytes(c[..8].try_into().expect("8 bytes")),
+                i32::from_be_bytes(c[8..].try_into().expect("4 bytes")),
+            )
+        })
         .collect())
 }
 
@@ -256,7 +293,9 @@ mod tests {
     #[test]
     fn malformed_bytes_are_errors() {
         assert!(decode_kv_key(b"abc").is_err());
-        assert!(decode_kv_key(b"a\x00\x05\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00").is_err());
+        assert!(
+            decode_kv_key(b"a\x00\x05\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00").is_err()
+        );
         assert!(Record::decode(b"").is_err());
         assert!(Record::decode(b"\x00short").is_err());
         assert!(Record::decode(b"\x01extra").is_err());

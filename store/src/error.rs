@@ -10,7 +10,10 @@ pub enum BackendError {
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt record in {space}: {what}")]
-    Corrupt { space: &'static str, what: &'static str },
+    Corrupt {
+        space: &'static str,
+        what: &'static str,
+    },
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -104,7 +107,9 @@ pub enum GrpcCode {
 impl StoreError {
     pub fn grpc_code(&self) -> GrpcCode {
         match self {
-            StoreError::Compacted | StoreError::FutureRev | StoreError::LeaseTtlTooLarge => GrpcCode::OutOfRange,
+            StoreError::Compacted | StoreError::FutureRev | StoreError::LeaseTtlTooLarge => {
+                GrpcCode::OutOfRange
+            }
             StoreError::EmptyKey
             | StoreError::KeyNotFound
             | StoreError::ValueProvided

@@ -10,7 +10,11 @@ use crate::encoding::{Record, KV_SUFFIX};
 use crate::error::BackendError;
 
 /// The hash of every version visible at `rev` with history compacted at `compact_rev`.
-pub(crate) fn hash_kv<B: Backend>(backend: &B, rev: i64, compact_rev: i64) -> Result<u32, BackendError> {
+pub(crate) fn hash_kv<B: Backend>(
+    backend: &B,
+    rev: i64,
+    compact_rev: i64,
+) -> Result<u32, BackendError> {
     let mut hasher = crc32fast::Hasher::new();
     let mut cursor = backend.cursor(Space::Kv);
     cursor.seek(b"");
@@ -21,7 +25,10 @@ pub(crate) fn hash_kv<B: Backend>(backend: &B, rev: i64, compact_rev: i64) -> Re
     while cursor.valid() {
         let key = cursor.key();
         if key.len() < KV_SUFFIX + 2 {
-            return Err(BackendError::Corrupt { space: "kv", what: "malformed key" });
+            return Err(BackendError::Corrupt {
+                space: "kv",
+                what: "malformed key",
+            });
         }
         let (user, suffix) = key.split_at(key.len() - KV_SUFFIX);
         if user != current.as_slice() {

@@ -34,8 +34,14 @@ pub(crate) struct Latest {
 
 impl std::fmt::Debug for Latest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (len, weight) = self.cache.as_ref().map_or((0, 0), |c| (c.len(), c.weight()));
-        f.debug_struct("Latest").field("keys", &len).field("bytes", &weight).finish()
+        let (len, weight) = self
+            .cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.len(), c.weight()));
+        f.debug_struct("Latest")
+            .field("keys", &len)
+            .field("bytes", &weight)
+            .finish()
     }
 }
 
@@ -44,7 +50,9 @@ impl Latest {
     pub fn new(bytes: u64) -> Self {
         // quick_cache wants an estimate of the entry count: small keys and values.
         let estimated = (bytes / 512).max(16) as usize;
-        Self { cache: (bytes > 0).then(|| Cache::with_weighter(estimated, bytes, ByBytes)) }
+        Self {
+            cache: (bytes > 0).then(|| Cache::with_weighter(estimated, bytes, ByBytes)),
+        }
     }
 
     /// The newest version of `key` at or below `rev`, if known: `Some(None)` means no live key.
@@ -59,7 +67,11 @@ impl Latest {
         // Copies: the request's bytes may be slices of a much larger buffer (a gRPC frame, a
         // raft entry), which a shared reference would keep alive.
         let key = Bytes::copy_from_slice(key);
-        let kv = kv.map(|kv| KeyValue { key: key.clone(), value: Bytes::copy_from_slice(&kv.value), ..kv.clone() });
+        let kv = kv.map(|kv| KeyValue {
+            key: key.clone(),
+            value: Bytes::copy_from_slice(&kv.value),
+            ..kv.clone()
+        });
         cache.insert(key, (rev, kv));
     }
 }

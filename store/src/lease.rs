@@ -28,7 +28,9 @@ pub struct MonotonicClock {
 
 impl Default for MonotonicClock {
     fn default() -> Self {
-        Self { origin: Instant::now() }
+        Self {
+            origin: Instant::now(),
+        }
     }
 }
 
@@ -78,7 +80,14 @@ impl Lessor {
     }
 
     pub fn grant(&mut self, id: LeaseId, ttl: i64, now: Millis) {
-        self.leases.insert(id, Lease { ttl, deadline: deadline(now, ttl), keys: BTreeSet::new() });
+        self.leases.insert(
+            id,
+            Lease {
+                ttl,
+                deadline: deadline(now, ttl),
+                keys: BTreeSet::new(),
+            },
+        );
     }
 
     pub fn attach(&mut self, id: LeaseId, key: Bytes) {
@@ -108,7 +117,12 @@ impl Lessor {
     }
 
     pub fn expired(&self, now: Millis) -> Vec<LeaseId> {
-        let mut ids: Vec<_> = self.leases.iter().filter(|(_, l)| l.deadline <= now).map(|(id, _)| *id).collect();
+        let mut ids: Vec<_> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
         ids.sort_unstable();
         ids
     }

@@ -58,9 +58,19 @@ pub type Overlay = BTreeMap<Bytes, Vec<(i64, Option<KeyValue>)>>;
 /// Builds the `KeyValue` for `user_key` at `rev` from its stored record, or `None` for a tombstone.
 pub fn kv_from_record(user_key: Bytes, rev: i64, record: Record) -> Option<KeyValue> {
     match record {
-        Record::Put { create_revision, version, lease, value } => {
-            Some(KeyValue { key: user_key, create_revision, mod_revision: rev, version, value, lease })
-        }
+        Record::Put {
+            create_revision,
+            version,
+            lease,
+            value,
+        } => Some(KeyValue {
+            key: user_key,
+            create_revision,
+            mod_revision: rev,
+            version,
+            value,
+            lease,
+        }),
         Record::Tombstone => None,
     }
 }
@@ -151,20 +161,33 @@ pub fn scan<'a, B: Backend>(
     rev: i64,
     overlay: Option<&'a Overlay>,
 ) -> impl Iterator<Item = Result<KeyValue, BackendError>> + 'a {
-    let base = BackendScan { backend, cursor: None, latest, range, rev, done: false };
+    let base = BackendScan {
+        backend,
+        cursor: None,
+        latest,
+        range,
+        rev,
+        done: false,
+    };
     let over: OverlayIter<'a> = match overlay {
         Some(ov) if !ov.is_empty() => Box::new(
-            ov.range::<[u8], _>((std::ops::Bound::Included(range.start), std::ops::Bound::Unbounded))
-                .take_while(move |(k, _)| !range.past_end(k))
-                .filter(move |(k, _)| range.contains(k))
-                .filter_map(move |(k, versions)| {
-                    let newest = versions.iter().rev().find(|(r, _)| *r <= rev)?;
-                    Some((k, newest.1.as_ref()))
-                }),
+            ov.range::<[u8], _>((
+                std::ops::Bound::Included(range.start),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(k, _)| !range.past_end(k))
+            .filter(move |(k, _)| range.contains(k))
+            .filter_map(move |(k, versions)| {
+                let newest = versions.iter().rev().find(|(r, _)| *r <= rev)?;
+                Some((k, newest.1.as_ref()))
+            }),
         ),
         _ => Box::new(std::iter::empty()),
     };
-    Merge { base: base.peekable(), over: over.peekable() }
+    Merge {
+        base: base.peekable(),
+        over: over.peekable(),
+    }
 }
 
 /// The overlay's newest version at the read revision of each key in range (`None` = deleted).
@@ -202,13 +225,22 @@ impl<I: Iterator<Item = Result<KeyValue, BackendError>>> Iterator for Merge<'_, 
 }
 
 /// The newest version of `user_key` at or below `rev` in the backend, tombstones included as `None`.
-pub fn get_version<B: Backend>(backend: &B, user_key: &[u8], rev: i64) -> Result<Option<KeyValue>, BackendError> {
+pub fn get_version<B: Backend>(
+    backend: &B,
+    user_key: &[u8],
+    rev: i64,
+) -> Result<Option<KeyValue>, BackendError> {
     version_from(backend, user_key, &kv_key_at(user_key, rev), false)
 }
 
 /// The first version of `user_key` at or after the `Kv` position `seek` (after it, with
 /// `strictly_after`), i.e. the newest one no newer than `seek`; `None` for none or a tombstone.
-pub fn version_from<B: Backend>(backend: &B, user_key: &[u8], seek: &[u8], strictly_after: bool) -> Result<Option<KeyValue>, BackendError> {
+pub fn version_from<B: Backend>(
+    backend: &B,
+    user_key: &[u8],
+    seek: &[u8],
+    strictly_after: bool,
+) -> Result<Option<KeyValue>, BackendError> {
     let mut cursor = backend.cursor(Space::Kv);
     cursor.seek(seek);
     if strictly_after && cursor.valid() && cursor.key() == seek {
@@ -222,7 +254,11 @@ pub fn version_from<B: Backend>(backend: &B, user_key: &[u8], seek: &[u8], stric
     if key != user_key {
         return Ok(None);
     }
-    Ok(kv_from_record(Bytes::from(key), at, Record::decode(cursor.value())?))
+    Ok(kv_from_record(
+        Bytes::from(key),
+        at,
+        Record::decode(cursor.value())?,
+    ))
 }
 
 /// The revision a read asking for `requested` runs at, given the newest readable revision
@@ -240,12 +276,22 @@ pub fn read_revision(requested: i64, current: i64, compacted: i64) -> Result<i64
 /// Answers a Range request at `rev` exactly as etcd's applier does: fetch (with one extra entry to
 /// learn `more`, or everything when sorting or filtering), filter by min/max revisions, sort,
 /// truncate. `count` is the number of keys in the range at `rev`, before the revision filters.
-pub fn evaluate<B: Backend>(backend: &B, latest: &Latest, req: &RangeRequest, rev: i64, overlay: Option<&Overlay>) -> Result<RangeResponse> {
+pub fn evaluate<B: Backend>(
+    backend: &B,
+    latest: &Latest,
+    req: &RangeRequest,
+    rev: i64,
+    overlay: Option<&Overlay>,
+) -> Result<RangeResponse> {
     let filtered = req.min_mod_revision != 0
         || req.max_mod_revision != 0
         || req.min_create_revision != 0
         || req.max_create_revision != 0;
-    let mut fetch = if req.sort_order != SortOrder::None || filtered { 0 } else { req.limit.max(0) as usize };
+    let mut fetch = if req.sort_order != SortOrder::None || filtered {
+        0
+    } else {
+        req.limit.max(0) as usize
+    };
     if fetch > 0 {
         fetch += 1;
     }
@@ -296,5 +342,10 @@ pub fn evaluate<B: Backend>(backend: &B, latest: &Latest, req: &RangeRequest, re
             kv.value = Bytes::new();
         }
     }
-    Ok(RangeResponse { revision: rev, kvs, more, count })
+    Ok(RangeResponse {
+        revision: rev,
+        kvs,
+        more,
+        count,
+    })
 }

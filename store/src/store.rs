@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::auth::{AuthState, Tokens};
 #[cfg(feature = "rocks")]
 use crate::backend::RocksBackend;
 use crate::backend::{Backend, Batch, Cursor, MemoryBackend, RocksOptions, Space};
-use crate::auth::{AuthState, Tokens};
 use crate::compact::{compact_loop, Compactor};
 use crate::encoding::{
-    decode_alarms, decode_i64, Alarms, META_ALARMS, META_APPLIED, META_AUTH, META_COMPACT, META_COMPACT_DONE, META_LEASE_SEQ, META_REV,
+    decode_alarms, decode_i64, Alarms, META_ALARMS, META_APPLIED, META_AUTH, META_COMPACT,
+    META_COMPACT_DONE, META_LEASE_SEQ, META_REV,
 };
 use crate::error::{BackendError, Result, StoreError};
 use crate::latest::Latest;
@@ -26,8 +27,8 @@ use crate::lease::{Clock, Lessor, MonotonicClock};
 use crate::range::{evaluate, read_revision};
 use crate::txn::{check_range, check_txn};
 use crate::types::{
-    DeleteRangeRequest, DeleteRangeResponse, LeaseId, LeaseStatus, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    DeleteRangeRequest, DeleteRangeResponse, LeaseId, LeaseStatus, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
 };
 use crate::watch::{sync_loop, Hub, WatchRequest, WatchStats, Watcher};
 use crate::write::{Exec, WriteRequest, WriteResponse};
@@ -116,7 +117,10 @@ impl<B: Backend> Inner<B> {
 
     fn check_healthy(&self) -> Result<()> {
         if self.failed.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend(BackendError::Corrupt { space: "store", what: "an earlier write failed" }));
+            return Err(StoreError::Backend(BackendError::Corrupt {
+                space: "store",
+                what: "an earlier write failed",
+            }));
         }
         Ok(())
     }
@@ -148,13 +152,19 @@ pub struct Store<B: Backend> {
 
 impl<B: Backend> Clone for Store<B> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), _threads: self._threads.clone() }
+        Self {
+            inner: self.inner.clone(),
+            _threads: self._threads.clone(),
+        }
     }
 }
 
 impl<B: Backend> std::fmt::Debug for Store<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("revision", &self.revision()).field("compacted", &self.compact_revision()).finish()
+        f.debug_struct("Store")
+            .field("revision", &self.revision())
+            .field("compacted", &self.compact_revision())
+            .finish()
     }
 }
 
@@ -178,7 +188,9 @@ impl Store<MemoryBackend> {
 }
 
 fn meta_i64<B: Backend>(backend: &B, key: &[u8], default: i64) -> Result<i64, BackendError> {
-    backend.get(Space::Meta, key)?.map_or(Ok(default), |v| decode_i64(&v, "meta"))
+    backend
+        .get(Space::Meta, key)?
+        .map_or(Ok(default), |v| decode_i64(&v, "meta"))
 }
 
 impl<B: Backend> Store<B> {
@@ -195,7 +207,9 @@ impl<B: Backend> Store<B> {
             Some(bytes) => AuthState::decode(&bytes)?,
             None => AuthState::default(),
         };
-        let alarms = backend.get(Space::Meta, META_ALARMS)?.map_or(Ok(Alarms::new()), |b| decode_alarms(&b))?;
+        let alarms = backend
+            .get(Space::Meta, META_ALARMS)?
+            .map_or(Ok(Alarms::new()), |b| decode_alarms(&b))?;
         let inner = Arc::new(Inner {
             hub: Arc::new(Hub::new(rev, compact, opts.watch_capacity)),
             compactor: Compactor::new(compact, compact_done),
@@ -214,9 +228,13 @@ impl<B: Backend> Store<B> {
         });
         let mut handles = Vec::new();
         let (hub, sync_inner) = (inner.hub.clone(), inner.clone());
-        handles.push(spawn("ballast-watch-sync", move || sync_loop(hub, &sync_inner.backend))?);
+        handles.push(spawn("ballast-watch-sync", move || {
+            sync_loop(hub, &sync_inner.backend)
+        })?);
         let compact_inner = inner.clone();
-        handles.push(spawn("ballast-compact", move || compact_loop(compact_inner))?);
+        handles.push(spawn("ballast-compact", move || {
+            compact_loop(compact_inner)
+        })?);
         let stop_leases = Arc::new(AtomicBool::new(false));
         if inner.opts.expire_leases {
             let (weak, stop) = (Arc::downgrade(&inner), stop_leases.clone());
@@ -231,15 +249,24 @@ impl<B: Backend> Store<B> {
                             Ok(mut out) => match out.pop() {
                                 // Revoked meanwhile by someone else: nothing to do.
                                 Some(Err(StoreError::LeaseNotFound)) | Some(Ok(_)) | None => {}
-                                Some(Err(err)) => tracing::error!(%err, lease = id, "lease expiry failed"),
+                                Some(Err(err)) => {
+                                    tracing::error!(%err, lease = id, "lease expiry failed")
+                                }
                             },
                         }
                     }
                 }
             })?);
         }
-        let threads = Threads { inner: inner.clone(), handles, stop_leases };
-        let store = Store { inner, _threads: Arc::new(threads) };
+        let threads = Threads {
+            inner: inner.clone(),
+            handles,
+            stop_leases,
+        };
+        let store = Store {
+            inner,
+            _threads: Arc::new(threads),
+        };
         Ok(store)
     }
 
@@ -286,7 +313,10 @@ impl<B: Backend> Store<B> {
         if rev < self.compact_revision() {
             return Err(StoreError::Compacted);
         }
-        Ok(RangeResponse { revision: current, ..resp })
+        Ok(RangeResponse {
+            revision: current,
+            ..resp
+        })
     }
 
     pub fn put(&self, req: PutRequest) -> Result<PutResponse> {
@@ -314,7 +344,8 @@ impl<B: Backend> Store<B> {
             debug_assert!(exec.batch.is_empty());
             // As for Range: a compaction that started while we read may have removed what we read.
             let compacted = self.compact_revision();
-            if compacted != compacted_before && oldest_read(&req).is_some_and(|rev| rev < compacted) {
+            if compacted != compacted_before && oldest_read(&req).is_some_and(|rev| rev < compacted)
+            {
                 return Err(StoreError::Compacted);
             }
             return Ok(resp);
@@ -358,7 +389,11 @@ impl<B: Backend> Store<B> {
     /// Restarts a lease's countdown; returns its TTL.
     pub fn lease_keep_alive(&self, id: LeaseId) -> Result<i64> {
         let now = self.inner.opts.clock.now();
-        self.inner.lessor.lock().keep_alive(id, now).ok_or(StoreError::LeaseNotFound)
+        self.inner
+            .lessor
+            .lock()
+            .keep_alive(id, now)
+            .ok_or(StoreError::LeaseNotFound)
     }
 
     /// etcd's LeaseTimeToLive: TTL -1 for a lease that does not exist.
@@ -369,9 +404,18 @@ impl<B: Backend> Store<B> {
                 id,
                 ttl: (lease.deadline.saturating_sub(now) / 1000) as i64,
                 granted_ttl: lease.ttl,
-                keys: if with_keys { lease.keys.iter().cloned().collect() } else { Vec::new() },
+                keys: if with_keys {
+                    lease.keys.iter().cloned().collect()
+                } else {
+                    Vec::new()
+                },
             },
-            None => LeaseStatus { id, ttl: -1, granted_ttl: 0, keys: Vec::new() },
+            None => LeaseStatus {
+                id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            },
         }
     }
 
@@ -383,12 +427,18 @@ impl<B: Backend> Store<B> {
 
     /// The leases whose deadline has passed on the store's clock (the caller decides to revoke them).
     pub fn expired_leases(&self) -> Vec<LeaseId> {
-        self.inner.lessor.lock().expired(self.inner.opts.clock.now())
+        self.inner
+            .lessor
+            .lock()
+            .expired(self.inner.opts.clock.now())
     }
 
     /// Restarts every lease's countdown, as a new leader does instead of expiring leases at once.
     pub fn extend_leases(&self) {
-        self.inner.lessor.lock().extend_all(self.inner.opts.clock.now());
+        self.inner
+            .lessor
+            .lock()
+            .extend_all(self.inner.opts.clock.now());
     }
 
     /// Starts a watch. History from `start_revision` is replayed first; see [`crate::watch`].
@@ -463,22 +513,35 @@ impl<B: Backend> Store<B> {
     }
 
     fn apply_one(&self, req: WriteRequest) -> Result<WriteResponse> {
-        apply_batch(&self.inner, std::slice::from_ref(&req), None)?.pop().expect("one response per request")
+        apply_batch(&self.inner, std::slice::from_ref(&req), None)?
+            .pop()
+            .expect("one response per request")
     }
 
     /// Applies write requests in order as one atomic commit, with `applied` (an opaque position of
     /// the caller's, e.g. a raft log id) stored in the same batch. Each request succeeds or fails on
     /// its own; the outer error is a storage failure, after which the store refuses all work.
-    pub fn apply_batch(&self, reqs: &[WriteRequest], applied: Option<&[u8]>) -> Result<Vec<Result<WriteResponse>>> {
+    pub fn apply_batch(
+        &self,
+        reqs: &[WriteRequest],
+        applied: Option<&[u8]>,
+    ) -> Result<Vec<Result<WriteResponse>>> {
         apply_batch(&self.inner, reqs, applied)
     }
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(name.to_owned()).spawn(f).map_err(|e| StoreError::Backend(e.into()))
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map_err(|e| StoreError::Backend(e.into()))
 }
 
-fn apply_batch<B: Backend>(inner: &Inner<B>, reqs: &[WriteRequest], applied: Option<&[u8]>) -> Result<Vec<Result<WriteResponse>>> {
+fn apply_batch<B: Backend>(
+    inner: &Inner<B>,
+    reqs: &[WriteRequest],
+    applied: Option<&[u8]>,
+) -> Result<Vec<Result<WriteResponse>>> {
     inner.check_healthy()?;
     let mut lease_seq = inner.write.lock();
     let mut exec = Exec::new(inner, inner.current_rev.load(Ordering::Acquire), *lease_seq);
@@ -493,7 +556,9 @@ fn apply_batch<B: Backend>(inner: &Inner<B>, reqs: &[WriteRequest], applied: Opt
     }
     if !exec.finish(applied) {
         // Nothing to write, yet a token may have been handed out (an embedded store, no log).
-        exec.token_effects.drain(..).for_each(|effect| inner.tokens.apply(effect));
+        exec.token_effects
+            .drain(..)
+            .for_each(|effect| inner.tokens.apply(effect));
         return Ok(out);
     }
     let batch = std::mem::take(&mut exec.batch);
@@ -517,7 +582,9 @@ fn apply_batch<B: Backend>(inner: &Inner<B>, reqs: &[WriteRequest], applied: Opt
     if let Some(alarms) = exec.alarms.take() {
         *inner.alarms.write() = Arc::new(alarms);
     }
-    exec.token_effects.drain(..).for_each(|effect| inner.tokens.apply(effect));
+    exec.token_effects
+        .drain(..)
+        .for_each(|effect| inner.tokens.apply(effect));
     let rev = exec.revision();
     if let Some(compact) = exec.compact_to {
         inner.compact_rev.store(compact, Ordering::Release);
@@ -537,12 +604,25 @@ fn load_leases<B: Backend>(backend: &B, now: u64) -> Result<Lessor, BackendError
     let mut attached = Vec::new();
     while cursor.valid() {
         let key = cursor.key();
-        let bad = BackendError::Corrupt { space: "lease", what: "malformed key" };
-        let id = key.get(1..9).ok_or(bad)?.try_into().map(i64::from_be_bytes).expect("8 bytes");
+        let bad = BackendError::Corrupt {
+            space: "lease",
+            what: "malformed key",
+        };
+        let id = key
+            .get(1..9)
+            .ok_or(bad)?
+            .try_into()
+            .map(i64::from_be_bytes)
+            .expect("8 bytes");
         match key[0] {
             b'L' => lessor.grant(id, decode_i64(cursor.value(), "lease")?, now),
             b'K' => attached.push((id, bytes::Bytes::copy_from_slice(&key[9..]))),
-            _ => return Err(BackendError::Corrupt { space: "lease", what: "unknown record kind" }),
+            _ => {
+                return Err(BackendError::Corrupt {
+                    space: "lease",
+                    what: "unknown record kind",
+                })
+            }
         }
         cursor.next();
     }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use crate::error::{Result, StoreError};
 use crate::range::KeyRange;
 use crate::types::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest, RequestOp,
-    TxnRequest,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest,
+    RequestOp, TxnRequest,
 };
 
 pub fn check_range(req: &RangeRequest) -> Result<()> {
@@ -49,7 +49,11 @@ pub fn check_txn(req: &TxnRequest, max_ops: usize) -> Result<()> {
 }
 
 fn check_txn_ops(req: &TxnRequest, max_ops: usize) -> Result<()> {
-    let ops = req.compare.len().max(req.success.len()).max(req.failure.len());
+    let ops = req
+        .compare
+        .len()
+        .max(req.success.len())
+        .max(req.failure.len());
     if ops > max_ops {
         return Err(StoreError::TooManyOps);
     }
@@ -76,7 +80,9 @@ impl Dels {
     /// (end `"\0"`) is an empty interval: it never conflicts, though it deletes the key when run
     /// after the put (the differential test against etcd 3.4 confirms both).
     fn hits(&self, key: &[u8]) -> bool {
-        self.0.iter().any(|(s, e)| e.as_ref() != b"\0" && KeyRange::new(s, e).contains(key))
+        self.0
+            .iter()
+            .any(|(s, e)| e.as_ref() != b"\0" && KeyRange::new(s, e).contains(key))
     }
 }
 
@@ -157,10 +163,22 @@ mod tests {
         RequestOp::DeleteRange(DeleteRangeRequest::range(k.to_owned(), end.to_owned()))
     }
     fn txn(success: Vec<RequestOp>, failure: Vec<RequestOp>) -> RequestOp {
-        RequestOp::Txn(TxnRequest { compare: vec![], success, failure })
+        RequestOp::Txn(TxnRequest {
+            compare: vec![],
+            success,
+            failure,
+        })
     }
     fn check(ops: Vec<RequestOp>) -> std::result::Result<(), String> {
-        check_txn(&TxnRequest { compare: vec![], success: ops, failure: vec![] }, 128).map_err(|e| e.to_string())
+        check_txn(
+            &TxnRequest {
+                compare: vec![],
+                success: ops,
+                failure: vec![],
+            },
+            128,
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -170,12 +188,25 @@ mod tests {
         assert_eq!(check(vec![put("a"), put("a")]), dup);
         assert_eq!(check(vec![put("b"), del("a", "c")]), dup);
         assert_eq!(check(vec![put("c"), del("a", "c")]), Ok(()));
-        assert_eq!(check(vec![put("z"), del("a", "\0")]), Ok(()), "etcd: a from-key delete is an empty interval");
-        assert_eq!(check(vec![txn(vec![put("z")], vec![]), del("a", "\0")]), Ok(()));
+        assert_eq!(
+            check(vec![put("z"), del("a", "\0")]),
+            Ok(()),
+            "etcd: a from-key delete is an empty interval"
+        );
+        assert_eq!(
+            check(vec![txn(vec![put("z")], vec![]), del("a", "\0")]),
+            Ok(())
+        );
         assert_eq!(check(vec![del("a", "c"), del("b", "d")]), Ok(()));
         // Then/else of one nested txn may put the same key; two nested txns may not.
         assert_eq!(check(vec![txn(vec![put("a")], vec![put("a")])]), Ok(()));
-        assert_eq!(check(vec![txn(vec![put("a")], vec![]), txn(vec![put("a")], vec![])]), dup);
+        assert_eq!(
+            check(vec![
+                txn(vec![put("a")], vec![]),
+                txn(vec![put("a")], vec![])
+            ]),
+            dup
+        );
         assert_eq!(check(vec![put("a"), txn(vec![put("a")], vec![])]), dup);
         assert_eq!(check(vec![put("a"), txn(vec![del("a", "")], vec![])]), dup);
     }
@@ -183,22 +214,56 @@ mod tests {
     #[test]
     fn op_limits_and_empty_keys() {
         let many: Vec<_> = (0..129).map(|i| put(&format!("k{i}"))).collect();
-        assert_eq!(check(many).unwrap_err(), "etcdserver: too many operations in txn request");
+        assert_eq!(
+            check(many).unwrap_err(),
+            "etcdserver: too many operations in txn request"
+        );
         let nested_empty = vec![txn(vec![RequestOp::Range(RangeRequest::default())], vec![])];
-        assert_eq!(check(nested_empty).unwrap_err(), "etcdserver: key is not provided");
-        let ignore = PutRequest { ignore_value: true, ..PutRequest::new("k", "v") };
-        assert_eq!(check(vec![RequestOp::Put(ignore)]).unwrap_err(), "etcdserver: value is provided");
+        assert_eq!(
+            check(nested_empty).unwrap_err(),
+            "etcdserver: key is not provided"
+        );
+        let ignore = PutRequest {
+            ignore_value: true,
+            ..PutRequest::new("k", "v")
+        };
+        assert_eq!(
+            check(vec![RequestOp::Put(ignore)]).unwrap_err(),
+            "etcdserver: value is provided"
+        );
     }
 
     #[test]
     fn compares_on_missing_keys() {
         let missing: Vec<KeyValue> = vec![];
-        assert!(compare_all(&Compare::new("k", Equal, CompareTarget::Version(0)), &missing));
-        assert!(compare_all(&Compare::new("k", Equal, CompareTarget::Mod(0)), &missing));
-        assert!(!compare_all(&Compare::new("k", Equal, CompareTarget::Value(Bytes::new())), &missing));
-        assert!(!compare_all(&Compare::new("k", NotEqual, CompareTarget::Value(Bytes::from("x"))), &missing));
-        let kv = KeyValue { version: 2, value: Bytes::from("b"), ..KeyValue::default() };
-        assert!(compare_all(&Compare::new("k", Greater, CompareTarget::Version(1)), std::slice::from_ref(&kv)));
-        assert!(compare_all(&Compare::new("k", Less, CompareTarget::Value(Bytes::from("c"))), std::slice::from_ref(&kv)));
+        assert!(compare_all(
+            &Compare::new("k", Equal, CompareTarget::Version(0)),
+            &missing
+        ));
+        assert!(compare_all(
+            &Compare::new("k", Equal, CompareTarget::Mod(0)),
+            &missing
+        ));
+        assert!(!compare_all(
+            &Compare::new("k", Equal, CompareTarget::Value(Bytes::new())),
+            &missing
+        ));
+        assert!(!compare_all(
+            &Compare::new("k", NotEqual, CompareTarget::Value(Bytes::from("x"))),
+            &missing
+        ));
+        let kv = KeyValue {
+            version: 2,
+            value: Bytes::from("b"),
+            ..KeyValue::default()
+        };
+        assert!(compare_all(
+            &Compare::new("k", Greater, CompareTarget::Version(1)),
+            std::slice::from_ref(&kv)
+        ));
+        assert!(compare_all(
+            &Compare::new("k", Less, CompareTarget::Value(Bytes::from("c"))),
+            std::slice::from_ref(&kv)
+        ));
     }
 }

@@ -83,19 +83,30 @@ pub struct RangeRequest {
 impl RangeRequest {
     /// A request for the single key `key` at the latest revision.
     pub fn key(key: impl Into<Bytes>) -> Self {
-        Self { key: key.into(), ..Self::default() }
+        Self {
+            key: key.into(),
+            ..Self::default()
+        }
     }
 
     /// A request for every key starting with `prefix` (etcdctl's `--prefix`).
     pub fn prefix(prefix: impl Into<Bytes>) -> Self {
         let key: Bytes = prefix.into();
         let range_end = prefix_end(&key);
-        Self { key, range_end, ..Self::default() }
+        Self {
+            key,
+            range_end,
+            ..Self::default()
+        }
     }
 
     /// A request for `[key, range_end)`.
     pub fn range(key: impl Into<Bytes>, range_end: impl Into<Bytes>) -> Self {
-        Self { key: key.into(), range_end: range_end.into(), ..Self::default() }
+        Self {
+            key: key.into(),
+            range_end: range_end.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -123,7 +134,11 @@ pub struct PutRequest {
 
 impl PutRequest {
     pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        Self { key: key.into(), value: value.into(), ..Self::default() }
+        Self {
+            key: key.into(),
+            value: value.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -145,10 +160,17 @@ pub struct DeleteRangeRequest {
 
 impl DeleteRangeRequest {
     pub fn key(key: impl Into<Bytes>) -> Self {
-        Self { key: key.into(), ..Self::default() }
+        Self {
+            key: key.into(),
+            ..Self::default()
+        }
     }
     pub fn range(key: impl Into<Bytes>, range_end: impl Into<Bytes>) -> Self {
-        Self { key: key.into(), range_end: range_end.into(), ..Self::default() }
+        Self {
+            key: key.into(),
+            range_end: range_end.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -192,7 +214,12 @@ pub struct Compare {
 
 impl Compare {
     pub fn new(key: impl Into<Bytes>, result: CompareResult, target: CompareTarget) -> Self {
-        Self { key: key.into(), range_end: Bytes::new(), result, target }
+        Self {
+            key: key.into(),
+            range_end: Bytes::new(),
+            result,
+            target,
+        }
     }
 }
 

@@ -99,14 +99,18 @@ struct HubState {
 
 impl HubState {
     fn mark_synced(&mut self, id: WatchId) {
-        let Some(w) = self.watchers.get_mut(&id) else { return };
+        let Some(w) = self.watchers.get_mut(&id) else {
+            return;
+        };
         w.synced = true;
         self.unsynced.remove(&id);
         self.groups.entry(w.group()).or_default().insert(id);
     }
 
     fn mark_unsynced(&mut self, id: WatchId) {
-        let Some(w) = self.watchers.get_mut(&id) else { return };
+        let Some(w) = self.watchers.get_mut(&id) else {
+            return;
+        };
         w.synced = false;
         self.unsynced.insert(id);
         let group = w.group();
@@ -124,7 +128,9 @@ impl HubState {
 
     fn remove(&mut self, id: WatchId) -> bool {
         self.unsynced.remove(&id);
-        let Some(w) = self.watchers.remove(&id) else { return false };
+        let Some(w) = self.watchers.remove(&id) else {
+            return false;
+        };
         self.leave_group(w.group(), id);
         true
     }
@@ -148,8 +154,17 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub fn new(current_rev: i64, compact_rev: i64, capacity: usize) -> Self {
-        let state = HubState { next_id: 1, current_rev, compact_rev, ..HubState::default() };
-        Self { state: Mutex::new(state), wake: Condvar::new(), capacity: capacity.max(1) }
+        let state = HubState {
+            next_id: 1,
+            current_rev,
+            compact_rev,
+            ..HubState::default()
+        };
+        Self {
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+            capacity: capacity.max(1),
+        }
     }
 
     pub fn watch(self: &Arc<Self>, req: WatchRequest) -> Watcher {
@@ -159,15 +174,32 @@ impl Hub {
         st.next_id += 1;
         let synced = req.start_revision == 0 || req.start_revision > st.current_rev;
         let next_rev = req.start_revision;
-        let start_revision = if req.start_revision == 0 { st.current_rev + 1 } else { req.start_revision };
-        st.watchers.insert(id, WatcherState { req, tx, next_rev, synced: false });
+        let start_revision = if req.start_revision == 0 {
+            st.current_rev + 1
+        } else {
+            req.start_revision
+        };
+        st.watchers.insert(
+            id,
+            WatcherState {
+                req,
+                tx,
+                next_rev,
+                synced: false,
+            },
+        );
         if synced {
             st.mark_synced(id);
         } else {
             st.unsynced.insert(id);
             self.wake.notify_all();
         }
-        Watcher { id, start_revision, rx, hub: self.clone() }
+        Watcher {
+            id,
+            start_revision,
+            rx,
+            hub: self.clone(),
+        }
     }
 
     pub fn cancel(&self, id: WatchId) -> bool {
@@ -179,16 +211,16 @@ impl Hub {
     pub fn progress(&self, id: WatchId) -> bool {
         let st = self.state.lock();
         match st.watchers.get(&id) {
-            Some(w) if w.synced => w
-                .tx
-                .try_send(WatchResponse {
+            Some(w) if w.synced => {
+                w.tx.try_send(WatchResponse {
                     watch_id: id,
                     revision: st.current_rev,
                     events: vec![],
                     compact_revision: 0,
                     canceled: false,
                 })
-                .is_ok(),
+                .is_ok()
+            }
             _ => false,
         }
     }
@@ -212,7 +244,10 @@ impl Hub {
             let matching: Vec<(i64, Vec<&Event>)> = revisions
                 .iter()
                 .filter_map(|(rev, events)| {
-                    let hit: Vec<&Event> = events.iter().filter(|e| range.contains(&e.kv.key)).collect();
+                    let hit: Vec<&Event> = events
+                        .iter()
+                        .filter(|e| range.contains(&e.kv.key))
+                        .collect();
                     (!hit.is_empty()).then_some((*rev, hit))
                 })
                 .collect();
@@ -225,11 +260,21 @@ impl Hub {
                     if *rev < w.req.start_revision {
                         continue;
                     }
-                    let picked: Vec<Event> = events.iter().filter(|e| w.wants(e)).map(|e| w.shape(e)).collect();
+                    let picked: Vec<Event> = events
+                        .iter()
+                        .filter(|e| w.wants(e))
+                        .map(|e| w.shape(e))
+                        .collect();
                     if picked.is_empty() {
                         continue;
                     }
-                    let resp = WatchResponse { watch_id: id, revision: *rev, events: picked, compact_revision: 0, canceled: false };
+                    let resp = WatchResponse {
+                        watch_id: id,
+                        revision: *rev,
+                        events: picked,
+                        compact_revision: 0,
+                        canceled: false,
+                    };
                     match w.tx.try_send(resp) {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(_)) => {
@@ -262,7 +307,11 @@ impl Hub {
         WatchStats {
             watchers: st.watchers.len(),
             unsynced: st.unsynced.len(),
-            buffered: st.watchers.values().map(|w| self.capacity - w.tx.capacity()).sum(),
+            buffered: st
+                .watchers
+                .values()
+                .map(|w| self.capacity - w.tx.capacity())
+                .sum(),
         }
     }
 
@@ -325,7 +374,10 @@ impl Watcher {
 
     /// A handle that asks for progress notifications while another task waits in [`Watcher::recv`].
     pub fn progress_requester(&self) -> ProgressRequester {
-        ProgressRequester { id: self.id, hub: self.hub.clone() }
+        ProgressRequester {
+            id: self.id,
+            hub: self.hub.clone(),
+        }
     }
 }
 
@@ -388,7 +440,9 @@ fn sync_one<B: Backend>(hub: &Hub, backend: &B, id: WatchId) -> Result<bool, Bac
         let (from, to, req, room, compact_floor) = {
             let mut st = hub.state.lock();
             let (compact_rev, current_rev) = (st.compact_rev, st.current_rev);
-            let Some(w) = st.watchers.get_mut(&id) else { return Ok(progressed) };
+            let Some(w) = st.watchers.get_mut(&id) else {
+                return Ok(progressed);
+            };
             if w.tx.is_closed() {
                 st.remove(id);
                 return Ok(true);
@@ -424,9 +478,17 @@ fn sync_one<B: Backend>(hub: &Hub, backend: &B, id: WatchId) -> Result<bool, Bac
             continue;
         }
         let (batches, scanned_to) = read?;
-        let Some(w) = st.watchers.get_mut(&id) else { return Ok(true) };
+        let Some(w) = st.watchers.get_mut(&id) else {
+            return Ok(true);
+        };
         for events in batches {
-            let resp = WatchResponse { watch_id: id, revision: to, events, compact_revision: 0, canceled: false };
+            let resp = WatchResponse {
+                watch_id: id,
+                revision: to,
+                events,
+                compact_revision: 0,
+                canceled: false,
+            };
             // Cannot fail for lack of room: only this thread sends to an unsynced watcher.
             if w.tx.try_send(resp).is_err() {
                 return Ok(true);
@@ -471,9 +533,21 @@ fn read_history<B: Backend>(
             current_rev = rev;
         }
         let (is_delete, user_key) = decode_rev_value(cursor.value())?;
-        let wanted = range.contains(user_key) && if is_delete { !req.no_delete } else { !req.no_put };
+        let wanted = range.contains(user_key)
+            && if is_delete {
+                !req.no_delete
+            } else {
+                !req.no_put
+            };
         if wanted {
-            current.extend(history_event(backend, user_key, (rev, sub), is_delete, req.prev_kv, compacted)?);
+            current.extend(history_event(
+                backend,
+                user_key,
+                (rev, sub),
+                is_delete,
+                req.prev_kv,
+                compacted,
+            )?);
         }
         cursor.next();
     }
@@ -497,20 +571,41 @@ fn history_event<B: Backend>(
     let key = Bytes::copy_from_slice(user_key);
     let exact = kv_key(user_key, rev, sub);
     let kv = if is_delete {
-        KeyValue { key: key.clone(), mod_revision: rev, ..KeyValue::default() }
+        KeyValue {
+            key: key.clone(),
+            mod_revision: rev,
+            ..KeyValue::default()
+        }
     } else {
         let Some(raw) = backend.get(Space::Kv, &exact)? else {
             if rev <= compacted {
                 return Ok(None);
             }
-            return Err(BackendError::Corrupt { space: "kv", what: "revision log names a missing version" });
+            return Err(BackendError::Corrupt {
+                space: "kv",
+                what: "revision log names a missing version",
+            });
         };
-        kv_from_record(key.clone(), rev, Record::decode(&raw)?)
-            .ok_or(BackendError::Corrupt { space: "kv", what: "put event names a tombstone" })?
+        kv_from_record(key.clone(), rev, Record::decode(&raw)?).ok_or(BackendError::Corrupt {
+            space: "kv",
+            what: "put event names a tombstone",
+        })?
     };
     // As etcd: an event's previous key-value is the key as of the revision before the event's
     // (so a key put and deleted in one txn gives a DELETE without prev_kv), and a creation has none.
     let created = !is_delete && kv.create_revision == rev;
-    let prev = if prev_kv && !created { get_version(backend, user_key, rev - 1)? } else { None };
-    Ok(Some(Event { kind: if is_delete { EventType::Delete } else { EventType::Put }, kv, prev_kv: prev }))
+    let prev = if prev_kv && !created {
+        get_version(backend, user_key, rev - 1)?
+    } else {
+        None
+    };
+    Ok(Some(Event {
+        kind: if is_delete {
+            EventType::Delete
+        } else {
+            EventType::Put
+        },
+        kv,
+        prev_kv: prev,
+    }))
 }

@@ -10,8 +10,8 @@ use crate::auth::{AuthRequest, AuthState, TokenEffect};
 use crate::backend::{Backend, Batch, Space};
 use crate::encoding::{encode_alarms, Alarms, META_ALARMS};
 use crate::encoding::{
-    kv_key, lease_attach_key, lease_key, rev_key, rev_value, Record, META_APPLIED, META_AUTH, META_COMPACT,
-    META_LEASE_SEQ, META_REV,
+    kv_key, lease_attach_key, lease_key, rev_key, rev_value, Record, META_APPLIED, META_AUTH,
+    META_COMPACT, META_LEASE_SEQ, META_REV,
 };
 use crate::error::{Result, StoreError};
 use crate::lease::MAX_LEASE_TTL;
@@ -19,8 +19,8 @@ use crate::range::{evaluate, get_version, read_revision, scan, KeyRange, Overlay
 use crate::store::Inner;
 use crate::txn::{check_delete, check_put, check_txn, compare_all};
 use crate::types::{
-    DeleteRangeRequest, DeleteRangeResponse, Event, EventType, KeyValue, LeaseId, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
+    DeleteRangeRequest, DeleteRangeResponse, Event, EventType, KeyValue, LeaseId, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
 
 /// A request that changes the store (or may: a txn's branch decides).
@@ -33,15 +33,25 @@ pub enum WriteRequest {
     /// Compact history below this revision.
     Compact(i64),
     /// Grant a lease; id 0 lets the store choose one.
-    LeaseGrant { id: LeaseId, ttl: i64 },
+    LeaseGrant {
+        id: LeaseId,
+        ttl: i64,
+    },
     LeaseRevoke(LeaseId),
     /// A change to users, roles, permissions or whether auth is on, or a token handed out.
     Auth(AuthRequest),
     /// `req`, if the auth state is still at `auth_revision`, the one its permissions were checked
     /// against; else [`StoreError::AuthOldRevision`] and nothing is done.
-    Checked { auth_revision: u64, req: Box<WriteRequest> },
+    Checked {
+        auth_revision: u64,
+        req: Box<WriteRequest>,
+    },
     /// Raises (or clears) alarm `alarm` (etcd's `AlarmType` number) for member `member`.
-    Alarm { activate: bool, member: u64, alarm: i32 },
+    Alarm {
+        activate: bool,
+        member: u64,
+        alarm: i32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,13 +60,26 @@ pub enum WriteResponse {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
-    Compact { revision: i64 },
-    LeaseGrant { id: LeaseId, ttl: i64, revision: i64 },
-    LeaseRevoke { revision: i64 },
+    Compact {
+        revision: i64,
+    },
+    LeaseGrant {
+        id: LeaseId,
+        ttl: i64,
+        revision: i64,
+    },
+    LeaseRevoke {
+        revision: i64,
+    },
     /// An auth request's answer; auth changes leave the revision as it was.
-    Auth { revision: i64 },
+    Auth {
+        revision: i64,
+    },
     /// Whether the alarm set changed (raising a raised alarm, or clearing an absent one, does not).
-    Alarm { changed: bool, revision: i64 },
+    Alarm {
+        changed: bool,
+        revision: i64,
+    },
 }
 
 /// The branch each (nested) txn takes, decided before anything runs, as etcd does.
@@ -148,14 +171,22 @@ impl<'a, B: Backend> Exec<'a, B> {
                 WriteResponse::DeleteRange(self.delete_range(d)?)
             }
             WriteRequest::Txn(t) => WriteResponse::Txn(self.txn(t)?),
-            WriteRequest::Compact(rev) => WriteResponse::Compact { revision: self.compact(*rev)? },
+            WriteRequest::Compact(rev) => WriteResponse::Compact {
+                revision: self.compact(*rev)?,
+            },
             WriteRequest::LeaseGrant { id, ttl } => {
                 let (id, ttl) = self.lease_grant(*id, *ttl)?;
-                WriteResponse::LeaseGrant { id, ttl, revision: self.base }
+                WriteResponse::LeaseGrant {
+                    id,
+                    ttl,
+                    revision: self.base,
+                }
             }
             WriteRequest::LeaseRevoke(id) => {
                 self.lease_revoke(*id)?;
-                WriteResponse::LeaseRevoke { revision: self.view_rev() }
+                WriteResponse::LeaseRevoke {
+                    revision: self.view_rev(),
+                }
             }
             WriteRequest::Auth(a) => {
                 let mut next = self.auth_state();
@@ -165,15 +196,31 @@ impl<'a, B: Backend> Exec<'a, B> {
                     self.auth = Some(next);
                 }
                 self.token_effects.push(effect);
-                WriteResponse::Auth { revision: self.base }
+                WriteResponse::Auth {
+                    revision: self.base,
+                }
             }
-            WriteRequest::Alarm { activate, member, alarm } => {
-                let mut alarms = self.alarms.clone().unwrap_or_else(|| Alarms::clone(&self.inner.alarms.read()));
-                let changed = if *activate { alarms.insert((*member, *alarm)) } else { alarms.remove(&(*member, *alarm)) };
+            WriteRequest::Alarm {
+                activate,
+                member,
+                alarm,
+            } => {
+                let mut alarms = self
+                    .alarms
+                    .clone()
+                    .unwrap_or_else(|| Alarms::clone(&self.inner.alarms.read()));
+                let changed = if *activate {
+                    alarms.insert((*member, *alarm))
+                } else {
+                    alarms.remove(&(*member, *alarm))
+                };
                 if changed {
                     self.alarms = Some(alarms);
                 }
-                WriteResponse::Alarm { changed, revision: self.base }
+                WriteResponse::Alarm {
+                    changed,
+                    revision: self.base,
+                }
             }
             WriteRequest::Checked { auth_revision, req } => {
                 if *auth_revision != self.auth_revision() {
@@ -186,38 +233,54 @@ impl<'a, B: Backend> Exec<'a, B> {
 
     /// The auth state as of this point of the batch.
     fn auth_state(&self) -> AuthState {
-        self.auth.clone().unwrap_or_else(|| AuthState::clone(&self.inner.auth.read()))
+        self.auth
+            .clone()
+            .unwrap_or_else(|| AuthState::clone(&self.inner.auth.read()))
     }
 
     fn auth_revision(&self) -> u64 {
-        self.auth.as_ref().map_or_else(|| self.inner.auth.read().revision, |a| a.revision)
+        self.auth
+            .as_ref()
+            .map_or_else(|| self.inner.auth.read().revision, |a| a.revision)
     }
 
     fn end_request(&mut self) {
         if self.sub > 0 {
             self.base += 1;
             self.sub = 0;
-            self.published.push((self.base, std::mem::take(&mut self.events)));
+            self.published
+                .push((self.base, std::mem::take(&mut self.events)));
         }
     }
 
     /// Adds the counters to the batch. Returns false when there is nothing to write.
     pub fn finish(&mut self, applied: Option<&[u8]>) -> bool {
         if let Some(pos) = applied {
-            self.batch.put(Space::Meta, META_APPLIED.to_vec(), pos.to_vec());
+            self.batch
+                .put(Space::Meta, META_APPLIED.to_vec(), pos.to_vec());
         }
         if let Some(auth) = &self.auth {
-            self.batch.put(Space::Meta, META_AUTH.to_vec(), auth.encode());
+            self.batch
+                .put(Space::Meta, META_AUTH.to_vec(), auth.encode());
         }
         if let Some(alarms) = &self.alarms {
-            self.batch.put(Space::Meta, META_ALARMS.to_vec(), encode_alarms(alarms));
+            self.batch
+                .put(Space::Meta, META_ALARMS.to_vec(), encode_alarms(alarms));
         }
         if self.batch.is_empty() {
             return false;
         }
-        self.batch.put(Space::Meta, META_REV.to_vec(), self.base.to_be_bytes().to_vec());
+        self.batch.put(
+            Space::Meta,
+            META_REV.to_vec(),
+            self.base.to_be_bytes().to_vec(),
+        );
         if self.lease_seq_dirty {
-            self.batch.put(Space::Meta, META_LEASE_SEQ.to_vec(), self.lease_seq.to_be_bytes().to_vec());
+            self.batch.put(
+                Space::Meta,
+                META_LEASE_SEQ.to_vec(),
+                self.lease_seq.to_be_bytes().to_vec(),
+            );
         }
         true
     }
@@ -269,10 +332,21 @@ impl<'a, B: Backend> Exec<'a, B> {
 
     fn put(&mut self, p: &PutRequest) -> Result<PutResponse> {
         let prev = self.latest(&p.key)?;
-        debug_assert!(!(p.ignore_value || p.ignore_lease) || prev.is_some(), "check_path guarantees the key");
+        debug_assert!(
+            !(p.ignore_value || p.ignore_lease) || prev.is_some(),
+            "check_path guarantees the key"
+        );
         let rev = self.change_rev();
-        let lease = if p.ignore_lease { prev.as_ref().map_or(0, |kv| kv.lease) } else { p.lease };
-        let value = if p.ignore_value { prev.as_ref().map(|kv| kv.value.clone()).unwrap_or_default() } else { p.value.clone() };
+        let lease = if p.ignore_lease {
+            prev.as_ref().map_or(0, |kv| kv.lease)
+        } else {
+            p.lease
+        };
+        let value = if p.ignore_value {
+            prev.as_ref().map(|kv| kv.value.clone()).unwrap_or_default()
+        } else {
+            p.value.clone()
+        };
         let kv = KeyValue {
             key: p.key.clone(),
             create_revision: prev.as_ref().map_or(rev, |kv| kv.create_revision),
@@ -281,9 +355,19 @@ impl<'a, B: Backend> Exec<'a, B> {
             value,
             lease,
         };
-        let record = Record::Put { create_revision: kv.create_revision, version: kv.version, lease, value: kv.value.clone() };
-        self.batch.put(Space::Kv, kv_key(&kv.key, rev, self.sub), record.encode());
-        self.batch.put(Space::Rev, rev_key(rev, self.sub), rev_value(false, &kv.key));
+        let record = Record::Put {
+            create_revision: kv.create_revision,
+            version: kv.version,
+            lease,
+            value: kv.value.clone(),
+        };
+        self.batch
+            .put(Space::Kv, kv_key(&kv.key, rev, self.sub), record.encode());
+        self.batch.put(
+            Space::Rev,
+            rev_key(rev, self.sub),
+            rev_value(false, &kv.key),
+        );
         self.sub += 1;
         let old_lease = prev.as_ref().map_or(0, |kv| kv.lease);
         if old_lease != lease {
@@ -291,11 +375,15 @@ impl<'a, B: Backend> Exec<'a, B> {
                 self.detach(old_lease, &kv.key);
             }
             if lease != 0 {
-                self.batch.put(Space::Lease, lease_attach_key(lease, &kv.key), Vec::new());
+                self.batch
+                    .put(Space::Lease, lease_attach_key(lease, &kv.key), Vec::new());
                 self.inner.lessor.lock().attach(lease, kv.key.clone());
             }
         }
-        self.overlay.entry(kv.key.clone()).or_default().push((rev, Some(kv.clone())));
+        self.overlay
+            .entry(kv.key.clone())
+            .or_default()
+            .push((rev, Some(kv.clone())));
         // etcd gives a creation no prev_kv, even when the key existed before this revision.
         let event_prev = if kv.version == 1 {
             None
@@ -304,32 +392,69 @@ impl<'a, B: Backend> Exec<'a, B> {
         } else {
             prev.clone()
         };
-        self.events.push(Event { kind: EventType::Put, kv, prev_kv: event_prev });
-        Ok(PutResponse { revision: rev, prev_kv: if p.prev_kv { prev } else { None } })
+        self.events.push(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: event_prev,
+        });
+        Ok(PutResponse {
+            revision: rev,
+            prev_kv: if p.prev_kv { prev } else { None },
+        })
     }
 
     fn detach(&mut self, lease: LeaseId, key: &[u8]) {
-        self.batch.delete(Space::Lease, lease_attach_key(lease, key));
+        self.batch
+            .delete(Space::Lease, lease_attach_key(lease, key));
         self.inner.lessor.lock().detach(lease, key);
     }
 
     fn delete_range(&mut self, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         let range = KeyRange::new(&d.key, &d.range_end);
-        let victims: Vec<KeyValue> =
-            scan(&self.inner.backend, &self.inner.latest, range, self.view_rev(), Some(&self.overlay)).collect::<Result<_, _>>()?;
+        let victims: Vec<KeyValue> = scan(
+            &self.inner.backend,
+            &self.inner.latest,
+            range,
+            self.view_rev(),
+            Some(&self.overlay),
+        )
+        .collect::<Result<_, _>>()?;
         let rev = self.change_rev();
         let first_change = self.sub == 0;
         for prev in &victims {
-            self.batch.put(Space::Kv, kv_key(&prev.key, rev, self.sub), Record::Tombstone.encode());
-            self.batch.put(Space::Rev, rev_key(rev, self.sub), rev_value(true, &prev.key));
+            self.batch.put(
+                Space::Kv,
+                kv_key(&prev.key, rev, self.sub),
+                Record::Tombstone.encode(),
+            );
+            self.batch.put(
+                Space::Rev,
+                rev_key(rev, self.sub),
+                rev_value(true, &prev.key),
+            );
             self.sub += 1;
             if prev.lease != 0 {
                 self.detach(prev.lease, &prev.key);
             }
-            self.overlay.entry(prev.key.clone()).or_default().push((rev, None));
-            let kv = KeyValue { key: prev.key.clone(), mod_revision: rev, ..KeyValue::default() };
-            let event_prev = if first_change { Some(prev.clone()) } else { self.before_request(&prev.key)? };
-            self.events.push(Event { kind: EventType::Delete, kv, prev_kv: event_prev });
+            self.overlay
+                .entry(prev.key.clone())
+                .or_default()
+                .push((rev, None));
+            let kv = KeyValue {
+                key: prev.key.clone(),
+                mod_revision: rev,
+                ..KeyValue::default()
+            };
+            let event_prev = if first_change {
+                Some(prev.clone())
+            } else {
+                self.before_request(&prev.key)?
+            };
+            self.events.push(Event {
+                kind: EventType::Delete,
+                kv,
+                prev_kv: event_prev,
+            });
         }
         Ok(DeleteRangeResponse {
             revision: self.view_rev(),
@@ -341,8 +466,17 @@ impl<'a, B: Backend> Exec<'a, B> {
     fn range(&self, r: &RangeRequest) -> Result<RangeResponse> {
         let rev = self.check_read_rev(r.revision)?;
         // As etcd, the response carries the transaction's revision, not the one read at.
-        let resp = evaluate(&self.inner.backend, &self.inner.latest, r, rev, Some(&self.overlay))?;
-        Ok(RangeResponse { revision: self.view_rev(), ..resp })
+        let resp = evaluate(
+            &self.inner.backend,
+            &self.inner.latest,
+            r,
+            rev,
+            Some(&self.overlay),
+        )?;
+        Ok(RangeResponse {
+            revision: self.view_rev(),
+            ..resp
+        })
     }
 
     fn check_read_rev(&self, requested: i64) -> Result<i64> {
@@ -354,7 +488,11 @@ impl<'a, B: Backend> Exec<'a, B> {
         let path = self.decide(t)?;
         self.check_path(t, &path)?;
         let responses = self.run(t, &path)?;
-        Ok(TxnResponse { revision: self.view_rev(), succeeded: path.succeeded, responses })
+        Ok(TxnResponse {
+            revision: self.view_rev(),
+            succeeded: path.succeeded,
+            responses,
+        })
     }
 
     /// Evaluates every compare the txn will meet, nested ones included, against the state before it.
@@ -362,8 +500,14 @@ impl<'a, B: Backend> Exec<'a, B> {
         let rev = self.view_rev();
         let mut succeeded = true;
         for c in &t.compare {
-            let kvs: Vec<KeyValue> =
-                scan(&self.inner.backend, &self.inner.latest, KeyRange::new(&c.key, &c.range_end), rev, Some(&self.overlay)).collect::<Result<_, _>>()?;
+            let kvs: Vec<KeyValue> = scan(
+                &self.inner.backend,
+                &self.inner.latest,
+                KeyRange::new(&c.key, &c.range_end),
+                rev,
+                Some(&self.overlay),
+            )
+            .collect::<Result<_, _>>()?;
             if !compare_all(c, &kvs) {
                 succeeded = false;
                 break;
@@ -396,7 +540,10 @@ impl<'a, B: Backend> Exec<'a, B> {
         // (etcd 3.4 panics there). Refuse such a txn up front, whole, after etcd's own checks.
         let mut deleted_from: Option<Bytes> = None;
         self.check_each(t, path, &mut |op| match op {
-            RequestOp::Put(p) if (p.ignore_value || p.ignore_lease) && deleted_from.as_ref().is_some_and(|from| p.key >= *from) => {
+            RequestOp::Put(p)
+                if (p.ignore_value || p.ignore_lease)
+                    && deleted_from.as_ref().is_some_and(|from| p.key >= *from) =>
+            {
                 Err(StoreError::KeyNotFound)
             }
             RequestOp::DeleteRange(d) if d.range_end.as_ref() == b"\0" => {
@@ -409,8 +556,17 @@ impl<'a, B: Backend> Exec<'a, B> {
         })
     }
 
-    fn check_each(&self, t: &TxnRequest, path: &Path, f: &mut dyn FnMut(&RequestOp) -> Result<()>) -> Result<()> {
-        let branch = if path.succeeded { &t.success } else { &t.failure };
+    fn check_each(
+        &self,
+        t: &TxnRequest,
+        path: &Path,
+        f: &mut dyn FnMut(&RequestOp) -> Result<()>,
+    ) -> Result<()> {
+        let branch = if path.succeeded {
+            &t.success
+        } else {
+            &t.failure
+        };
         let mut nested = path.nested.iter();
         for op in branch {
             if let RequestOp::Txn(inner) = op {
@@ -422,7 +578,11 @@ impl<'a, B: Backend> Exec<'a, B> {
     }
 
     fn run(&mut self, t: &TxnRequest, path: &Path) -> Result<Vec<ResponseOp>> {
-        let branch = if path.succeeded { &t.success } else { &t.failure };
+        let branch = if path.succeeded {
+            &t.success
+        } else {
+            &t.failure
+        };
         let mut nested = path.nested.iter();
         let mut out = Vec::with_capacity(branch.len());
         for op in branch {
@@ -433,7 +593,11 @@ impl<'a, B: Backend> Exec<'a, B> {
                 RequestOp::Txn(inner) => {
                     let p = nested.next().expect("decided");
                     let responses = self.run(inner, p)?;
-                    ResponseOp::Txn(TxnResponse { revision: self.view_rev(), succeeded: p.succeeded, responses })
+                    ResponseOp::Txn(TxnResponse {
+                        revision: self.view_rev(),
+                        succeeded: p.succeeded,
+                        responses,
+                    })
                 }
             });
         }
@@ -448,7 +612,11 @@ impl<'a, B: Backend> Exec<'a, B> {
             return Err(StoreError::FutureRev);
         }
         self.compact_to = Some(rev);
-        self.batch.put(Space::Meta, META_COMPACT.to_vec(), rev.to_be_bytes().to_vec());
+        self.batch.put(
+            Space::Meta,
+            META_COMPACT.to_vec(),
+            rev.to_be_bytes().to_vec(),
+        );
         Ok(self.view_rev())
     }
 
@@ -473,7 +641,8 @@ impl<'a, B: Backend> Exec<'a, B> {
             return Err(StoreError::LeaseExists);
         }
         lessor.grant(id, ttl, self.inner.opts.clock.now());
-        self.batch.put(Space::Lease, lease_key(id), ttl.to_be_bytes().to_vec());
+        self.batch
+            .put(Space::Lease, lease_key(id), ttl.to_be_bytes().to_vec());
         Ok((id, ttl))
     }
 

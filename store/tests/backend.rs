@@ -7,7 +7,9 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ballast_store::backend::{Backend, Batch, Cursor, MemoryBackend, RocksBackend, RocksOptions, Space};
+use ballast_store::backend::{
+    Backend, Batch, Cursor, MemoryBackend, RocksBackend, RocksOptions, Space,
+};
 use ballast_store::{BackendError, PutRequest, RangeRequest, Store, StoreError};
 
 fn collect<B: Backend>(b: &B, space: Space, from: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -38,14 +40,21 @@ fn conformance<B: Backend>(b: &B) {
     let all = collect(b, Space::Kv, b"");
     assert_eq!(all.len(), 201, "200 + 2 keys - 1 deleted");
     assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "bytewise order");
-    assert_eq!(all[0], (vec![0x00], b"zero2".to_vec()), "the later op in a batch wins");
+    assert_eq!(
+        all[0],
+        (vec![0x00], b"zero2".to_vec()),
+        "the later op in a batch wins"
+    );
     assert_eq!(all.last().unwrap().0, vec![0xff, 0x00]);
     // Seek lands on the first key >= the target, even between keys.
     let from = collect(b, Space::Kv, &[0, 0, 0, 4, 1]);
     assert_eq!(from[0].0, 6u32.to_be_bytes().to_vec());
     assert!(collect(b, Space::Kv, &[0xff, 0x01]).is_empty());
     // Keyspaces are separate.
-    assert_eq!(collect(b, Space::Meta, b""), vec![(b"m".to_vec(), b"meta".to_vec())]);
+    assert_eq!(
+        collect(b, Space::Meta, b""),
+        vec![(b"m".to_vec(), b"meta".to_vec())]
+    );
     assert!(collect(b, Space::Rev, b"").is_empty());
     assert_eq!(b.get(Space::Meta, b"m").unwrap(), Some(b"meta".to_vec()));
     assert_eq!(b.get(Space::Kv, b"m").unwrap(), None);
@@ -93,7 +102,9 @@ impl<B: Backend> Backend for Faulty<B> {
     fn write(&self, batch: Batch, sync: bool) -> Result<(), BackendError> {
         if self.writes_left.fetch_sub(1, Ordering::SeqCst) == 0 {
             self.writes_left.store(0, Ordering::SeqCst);
-            return Err(BackendError::Io(std::io::Error::other("injected write failure")));
+            return Err(BackendError::Io(std::io::Error::other(
+                "injected write failure",
+            )));
         }
         self.inner.write(batch, sync)
     }
@@ -114,7 +125,10 @@ fn failed_write_stops_the_store_and_loses_nothing_committed() {
         let dir = tempfile::tempdir().unwrap();
         let clock = ballast_store::ManualClock::default();
         let opts = common::test_options(&clock);
-        let backend = Faulty { inner: RocksBackend::open(dir.path(), &opts.rocks).unwrap(), writes_left: AtomicUsize::new(countdown) };
+        let backend = Faulty {
+            inner: RocksBackend::open(dir.path(), &opts.rocks).unwrap(),
+            writes_left: AtomicUsize::new(countdown),
+        };
         let store = Store::with_backend(backend, opts.clone()).unwrap();
         let mut committed = vec![];
         let mut failed = false;
@@ -131,12 +145,19 @@ fn failed_write_stops_the_store_and_loses_nothing_committed() {
         assert!(failed, "countdown {countdown} never fired");
         assert_eq!(committed.len(), countdown);
         // After a storage failure the store refuses work rather than guess.
-        assert!(matches!(store.put(PutRequest::new("after", "x")), Err(StoreError::Backend(_))));
+        assert!(matches!(
+            store.put(PutRequest::new("after", "x")),
+            Err(StoreError::Backend(_))
+        ));
         assert!(store.range(&RangeRequest::key("k00")).is_err());
         drop(store);
         let store = Store::open(dir.path(), opts).unwrap();
         let kvs = store.range(&RangeRequest::prefix("k")).unwrap().kvs;
-        assert_eq!(kvs.len(), committed.len(), "countdown {countdown}: exactly the committed writes");
+        assert_eq!(
+            kvs.len(),
+            committed.len(),
+            "countdown {countdown}: exactly the committed writes"
+        );
         assert_eq!(store.revision(), committed.last().map_or(1, |c| c.1));
     }
 }

@@ -17,7 +17,10 @@ use rand::{Rng, SeedableRng};
 const CHILD_ENV: &str = "BALLAST_CRASH_DIR";
 
 fn options() -> StoreOptions {
-    StoreOptions { expire_leases: false, ..StoreOptions::default() }
+    StoreOptions {
+        expire_leases: false,
+        ..StoreOptions::default()
+    }
 }
 
 /// The child: write forever, printing `ack <n> <revision>` after each write `n` returns.
@@ -26,9 +29,14 @@ fn options() -> StoreOptions {
 #[test]
 #[ignore = "run only as the crash test's child process"]
 fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let store = DiskStore::open(&dir, options()).unwrap();
-    let mut n = std::env::var("BALLAST_CRASH_NEXT").unwrap().parse::<u64>().unwrap();
+    let mut n = std::env::var("BALLAST_CRASH_NEXT")
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
     loop {
         let rev = write_one(&store, n);
         println!("ack {n} {rev}");
@@ -43,17 +51,35 @@ fn write_one(store: &DiskStore, n: u64) -> i64 {
         0 => {
             let cmp = Compare::new(key.clone(), CompareResult::Equal, CompareTarget::Version(0));
             let op = RequestOp::Put(PutRequest::new(key.clone(), n.to_string()));
-            let t = TxnRequest { compare: vec![cmp], success: vec![op], failure: vec![] };
+            let t = TxnRequest {
+                compare: vec![cmp],
+                success: vec![op],
+                failure: vec![],
+            };
             store.txn(t).unwrap().revision
         }
         3 => {
             let (lease, _) = store.lease_grant(0, 3600).unwrap();
-            store.put(PutRequest { lease, ..PutRequest::new(key.clone(), n.to_string()) }).unwrap().revision
+            store
+                .put(PutRequest {
+                    lease,
+                    ..PutRequest::new(key.clone(), n.to_string())
+                })
+                .unwrap()
+                .revision
         }
-        _ => store.put(PutRequest::new(key.clone(), n.to_string())).unwrap().revision,
+        _ => {
+            store
+                .put(PutRequest::new(key.clone(), n.to_string()))
+                .unwrap()
+                .revision
+        }
     };
     if n.is_multiple_of(50) && n >= 25 {
-        rev = store.delete_range(DeleteRangeRequest::key(format!("k{:08}", n - 25))).unwrap().revision;
+        rev = store
+            .delete_range(DeleteRangeRequest::key(format!("k{:08}", n - 25)))
+            .unwrap()
+            .revision;
     }
     if n.is_multiple_of(200) {
         let _ = store.compact(rev - 100);
@@ -69,7 +95,13 @@ fn deleter(n: u64) -> Option<u64> {
 /// Checks a reopened store against what the child acknowledged: writes up to `last_n` (except
 /// those in `in_flight`, never acknowledged) at revision `acked_rev`, after a previous reopen at
 /// `last_rev`. Returns the store's revision.
-fn verify(store: &DiskStore, last_n: u64, acked_rev: i64, last_rev: i64, in_flight: &BTreeSet<u64>) -> Result<i64, String> {
+fn verify(
+    store: &DiskStore,
+    last_n: u64,
+    acked_rev: i64,
+    last_rev: i64,
+    in_flight: &BTreeSet<u64>,
+) -> Result<i64, String> {
     let rev = store.revision();
     if rev < acked_rev {
         return Err(format!("revision {rev} is behind acknowledged {acked_rev}"));
@@ -77,7 +109,9 @@ fn verify(store: &DiskStore, last_n: u64, acked_rev: i64, last_rev: i64, in_flig
     if rev < last_rev {
         return Err(format!("revision went back from {last_rev} to {rev}"));
     }
-    let all = store.range(&RangeRequest::prefix("k")).map_err(|e| e.to_string())?;
+    let all = store
+        .range(&RangeRequest::prefix("k"))
+        .map_err(|e| e.to_string())?;
     let present: BTreeMap<u64, String> = all
         .kvs
         .iter()
@@ -108,7 +142,12 @@ fn verify(store: &DiskStore, last_n: u64, acked_rev: i64, last_rev: i64, in_flig
     // The history is readable at every retained revision up to now.
     let compacted = store.compact_revision();
     for at in [compacted.max(1), (compacted + rev) / 2, rev] {
-        store.range(&RangeRequest { revision: at, ..RangeRequest::prefix("k") }).map_err(|e| format!("read at {at}: {e}"))?;
+        store
+            .range(&RangeRequest {
+                revision: at,
+                ..RangeRequest::prefix("k")
+            })
+            .map_err(|e| format!("read at {at}: {e}"))?;
     }
     Ok(rev)
 }
@@ -125,17 +164,33 @@ fn verify_catches_planted_losses() {
     }
     let none = BTreeSet::new();
     assert_eq!(verify(&store, 120, rev, 0, &none), Ok(store.revision()));
-    assert!(verify(&store, 120, rev + 1, 0, &none).unwrap_err().contains("behind acknowledged"));
-    assert!(verify(&store, 120, rev, rev + 5, &none).unwrap_err().contains("went back"));
+    assert!(verify(&store, 120, rev + 1, 0, &none)
+        .unwrap_err()
+        .contains("behind acknowledged"));
+    assert!(verify(&store, 120, rev, rev + 5, &none)
+        .unwrap_err()
+        .contains("went back"));
     // Behind the checker's back: lose write 60, and resurrect key 75 (deleted by write 100).
-    store.delete_range(DeleteRangeRequest::key("k00000060")).unwrap();
-    assert_eq!(verify(&store, 120, rev, 0, &none).unwrap_err(), "acknowledged write of key 60 lost");
+    store
+        .delete_range(DeleteRangeRequest::key("k00000060"))
+        .unwrap();
+    assert_eq!(
+        verify(&store, 120, rev, 0, &none).unwrap_err(),
+        "acknowledged write of key 60 lost"
+    );
     store.put(PutRequest::new("k00000060", "60")).unwrap();
     store.put(PutRequest::new("k00000075", "75")).unwrap();
-    assert_eq!(verify(&store, 120, rev, 0, &none).unwrap_err(), "acknowledged delete of key 75 lost");
-    store.delete_range(DeleteRangeRequest::key("k00000075")).unwrap();
+    assert_eq!(
+        verify(&store, 120, rev, 0, &none).unwrap_err(),
+        "acknowledged delete of key 75 lost"
+    );
+    store
+        .delete_range(DeleteRangeRequest::key("k00000075"))
+        .unwrap();
     store.put(PutRequest::new("k00000200", "200")).unwrap();
-    assert!(verify(&store, 120, rev, 0, &none).unwrap_err().contains("never made"));
+    assert!(verify(&store, 120, rev, 0, &none)
+        .unwrap_err()
+        .contains("never made"));
 }
 
 #[test]
@@ -143,7 +198,10 @@ fn sigkill_loses_no_acknowledged_write() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
-    let cycles: usize = std::env::var("CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
+    let cycles: usize = std::env::var("CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut next: u64 = 0;
@@ -152,7 +210,13 @@ fn sigkill_loses_no_acknowledged_write() {
     let mut in_flight = BTreeSet::new();
     for cycle in 0..cycles {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .env("BALLAST_CRASH_NEXT", next.to_string())
             .stdout(Stdio::piped())
@@ -172,7 +236,9 @@ fn sigkill_loses_no_acknowledged_write() {
         // Let it write for a while (at least one write), then kill it mid-flight.
         let run_for = Duration::from_millis(rng.gen_range(20..400));
         let started = Instant::now();
-        let mut acks = vec![rx.recv_timeout(Duration::from_secs(60)).expect("child never wrote")];
+        let mut acks = vec![rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("child never wrote")];
         while started.elapsed() < run_for {
             if let Ok(a) = rx.recv_timeout(Duration::from_millis(5)) {
                 acks.push(a);
@@ -186,7 +252,8 @@ fn sigkill_loses_no_acknowledged_write() {
         total_acked += acks.len();
 
         let store = DiskStore::open(dir.path(), options()).unwrap();
-        let rev = verify(&store, last_n, acked_rev, last_rev, &in_flight).unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
+        let rev = verify(&store, last_n, acked_rev, last_rev, &in_flight)
+            .unwrap_or_else(|e| panic!("cycle {cycle}: {e}"));
         drop(store);
         // The next child resumes after the write that may or may not have landed.
         in_flight.insert(last_n + 1);

@@ -14,32 +14,79 @@ fn grant_attach_revoke<B: Open>() {
     let s = &h.store;
     let (id, ttl) = s.lease_grant(0, 1).unwrap();
     assert_eq!(ttl, 2, "raised to the minimum TTL");
-    assert!(matches!(s.lease_grant(id, 10), Err(StoreError::LeaseExists)));
-    assert!(matches!(s.put(PutRequest { lease: 424242, ..PutRequest::new("x", "1") }), Err(StoreError::LeaseNotFound)));
+    assert!(matches!(
+        s.lease_grant(id, 10),
+        Err(StoreError::LeaseExists)
+    ));
+    assert!(matches!(
+        s.put(PutRequest {
+            lease: 424242,
+            ..PutRequest::new("x", "1")
+        }),
+        Err(StoreError::LeaseNotFound)
+    ));
     for k in ["a", "b", "c"] {
-        s.put(PutRequest { lease: id, ..PutRequest::new(k, "v") }).unwrap();
+        s.put(PutRequest {
+            lease: id,
+            ..PutRequest::new(k, "v")
+        })
+        .unwrap();
     }
     // Moving a key to no lease detaches it; ignore_lease keeps the attachment.
     s.put(PutRequest::new("c", "v2")).unwrap();
-    s.put(PutRequest { ignore_lease: true, ..PutRequest::new("b", "v2") }).unwrap();
+    s.put(PutRequest {
+        ignore_lease: true,
+        ..PutRequest::new("b", "v2")
+    })
+    .unwrap();
     let status = s.lease_time_to_live(id, true);
     assert_eq!(status.keys, vec![Bytes::from("a"), Bytes::from("b")]);
     assert_eq!((status.granted_ttl, status.ttl), (2, 2));
     h.clock.advance(1500);
     assert_eq!(s.lease_time_to_live(id, false).ttl, 0);
     assert!(s.expired_leases().is_empty());
-    let mut w = s.watch(WatchRequest { key: Bytes::from("a"), range_end: Bytes::from("z"), ..Default::default() }).unwrap();
+    let mut w = s
+        .watch(WatchRequest {
+            key: Bytes::from("a"),
+            range_end: Bytes::from("z"),
+            ..Default::default()
+        })
+        .unwrap();
     let before = s.revision();
     let rev = s.lease_revoke(id).unwrap();
     assert_eq!(rev, before + 1, "one revision for all the lease's keys");
     let resp = w.try_recv().unwrap();
-    let deleted: Vec<_> = resp.events.iter().map(|e| (e.kv.key.clone(), e.kind, e.kv.mod_revision)).collect();
-    assert_eq!(deleted, vec![(Bytes::from("a"), EventType::Delete, rev), (Bytes::from("b"), EventType::Delete, rev)]);
-    assert_eq!(s.range(&RangeRequest::range("a", "z")).unwrap().kvs.iter().map(|kv| kv.key.clone()).collect::<Vec<_>>(), vec![Bytes::from("c")]);
+    let deleted: Vec<_> = resp
+        .events
+        .iter()
+        .map(|e| (e.kv.key.clone(), e.kind, e.kv.mod_revision))
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![
+            (Bytes::from("a"), EventType::Delete, rev),
+            (Bytes::from("b"), EventType::Delete, rev)
+        ]
+    );
+    assert_eq!(
+        s.range(&RangeRequest::range("a", "z"))
+            .unwrap()
+            .kvs
+            .iter()
+            .map(|kv| kv.key.clone())
+            .collect::<Vec<_>>(),
+        vec![Bytes::from("c")]
+    );
     assert_eq!(s.lease_time_to_live(id, true).ttl, -1);
     assert!(matches!(s.lease_revoke(id), Err(StoreError::LeaseNotFound)));
-    assert!(matches!(s.lease_keep_alive(id), Err(StoreError::LeaseNotFound)));
-    assert!(matches!(s.lease_grant(0, MAX_LEASE_TTL + 1), Err(StoreError::LeaseTtlTooLarge)));
+    assert!(matches!(
+        s.lease_keep_alive(id),
+        Err(StoreError::LeaseNotFound)
+    ));
+    assert!(matches!(
+        s.lease_grant(0, MAX_LEASE_TTL + 1),
+        Err(StoreError::LeaseTtlTooLarge)
+    ));
     // A lease with no keys revokes without a new revision.
     let (empty, _) = s.lease_grant(0, 60).unwrap();
     let rev = s.revision();
@@ -51,21 +98,33 @@ fn expiry_thread_revokes<B: Open>() {
     let h = B::harness(|o| o.expire_leases = true);
     let s = &h.store;
     let (id, _) = s.lease_grant(0, 10).unwrap();
-    s.put(PutRequest { lease: id, ..PutRequest::new("session", "alive") }).unwrap();
+    s.put(PutRequest {
+        lease: id,
+        ..PutRequest::new("session", "alive")
+    })
+    .unwrap();
     h.clock.advance(9_000);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(s.lease_leases(), vec![id], "not expired before its TTL");
     assert_eq!(s.lease_keep_alive(id).unwrap(), 10);
     h.clock.advance(9_999);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(s.lease_leases(), vec![id], "keep-alive restarted the countdown");
+    assert_eq!(
+        s.lease_leases(),
+        vec![id],
+        "keep-alive restarted the countdown"
+    );
     h.clock.advance(2);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !s.lease_leases().is_empty() {
         assert!(Instant::now() < deadline, "lease never expired");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(s.range(&RangeRequest::key("session")).unwrap().kvs.is_empty());
+    assert!(s
+        .range(&RangeRequest::key("session"))
+        .unwrap()
+        .kvs
+        .is_empty());
 }
 
 both_backends!(grant_attach_revoke, expiry_thread_revokes);

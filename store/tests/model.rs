@@ -61,11 +61,23 @@ impl Tx<'_> {
     }
 
     fn get_at(&self, key: &[u8], rev: i64) -> Option<KeyValue> {
-        self.m.keys.get(key)?.iter().rev().find(|(r, _)| *r <= rev)?.1.clone()
+        self.m
+            .keys
+            .get(key)?
+            .iter()
+            .rev()
+            .find(|(r, _)| *r <= rev)?
+            .1
+            .clone()
     }
 
     fn all_at(&self, start: &[u8], end: &[u8], rev: i64) -> Vec<KeyValue> {
-        self.m.keys.keys().filter(|k| in_range(k, start, end)).filter_map(|k| self.get_at(k, rev)).collect()
+        self.m
+            .keys
+            .keys()
+            .filter(|k| in_range(k, start, end))
+            .filter_map(|k| self.get_at(k, rev))
+            .collect()
     }
 
     fn read_rev(&self, requested: i64) -> Res<i64> {
@@ -75,7 +87,11 @@ impl Tx<'_> {
         if requested > 0 && requested < self.m.compact {
             return Err("etcdserver: mvcc: required revision has been compacted".into());
         }
-        Ok(if requested <= 0 { self.view() } else { requested })
+        Ok(if requested <= 0 {
+            self.view()
+        } else {
+            requested
+        })
     }
 
     fn range(&self, r: &RangeRequest) -> Res<RangeResponse> {
@@ -100,14 +116,23 @@ impl Tx<'_> {
         };
         // etcd decides how much to fetch from the requested order, before it defaults a non-key sort
         // target to ascending: with order NONE it sorts only the first limit+1 keys.
-        let filtered = r.min_mod_revision != 0 || r.max_mod_revision != 0 || r.min_create_revision != 0 || r.max_create_revision != 0;
+        let filtered = r.min_mod_revision != 0
+            || r.max_mod_revision != 0
+            || r.min_create_revision != 0
+            || r.max_create_revision != 0;
         if r.sort_order == SortOrder::None && !filtered && r.limit > 0 {
             kvs.truncate(r.limit as usize + 1);
         }
         let descending = r.sort_order == SortOrder::Descend;
         let sorted = r.sort_order != SortOrder::None || r.sort_target != SortTarget::Key;
         if sorted {
-            kvs.sort_by(|a, b| if descending { field(b).cmp(&field(a)) } else { field(a).cmp(&field(b)) });
+            kvs.sort_by(|a, b| {
+                if descending {
+                    field(b).cmp(&field(a))
+                } else {
+                    field(a).cmp(&field(b))
+                }
+            });
         }
         let more = r.limit > 0 && kvs.len() as i64 > r.limit;
         if r.limit > 0 {
@@ -117,9 +142,19 @@ impl Tx<'_> {
             kvs.iter_mut().for_each(|kv| kv.value = Bytes::new());
         }
         if r.count_only {
-            return Ok(RangeResponse { revision: self.view(), kvs: vec![], more: false, count });
+            return Ok(RangeResponse {
+                revision: self.view(),
+                kvs: vec![],
+                more: false,
+                count,
+            });
         }
-        Ok(RangeResponse { revision: self.view(), kvs, more, count })
+        Ok(RangeResponse {
+            revision: self.view(),
+            kvs,
+            more,
+            count,
+        })
     }
 
     fn check_put(&self, p: &PutRequest) -> Res<()> {
@@ -152,7 +187,11 @@ impl Tx<'_> {
 
     fn write(&mut self, key: &Bytes, kv: Option<KeyValue>) {
         self.changed = true;
-        self.m.keys.entry(key.clone()).or_default().push((self.rev, kv));
+        self.m
+            .keys
+            .entry(key.clone())
+            .or_default()
+            .push((self.rev, kv));
     }
 
     fn put(&mut self, p: &PutRequest) -> Res<PutResponse> {
@@ -161,38 +200,76 @@ impl Tx<'_> {
         if (p.ignore_value || p.ignore_lease) && prev.is_none() {
             return Err("etcdserver: key not found".into());
         }
-        let lease = if p.ignore_lease { prev.as_ref().map_or(0, |kv| kv.lease) } else { p.lease };
+        let lease = if p.ignore_lease {
+            prev.as_ref().map_or(0, |kv| kv.lease)
+        } else {
+            p.lease
+        };
         let kv = KeyValue {
             key: p.key.clone(),
             create_revision: prev.as_ref().map_or(self.rev, |kv| kv.create_revision),
             mod_revision: self.rev,
             version: prev.as_ref().map_or(1, |kv| kv.version + 1),
-            value: if p.ignore_value { prev.as_ref().unwrap().value.clone() } else { p.value.clone() },
+            value: if p.ignore_value {
+                prev.as_ref().unwrap().value.clone()
+            } else {
+                p.value.clone()
+            },
             lease,
         };
         if let Some(old) = prev.as_ref().filter(|kv| kv.lease != 0) {
-            self.m.leases.get_mut(&old.lease).map(|l| l.keys.remove(&p.key));
+            self.m
+                .leases
+                .get_mut(&old.lease)
+                .map(|l| l.keys.remove(&p.key));
         }
         if lease != 0 {
-            self.m.leases.get_mut(&lease).unwrap().keys.insert(p.key.clone());
+            self.m
+                .leases
+                .get_mut(&lease)
+                .unwrap()
+                .keys
+                .insert(p.key.clone());
         }
         self.write(&p.key, Some(kv.clone()));
         // etcd: the key as of the previous revision, and nothing for a creation.
-        let event_prev = if kv.version == 1 { None } else { self.get_at(&p.key, self.rev - 1) };
-        self.events.push(Event { kind: EventType::Put, kv, prev_kv: event_prev });
-        Ok(PutResponse { revision: self.rev, prev_kv: if p.prev_kv { prev } else { None } })
+        let event_prev = if kv.version == 1 {
+            None
+        } else {
+            self.get_at(&p.key, self.rev - 1)
+        };
+        self.events.push(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: event_prev,
+        });
+        Ok(PutResponse {
+            revision: self.rev,
+            prev_kv: if p.prev_kv { prev } else { None },
+        })
     }
 
     fn delete(&mut self, d: &DeleteRangeRequest) -> DeleteRangeResponse {
         let victims = self.all_at(&d.key, &d.range_end, self.view());
         for prev in &victims {
             if prev.lease != 0 {
-                self.m.leases.get_mut(&prev.lease).map(|l| l.keys.remove(&prev.key));
+                self.m
+                    .leases
+                    .get_mut(&prev.lease)
+                    .map(|l| l.keys.remove(&prev.key));
             }
             let event_prev = self.get_at(&prev.key, self.rev - 1);
             self.write(&prev.key, None);
-            let kv = KeyValue { key: prev.key.clone(), mod_revision: self.rev, ..KeyValue::default() };
-            self.events.push(Event { kind: EventType::Delete, kv, prev_kv: event_prev });
+            let kv = KeyValue {
+                key: prev.key.clone(),
+                mod_revision: self.rev,
+                ..KeyValue::default()
+            };
+            self.events.push(Event {
+                kind: EventType::Delete,
+                kv,
+                prev_kv: event_prev,
+            });
         }
         DeleteRangeResponse {
             revision: self.view(),
@@ -239,8 +316,12 @@ impl Tx<'_> {
                     RequestOp::Range(r) if r.key.is_empty() => return empty(),
                     RequestOp::DeleteRange(d) if d.key.is_empty() => return empty(),
                     RequestOp::Put(p) if p.key.is_empty() => return empty(),
-                    RequestOp::Put(p) if p.ignore_value && !p.value.is_empty() => return Err("etcdserver: value is provided".into()),
-                    RequestOp::Put(p) if p.ignore_lease && p.lease != 0 => return Err("etcdserver: lease is provided".into()),
+                    RequestOp::Put(p) if p.ignore_value && !p.value.is_empty() => {
+                        return Err("etcdserver: value is provided".into())
+                    }
+                    RequestOp::Put(p) if p.ignore_lease && p.lease != 0 => {
+                        return Err("etcdserver: lease is provided".into())
+                    }
                     RequestOp::Txn(n) => ops_ok(n)?,
                     _ => {}
                 }
@@ -253,7 +334,10 @@ impl Tx<'_> {
         fn intervals(ops: &[RequestOp]) -> Res<(BTreeSet<Bytes>, Dels)> {
             let dup = || Err("etcdserver: duplicate key given in txn request".to_owned());
             // etcd's interval tree: a from-key delete (end "\0") is an empty interval.
-            let hit = |dels: &Dels, k: &Bytes| dels.iter().any(|(s, e)| e.as_ref() != b"\0" && in_range(k, s, e));
+            let hit = |dels: &Dels, k: &Bytes| {
+                dels.iter()
+                    .any(|(s, e)| e.as_ref() != b"\0" && in_range(k, s, e))
+            };
             let mut dels: Dels = ops
                 .iter()
                 .filter_map(|op| match op {
@@ -310,7 +394,12 @@ impl Tx<'_> {
             path
         }
         // etcd checks every put on the path first, then every range (depth first).
-        fn check(tx: &Tx, t: &TxnRequest, path: &mut std::slice::Iter<bool>, puts: bool) -> Res<()> {
+        fn check(
+            tx: &Tx,
+            t: &TxnRequest,
+            path: &mut std::slice::Iter<bool>,
+            puts: bool,
+        ) -> Res<()> {
             let ok = *path.next().unwrap();
             for op in if ok { &t.success } else { &t.failure } {
                 match op {
@@ -335,7 +424,11 @@ impl Tx<'_> {
                     RequestOp::Txn(n) => ResponseOp::Txn(run(tx, n, path)?),
                 });
             }
-            Ok(TxnResponse { revision: tx.view(), succeeded: ok, responses })
+            Ok(TxnResponse {
+                revision: tx.view(),
+                succeeded: ok,
+                responses,
+            })
         }
         let path = decide(self, t);
         check(self, t, &mut path.iter(), true)?;
@@ -347,14 +440,23 @@ impl Tx<'_> {
 impl Model {
     fn new() -> Self {
         // compact -1: never compacted (etcd's initial compactMainRev), so Compact(0) works once.
-        Model { rev: 1, compact: -1, ..Model::default() }
+        Model {
+            rev: 1,
+            compact: -1,
+            ..Model::default()
+        }
     }
 
     /// Runs one request on a copy; keeps the copy only if it succeeded.
     fn write<T>(&mut self, f: impl FnOnce(&mut Tx) -> Res<T>) -> Res<T> {
         let mut copy = self.clone();
         let rev = copy.rev + 1;
-        let mut tx = Tx { m: &mut copy, rev, changed: false, events: vec![] };
+        let mut tx = Tx {
+            m: &mut copy,
+            rev,
+            changed: false,
+            events: vec![],
+        };
         let out = f(&mut tx)?;
         let (changed, events) = (tx.changed, tx.events);
         if changed {
@@ -367,7 +469,12 @@ impl Model {
 
     fn read<T>(&mut self, f: impl FnOnce(&Tx) -> T) -> T {
         let rev = self.rev + 1;
-        let tx = Tx { m: self, rev, changed: false, events: vec![] };
+        let tx = Tx {
+            m: self,
+            rev,
+            changed: false,
+            events: vec![],
+        };
         f(&tx)
     }
 
@@ -425,15 +532,30 @@ impl Gen {
         if self.rng.gen_bool(0.7) || m.leases.is_empty() {
             return if self.rng.gen_bool(0.05) { 999_999 } else { 0 };
         }
-        *m.leases.keys().nth(self.rng.gen_range(0..m.leases.len())).unwrap()
+        *m.leases
+            .keys()
+            .nth(self.rng.gen_range(0..m.leases.len()))
+            .unwrap()
     }
     fn put(&mut self, m: &Model) -> PutRequest {
         let ignore_value = self.rng.gen_bool(0.1);
         let ignore_lease = self.rng.gen_bool(0.1);
         PutRequest {
-            key: if self.rng.gen_bool(0.01) { Bytes::new() } else { self.key() },
-            value: if ignore_value && self.rng.gen_bool(0.8) { Bytes::new() } else { self.value() },
-            lease: if ignore_lease && self.rng.gen_bool(0.8) { 0 } else { self.lease(m) },
+            key: if self.rng.gen_bool(0.01) {
+                Bytes::new()
+            } else {
+                self.key()
+            },
+            value: if ignore_value && self.rng.gen_bool(0.8) {
+                Bytes::new()
+            } else {
+                self.value()
+            },
+            lease: if ignore_lease && self.rng.gen_bool(0.8) {
+                0
+            } else {
+                self.lease(m)
+            },
             prev_kv: self.rng.gen(),
             ignore_value,
             ignore_lease,
@@ -441,19 +563,39 @@ impl Gen {
     }
     fn delete(&mut self) -> DeleteRangeRequest {
         let key = self.key();
-        DeleteRangeRequest { range_end: self.range_end(&key), key, prev_kv: self.rng.gen() }
+        DeleteRangeRequest {
+            range_end: self.range_end(&key),
+            key,
+            prev_kv: self.rng.gen(),
+        }
     }
     fn range(&mut self, m: &Model) -> RangeRequest {
         let key = self.key();
-        let rev = |g: &mut Gen| if g.rng.gen_bool(0.8) { 0 } else { g.rng.gen_range(1..=m.rev + 1) };
+        let rev = |g: &mut Gen| {
+            if g.rng.gen_bool(0.8) {
+                0
+            } else {
+                g.rng.gen_range(1..=m.rev + 1)
+            }
+        };
         RangeRequest {
             range_end: self.range_end(&key),
             key,
-            limit: if self.rng.gen_bool(0.3) { self.rng.gen_range(0..4) } else { 0 },
+            limit: if self.rng.gen_bool(0.3) {
+                self.rng.gen_range(0..4)
+            } else {
+                0
+            },
             revision: self.rev(m),
-            sort_order: [SortOrder::None, SortOrder::Ascend, SortOrder::Descend][self.rng.gen_range(0..3)],
-            sort_target: [SortTarget::Key, SortTarget::Version, SortTarget::Create, SortTarget::Mod, SortTarget::Value]
-                [self.rng.gen_range(0..5)],
+            sort_order: [SortOrder::None, SortOrder::Ascend, SortOrder::Descend]
+                [self.rng.gen_range(0..3)],
+            sort_target: [
+                SortTarget::Key,
+                SortTarget::Version,
+                SortTarget::Create,
+                SortTarget::Mod,
+                SortTarget::Value,
+            ][self.rng.gen_range(0..5)],
             serializable: false,
             keys_only: self.rng.gen_bool(0.1),
             count_only: self.rng.gen_bool(0.1),
@@ -465,9 +607,17 @@ impl Gen {
     }
     fn compare(&mut self, m: &Model) -> Compare {
         let key = self.key();
-        let range_end = if self.rng.gen_bool(0.2) { self.range_end(&key) } else { Bytes::new() };
-        let result = [CompareResult::Equal, CompareResult::Greater, CompareResult::Less, CompareResult::NotEqual]
-            [self.rng.gen_range(0..4)];
+        let range_end = if self.rng.gen_bool(0.2) {
+            self.range_end(&key)
+        } else {
+            Bytes::new()
+        };
+        let result = [
+            CompareResult::Equal,
+            CompareResult::Greater,
+            CompareResult::Less,
+            CompareResult::NotEqual,
+        ][self.rng.gen_range(0..4)];
         let n = self.rng.gen_range(0..=m.rev.min(6));
         let target = match self.rng.gen_range(0..5) {
             0 => CompareTarget::Version(self.rng.gen_range(0..3)),
@@ -476,7 +626,12 @@ impl Gen {
             3 => CompareTarget::Value(self.value()),
             _ => CompareTarget::Lease(self.lease(m)),
         };
-        Compare { key, range_end, result, target }
+        Compare {
+            key,
+            range_end,
+            result,
+            target,
+        }
     }
     fn ops(&mut self, m: &Model, depth: u32) -> Vec<RequestOp> {
         (0..self.rng.gen_range(0..4))
@@ -491,7 +646,9 @@ impl Gen {
     }
     fn txn(&mut self, m: &Model, depth: u32) -> TxnRequest {
         TxnRequest {
-            compare: (0..self.rng.gen_range(0..3)).map(|_| self.compare(m)).collect(),
+            compare: (0..self.rng.gen_range(0..3))
+                .map(|_| self.compare(m))
+                .collect(),
             success: self.ops(m, depth),
             failure: self.ops(m, depth),
         }
@@ -507,8 +664,17 @@ struct LiveWatch {
 
 impl LiveWatch {
     fn start<B: Backend>(store: &Store<B>) -> Self {
-        let req = WatchRequest { key: Bytes::from_static(b"\x00"), range_end: Bytes::from_static(b"\x00"), prev_kv: true, ..Default::default() };
-        LiveWatch { watcher: store.watch(req).unwrap(), from: store.revision() + 1, got: vec![] }
+        let req = WatchRequest {
+            key: Bytes::from_static(b"\x00"),
+            range_end: Bytes::from_static(b"\x00"),
+            prev_kv: true,
+            ..Default::default()
+        };
+        LiveWatch {
+            watcher: store.watch(req).unwrap(),
+            from: store.revision() + 1,
+            got: vec![],
+        }
     }
     fn drain(&mut self) {
         while let Some(resp) = self.watcher.try_recv() {
@@ -523,13 +689,21 @@ impl LiveWatch {
     }
     fn check(&mut self, m: &Model, ctx: &str) {
         self.drain();
-        let want: Vec<_> = m.log.iter().filter(|(r, _)| *r >= self.from).cloned().collect();
+        let want: Vec<_> = m
+            .log
+            .iter()
+            .filter(|(r, _)| *r >= self.from)
+            .cloned()
+            .collect();
         assert_eq!(self.got, want, "{ctx}: live watch events differ");
     }
 }
 
 fn run_sequence<B: Open>(seed: u64, ops: usize) {
-    let mut g = Gen { rng: StdRng::seed_from_u64(seed), values: 0 };
+    let mut g = Gen {
+        rng: StdRng::seed_from_u64(seed),
+        values: 0,
+    };
     // The newest-version cache as configured, tiny (a few keys: evictions all the time), and off.
     let cache = [StoreOptions::default().latest_cache_bytes, 700, 0][(seed % 3) as usize];
     let mut h: Harness<B> = B::harness(|o| o.latest_cache_bytes = cache);
@@ -555,7 +729,10 @@ fn run_sequence<B: Open>(seed: u64, ops: usize) {
             }
             33..=52 => {
                 let r = g.range(&m);
-                let want = m.read(|tx| tx.range(&r)).map(|resp| RangeResponse { revision: m.rev, ..resp });
+                let want = m.read(|tx| tx.range(&r)).map(|resp| RangeResponse {
+                    revision: m.rev,
+                    ..resp
+                });
                 assert_eq!(err(s.range(&r)), want, "{ctx}: {r:?}");
             }
             53..=72 => {
@@ -576,7 +753,11 @@ fn run_sequence<B: Open>(seed: u64, ops: usize) {
                 assert_eq!(err(s.compact(rev)), want, "{ctx}: compact {rev}");
             }
             77..=81 => {
-                let id = if g.rng.gen_bool(0.2) { g.rng.gen_range(1..20) } else { 0 };
+                let id = if g.rng.gen_bool(0.2) {
+                    g.rng.gen_range(1..20)
+                } else {
+                    0
+                };
                 let ttl = [1, 5, 10, 30, MAX_LEASE_TTL + 1][g.rng.gen_range(0..5)];
                 let want = if ttl > MAX_LEASE_TTL {
                     Err("etcdserver: too large lease TTL".to_owned())
@@ -595,7 +776,14 @@ fn run_sequence<B: Open>(seed: u64, ops: usize) {
                         Err("etcdserver: lease already exists".to_owned())
                     } else {
                         let ttl = ttl.max(2);
-                        m.leases.insert(id, ModelLease { ttl, deadline: m.now + ttl as u64 * 1000, keys: BTreeSet::new() });
+                        m.leases.insert(
+                            id,
+                            ModelLease {
+                                ttl,
+                                deadline: m.now + ttl as u64 * 1000,
+                                keys: BTreeSet::new(),
+                            },
+                        );
                         Ok((id, ttl))
                     }
                 };
@@ -621,7 +809,11 @@ fn run_sequence<B: Open>(seed: u64, ops: usize) {
                     Some(l) => {
                         assert_eq!(status.granted_ttl, l.ttl, "{ctx}");
                         assert_eq!(status.ttl, ((l.deadline - m.now) / 1000) as i64, "{ctx}");
-                        assert_eq!(status.keys, l.keys.iter().cloned().collect::<Vec<_>>(), "{ctx}");
+                        assert_eq!(
+                            status.keys,
+                            l.keys.iter().cloned().collect::<Vec<_>>(),
+                            "{ctx}"
+                        );
                     }
                     None => assert_eq!(status.ttl, -1, "{ctx}"),
                 }
@@ -630,13 +822,22 @@ fn run_sequence<B: Open>(seed: u64, ops: usize) {
                 let advance = g.rng.gen_range(0..8000);
                 m.now += advance;
                 h.clock.advance(advance);
-                let expired: Vec<i64> = m.leases.iter().filter(|(_, l)| l.deadline <= m.now).map(|(id, _)| *id).collect();
+                let expired: Vec<i64> = m
+                    .leases
+                    .iter()
+                    .filter(|(_, l)| l.deadline <= m.now)
+                    .map(|(id, _)| *id)
+                    .collect();
                 assert_eq!(s.expired_leases(), expired, "{ctx}: expired leases");
                 for id in expired {
                     let want = m.lease_revoke(id);
                     assert_eq!(err(s.lease_revoke(id)), want, "{ctx}: expire {id}");
                 }
-                assert_eq!(s.lease_leases(), m.leases.keys().copied().collect::<Vec<_>>(), "{ctx}");
+                assert_eq!(
+                    s.lease_leases(),
+                    m.leases.keys().copied().collect::<Vec<_>>(),
+                    "{ctx}"
+                );
             }
             92..=93 => {
                 live.check(&m, &ctx);
@@ -649,15 +850,25 @@ fn run_sequence<B: Open>(seed: u64, ops: usize) {
                     }
                 }
                 assert_eq!(h.store.revision(), m.rev, "{ctx}: revision after reopen");
-                assert_eq!(h.store.compact_revision(), m.compact, "{ctx}: compaction after reopen");
+                assert_eq!(
+                    h.store.compact_revision(),
+                    m.compact,
+                    "{ctx}: compaction after reopen"
+                );
                 live = LiveWatch::start(&h.store);
             }
             _ => {
                 // A historical point read of every key at a random revision.
                 let rev = g.rng.gen_range(m.compact.max(1)..=m.rev);
                 for key in KEYS {
-                    let r = RangeRequest { revision: rev, ..RangeRequest::key(Bytes::from_static(key)) };
-                    let want = m.read(|tx| tx.range(&r)).map(|resp| RangeResponse { revision: m.rev, ..resp });
+                    let r = RangeRequest {
+                        revision: rev,
+                        ..RangeRequest::key(Bytes::from_static(key))
+                    };
+                    let want = m.read(|tx| tx.range(&r)).map(|resp| RangeResponse {
+                        revision: m.rev,
+                        ..resp
+                    });
                     assert_eq!(err(s.range(&r)), want, "{ctx}: {r:?}");
                 }
             }
@@ -674,7 +885,13 @@ fn run_sequence<B: Open>(seed: u64, ops: usize) {
 fn check_history_watch<B: Backend>(store: &Store<B>, m: &Model, ctx: &str) {
     store.wait_compacted(m.compact);
     let from = m.compact.max(1);
-    let req = WatchRequest { key: Bytes::from_static(b"\x00"), range_end: Bytes::from_static(b"\x00"), start_revision: from, prev_kv: true, ..Default::default() };
+    let req = WatchRequest {
+        key: Bytes::from_static(b"\x00"),
+        range_end: Bytes::from_static(b"\x00"),
+        start_revision: from,
+        prev_kv: true,
+        ..Default::default()
+    };
     let mut w = store.watch(req).unwrap();
     let mut got: Vec<Event> = vec![];
     let want: Vec<Event> = m
@@ -740,21 +957,44 @@ fn check_physical<B: Backend>(store: &Store<B>, m: &Model, ctx: &str) {
         }
         n
     };
-    assert_eq!(count(Space::Kv, &|k| { decode_kv_key(k).unwrap(); }), want_kv, "{ctx}: kv versions kept");
-    assert_eq!(count(Space::Rev, &|k| assert!(decode_rev_key(k).unwrap().0 >= c)), want_rev, "{ctx}: revision log kept");
+    assert_eq!(
+        count(Space::Kv, &|k| {
+            decode_kv_key(k).unwrap();
+        }),
+        want_kv,
+        "{ctx}: kv versions kept"
+    );
+    assert_eq!(
+        count(Space::Rev, &|k| assert!(decode_rev_key(k).unwrap().0 >= c)),
+        want_rev,
+        "{ctx}: revision log kept"
+    );
 }
 
 fn sequences(default: u64) -> u64 {
-    std::env::var("MODEL_SEQUENCES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("MODEL_SEQUENCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn model_sequences<B: Open>() {
-    let (n, ops) = if B::harness(|_| {}).dir.is_some() { (sequences(150), 150) } else { (sequences(1500), 150) };
-    let base: u64 = std::env::var("MODEL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed);
+    let (n, ops) = if B::harness(|_| {}).dir.is_some() {
+        (sequences(150), 150)
+    } else {
+        (sequences(1500), 150)
+    };
+    let base: u64 = std::env::var("MODEL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
     for i in 0..n {
         run_sequence::<B>(base + i, ops);
     }
-    println!("model: {n} sequences x {ops} ops on {}, 0 divergences", std::any::type_name::<B>());
+    println!(
+        "model: {n} sequences x {ops} ops on {}, 0 divergences",
+        std::any::type_name::<B>()
+    );
 }
 
 both_backends!(model_sequences);

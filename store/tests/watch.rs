@@ -12,11 +12,18 @@ use bytes::Bytes;
 use common::Open;
 
 fn put<B: backend::Backend>(s: &Store<B>, k: &str, v: &str) -> i64 {
-    s.put(PutRequest::new(k.to_owned(), v.to_owned())).unwrap().revision
+    s.put(PutRequest::new(k.to_owned(), v.to_owned()))
+        .unwrap()
+        .revision
 }
 
 fn watch_req(key: &str, end: &str, start: i64) -> WatchRequest {
-    WatchRequest { key: Bytes::from(key.to_owned()), range_end: Bytes::from(end.to_owned()), start_revision: start, ..Default::default() }
+    WatchRequest {
+        key: Bytes::from(key.to_owned()),
+        range_end: Bytes::from(end.to_owned()),
+        start_revision: start,
+        ..Default::default()
+    }
 }
 
 /// The next response, failing the test after a few seconds instead of hanging.
@@ -42,7 +49,9 @@ fn events(w: &mut Watcher, n: usize) -> Vec<Event> {
                 assert!(!resp.canceled, "unexpected cancel: {resp:?}");
                 out.extend(resp.events);
             }
-            None if Instant::now() > deadline => panic!("timed out with {} of {n} events: {out:?}", out.len()),
+            None if Instant::now() > deadline => {
+                panic!("timed out with {} of {n} events: {out:?}", out.len())
+            }
             None => std::thread::sleep(Duration::from_millis(1)),
         }
     }
@@ -50,7 +59,15 @@ fn events(w: &mut Watcher, n: usize) -> Vec<Event> {
 }
 
 fn keys_revs(evs: &[Event]) -> Vec<(String, i64, EventType)> {
-    evs.iter().map(|e| (String::from_utf8_lossy(&e.kv.key).into_owned(), e.kv.mod_revision, e.kind)).collect()
+    evs.iter()
+        .map(|e| {
+            (
+                String::from_utf8_lossy(&e.kv.key).into_owned(),
+                e.kv.mod_revision,
+                e.kind,
+            )
+        })
+        .collect()
 }
 
 fn assert_quiet(w: &mut Watcher) {
@@ -63,17 +80,38 @@ fn key_range_and_prefix<B: Open>() {
     let s = &h.store;
     let mut key = s.watch(watch_req("a", "", 0)).unwrap();
     let mut range = s.watch(watch_req("a", "c", 0)).unwrap();
-    let mut prefix = s.watch(WatchRequest { range_end: prefix_end(b"b"), ..watch_req("b", "", 0) }).unwrap();
+    let mut prefix = s
+        .watch(WatchRequest {
+            range_end: prefix_end(b"b"),
+            ..watch_req("b", "", 0)
+        })
+        .unwrap();
     let mut from_key = s.watch(watch_req("b", "\0", 0)).unwrap();
     put(s, "a", "1"); // 2
     put(s, "b1", "1"); // 3
     put(s, "c", "1"); // 4
     s.delete_range(DeleteRangeRequest::key("a")).unwrap(); // 5
     use EventType::*;
-    assert_eq!(keys_revs(&events(&mut key, 2)), vec![("a".into(), 2, Put), ("a".into(), 5, Delete)]);
-    assert_eq!(keys_revs(&events(&mut range, 3)), vec![("a".into(), 2, Put), ("b1".into(), 3, Put), ("a".into(), 5, Delete)]);
-    assert_eq!(keys_revs(&events(&mut prefix, 1)), vec![("b1".into(), 3, Put)]);
-    assert_eq!(keys_revs(&events(&mut from_key, 2)), vec![("b1".into(), 3, Put), ("c".into(), 4, Put)]);
+    assert_eq!(
+        keys_revs(&events(&mut key, 2)),
+        vec![("a".into(), 2, Put), ("a".into(), 5, Delete)]
+    );
+    assert_eq!(
+        keys_revs(&events(&mut range, 3)),
+        vec![
+            ("a".into(), 2, Put),
+            ("b1".into(), 3, Put),
+            ("a".into(), 5, Delete)
+        ]
+    );
+    assert_eq!(
+        keys_revs(&events(&mut prefix, 1)),
+        vec![("b1".into(), 3, Put)]
+    );
+    assert_eq!(
+        keys_revs(&events(&mut from_key, 2)),
+        vec![("b1".into(), 3, Put), ("c".into(), 4, Put)]
+    );
     for w in [&mut key, &mut range, &mut prefix, &mut from_key] {
         assert_quiet(w);
     }
@@ -87,12 +125,18 @@ fn history_then_live<B: Open>() {
     }
     let mut w = s.watch(watch_req("k", "", 4)).unwrap();
     let got = events(&mut w, 8);
-    assert_eq!(got.iter().map(|e| e.kv.mod_revision).collect::<Vec<_>>(), (4..=11).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(|e| e.kv.mod_revision).collect::<Vec<_>>(),
+        (4..=11).collect::<Vec<_>>()
+    );
     assert_eq!(got[0].kv.value, "2");
     assert_eq!(got[0].kv.version, 3);
     put(s, "k", "live"); // 12
     let live = events(&mut w, 1);
-    assert_eq!((live[0].kv.mod_revision, live[0].kv.value.clone()), (12, Bytes::from("live")));
+    assert_eq!(
+        (live[0].kv.mod_revision, live[0].kv.value.clone()),
+        (12, Bytes::from("live"))
+    );
     // A start in the future waits for that revision.
     let mut future = s.watch(watch_req("k", "", 14)).unwrap();
     put(s, "k", "13");
@@ -101,15 +145,34 @@ fn history_then_live<B: Open>() {
     assert_quiet(&mut future);
     // The first revision a watch reports, which a watch moved to another store resumes from.
     assert_eq!((w.start_revision(), future.start_revision()), (4, 14));
-    assert_eq!(s.watch(watch_req("k", "", 0)).unwrap().start_revision(), 15, "from now: after revision 14");
+    assert_eq!(
+        s.watch(watch_req("k", "", 0)).unwrap().start_revision(),
+        15,
+        "from now: after revision 14"
+    );
 }
 
 fn prev_kv_and_filters<B: Open>() {
     let h = B::harness(|_| {});
     let s = &h.store;
-    let mut with_prev = s.watch(WatchRequest { prev_kv: true, ..watch_req("k", "", 0) }).unwrap();
-    let mut no_put = s.watch(WatchRequest { no_put: true, ..watch_req("k", "", 0) }).unwrap();
-    let mut no_delete = s.watch(WatchRequest { no_delete: true, ..watch_req("k", "", 0) }).unwrap();
+    let mut with_prev = s
+        .watch(WatchRequest {
+            prev_kv: true,
+            ..watch_req("k", "", 0)
+        })
+        .unwrap();
+    let mut no_put = s
+        .watch(WatchRequest {
+            no_put: true,
+            ..watch_req("k", "", 0)
+        })
+        .unwrap();
+    let mut no_delete = s
+        .watch(WatchRequest {
+            no_delete: true,
+            ..watch_req("k", "", 0)
+        })
+        .unwrap();
     put(s, "k", "1");
     put(s, "k", "2");
     s.delete_range(DeleteRangeRequest::key("k")).unwrap();
@@ -117,14 +180,31 @@ fn prev_kv_and_filters<B: Open>() {
     assert_eq!(evs[0].prev_kv, None);
     assert_eq!(evs[1].prev_kv.as_ref().unwrap().value, "1");
     assert_eq!(evs[2].prev_kv.as_ref().unwrap().value, "2");
-    assert_eq!(evs[2].kv, KeyValue { key: Bytes::from("k"), mod_revision: 4, ..KeyValue::default() });
-    assert_eq!(keys_revs(&events(&mut no_put, 1)), vec![("k".into(), 4, EventType::Delete)]);
+    assert_eq!(
+        evs[2].kv,
+        KeyValue {
+            key: Bytes::from("k"),
+            mod_revision: 4,
+            ..KeyValue::default()
+        }
+    );
+    assert_eq!(
+        keys_revs(&events(&mut no_put, 1)),
+        vec![("k".into(), 4, EventType::Delete)]
+    );
     let puts = events(&mut no_delete, 2);
-    assert!(puts.iter().all(|e| e.kind == EventType::Put && e.prev_kv.is_none()));
+    assert!(puts
+        .iter()
+        .all(|e| e.kind == EventType::Put && e.prev_kv.is_none()));
     assert_quiet(&mut no_put);
     assert_quiet(&mut no_delete);
     // prev_kv on replayed history too.
-    let mut replay = s.watch(WatchRequest { prev_kv: true, ..watch_req("k", "", 3) }).unwrap();
+    let mut replay = s
+        .watch(WatchRequest {
+            prev_kv: true,
+            ..watch_req("k", "", 3)
+        })
+        .unwrap();
     let evs = events(&mut replay, 2);
     assert_eq!(evs[0].prev_kv.as_ref().unwrap().value, "1");
     assert_eq!(evs[1].prev_kv.as_ref().unwrap().value, "2");
@@ -137,11 +217,18 @@ fn progress_and_cancel<B: Open>() {
     put(s, "other", "x"); // 2
     assert!(w.request_progress());
     let resp = recv(&mut w).unwrap();
-    assert_eq!((resp.revision, resp.events.len(), resp.canceled), (2, 0, false));
+    assert_eq!(
+        (resp.revision, resp.events.len(), resp.canceled),
+        (2, 0, false)
+    );
     assert_eq!(s.watch_stats().watchers, 1);
     let id = w.id();
     drop(w);
-    assert_eq!(s.watch_stats().watchers, 0, "dropping the watcher cancels watch {id}");
+    assert_eq!(
+        s.watch_stats().watchers,
+        0,
+        "dropping the watcher cancels watch {id}"
+    );
     // No watcher is left to receive this, and nothing breaks.
     put(s, "k", "after-cancel");
 }
@@ -160,16 +247,31 @@ fn compacted_start_is_canceled<B: Open>() {
     assert_eq!(recv(&mut w), None, "a canceled watch ends");
     // Starting exactly at the compaction revision still works.
     let mut ok = s.watch(watch_req("k", "", 5)).unwrap();
-    assert_eq!(events(&mut ok, 3).iter().map(|e| e.kv.mod_revision).collect::<Vec<_>>(), vec![5, 6, 7]);
+    assert_eq!(
+        events(&mut ok, 3)
+            .iter()
+            .map(|e| e.kv.mod_revision)
+            .collect::<Vec<_>>(),
+        vec![5, 6, 7]
+    );
 }
 
 fn txn_revision_never_split<B: Open>() {
     let h = B::harness(|o| o.watch_capacity = 2);
     let s = &h.store;
     let w = s.watch(watch_req("k", "l", 0)).unwrap();
-    let ops = (0..1500).map(|i| RequestOp::Put(PutRequest::new(format!("k{i:04}"), "v"))).collect();
-    let max_ops = TxnRequest { compare: vec![], success: ops, failure: vec![] };
-    assert!(matches!(s.txn(max_ops.clone()), Err(StoreError::TooManyOps)));
+    let ops = (0..1500)
+        .map(|i| RequestOp::Put(PutRequest::new(format!("k{i:04}"), "v")))
+        .collect();
+    let max_ops = TxnRequest {
+        compare: vec![],
+        success: ops,
+        failure: vec![],
+    };
+    assert!(matches!(
+        s.txn(max_ops.clone()),
+        Err(StoreError::TooManyOps)
+    ));
     let h2 = B::harness(|o| {
         o.watch_capacity = 2;
         o.max_txn_ops = 2000;
@@ -189,7 +291,9 @@ fn txn_revision_never_split<B: Open>() {
 fn ten_thousand_watchers<B: Open>() {
     let h = B::harness(|_| {});
     let s = &h.store;
-    let mut watchers: Vec<Watcher> = (0..10_000).map(|_| s.watch(watch_req("p/", "p0", 0)).unwrap()).collect();
+    let mut watchers: Vec<Watcher> = (0..10_000)
+        .map(|_| s.watch(watch_req("p/", "p0", 0)).unwrap())
+        .collect();
     assert_eq!(s.watch_stats().watchers, 10_000);
     let revs: Vec<i64> = (0..10).map(|i| put(s, &format!("p/{i}"), "v")).collect();
     put(s, "q", "not watched");
@@ -208,7 +312,12 @@ fn slow_watcher_is_bounded_and_complete<B: Open>() {
     let capacity = 8;
     let h = B::harness(|o| o.watch_capacity = capacity);
     let s = &h.store;
-    let mut slow = s.watch(WatchRequest { prev_kv: true, ..watch_req("k", "l", 0) }).unwrap();
+    let mut slow = s
+        .watch(WatchRequest {
+            prev_kv: true,
+            ..watch_req("k", "l", 0)
+        })
+        .unwrap();
     let first = s.revision() + 1;
     let mut max_buffered = 0;
     for i in 0..5000 {
@@ -218,7 +327,10 @@ fn slow_watcher_is_bounded_and_complete<B: Open>() {
         }
     }
     let stats = s.watch_stats();
-    assert!(max_buffered <= capacity && stats.buffered <= capacity, "buffer grew: {max_buffered} {stats:?}");
+    assert!(
+        max_buffered <= capacity && stats.buffered <= capacity,
+        "buffer grew: {max_buffered} {stats:?}"
+    );
     assert_eq!(stats.unsynced, 1, "the slow watcher fell back to disk");
     let mut next = first;
     while next < first + 5000 {
@@ -256,7 +368,8 @@ fn concurrent_writers_ordered<B: Open>() {
             let s = s.clone();
             std::thread::spawn(move || {
                 for i in 0..500 {
-                    s.put(PutRequest::new(format!("w{t}-{}", i % 7), i.to_string())).unwrap();
+                    s.put(PutRequest::new(format!("w{t}-{}", i % 7), i.to_string()))
+                        .unwrap();
                 }
             })
         })

@@ -125,7 +125,10 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("server", &self.server).field("members", &self.slots.len()).finish()
+        f.debug_struct("Cluster")
+            .field("server", &self.server)
+            .field("members", &self.slots.len())
+            .finish()
     }
 }
 
@@ -231,7 +234,12 @@ impl Cluster {
 
     /// `n1=http://..,n2=http://..` over every member not removed.
     fn initial_cluster(&self) -> String {
-        self.slots.iter().filter(|s| !s.removed).map(|s| format!("{}={}", s.name, s.peer_url())).collect::<Vec<_>>().join(",")
+        self.slots
+            .iter()
+            .filter(|s| !s.removed)
+            .map(|s| format!("{}={}", s.name, s.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Creates member `i`'s (not yet existing) data directory from a snapshot file. Ballast:
@@ -241,23 +249,43 @@ impl Cluster {
     /// the same name, peer URL, `--initial-cluster` and token the member is then started with.
     fn restore_snapshot(&self, i: usize, file: &Path) {
         let slot = &self.slots[i];
-        assert!(!slot.data_dir.exists(), "member {i}'s data directory already exists");
+        assert!(
+            !slot.data_dir.exists(),
+            "member {i}'s data directory already exists"
+        );
         let mut cmd = match self.server {
             Server::Ballast => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_ballast"));
-                c.args(["snapshot", "restore"]).arg(file).arg("--data-dir").arg(&slot.data_dir);
+                c.args(["snapshot", "restore"])
+                    .arg(file)
+                    .arg("--data-dir")
+                    .arg(&slot.data_dir);
                 c
             }
             Server::Etcd => {
                 let mut c = Command::new(super::etcdctl_path());
-                c.env("ETCDCTL_API", "3").args(["snapshot", "restore"]).arg(file);
-                c.args(["--name", &slot.name, "--initial-cluster", &slot.initial_cluster]);
-                c.args(["--initial-cluster-token", &self.token, "--initial-advertise-peer-urls", &slot.peer_url()]);
+                c.env("ETCDCTL_API", "3")
+                    .args(["snapshot", "restore"])
+                    .arg(file);
+                c.args([
+                    "--name",
+                    &slot.name,
+                    "--initial-cluster",
+                    &slot.initial_cluster,
+                ]);
+                c.args([
+                    "--initial-cluster-token",
+                    &self.token,
+                    "--initial-advertise-peer-urls",
+                    &slot.peer_url(),
+                ]);
                 c.arg("--data-dir").arg(&slot.data_dir);
                 c
             }
         };
-        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run the snapshot restore for member {i}: {e}"));
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run the snapshot restore for member {i}: {e}"));
         assert!(
             out.status.success(),
             "snapshot restore into member {i}'s data directory failed ({}):\n{}{}",
@@ -277,8 +305,17 @@ impl Cluster {
         let client_url = format!("http://{}", slot.endpoint());
         let peer_url = slot.peer_url();
         let listen_peer_url = slot.listen_peer_url();
-        let mut log = OpenOptions::new().create(true).append(true).open(&slot.log).unwrap();
-        writeln!(log, "===== harness: starting {} (--initial-cluster-state {}) =====", slot.name, slot.initial_state).unwrap();
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&slot.log)
+            .unwrap();
+        writeln!(
+            log,
+            "===== harness: starting {} (--initial-cluster-state {}) =====",
+            slot.name, slot.initial_state
+        )
+        .unwrap();
         let (program, mut args): (&str, Vec<String>) = match server {
             Server::Ballast => (env!("CARGO_BIN_EXE_ballast"), vec!["kv".into()]),
             Server::Etcd => ("etcd", vec![]),
@@ -389,7 +426,9 @@ impl Cluster {
 
     /// Members whose process runs and that were not removed from the cluster.
     pub fn live(&self) -> Vec<usize> {
-        (0..self.slots.len()).filter(|&i| self.slots[i].child.is_some() && !self.slots[i].removed).collect()
+        (0..self.slots.len())
+            .filter(|&i| self.slots[i].child.is_some() && !self.slots[i].removed)
+            .collect()
     }
 
     /// The live members' endpoints, comma-separated (for `--endpoints`).
@@ -398,7 +437,11 @@ impl Cluster {
     }
 
     pub fn endpoints_of(&self, members: &[usize]) -> String {
-        members.iter().map(|&i| self.endpoint(i)).collect::<Vec<_>>().join(",")
+        members
+            .iter()
+            .map(|&i| self.endpoint(i))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// `http://host:port`: member `i`'s advertised client URL (what `member list` and `--cluster`
@@ -419,7 +462,11 @@ impl Cluster {
     /// Runs etcdctl against member `i` and asserts it succeeded; returns stdout.
     pub fn ok(&self, i: usize, args: &[&str]) -> String {
         let out = self.ctl(i, args);
-        assert!(out.success, "etcdctl {args:?} on member {i} failed:\n{}{}", out.stdout, out.stderr);
+        assert!(
+            out.success,
+            "etcdctl {args:?} on member {i} failed:\n{}{}",
+            out.stdout, out.stderr
+        );
         out.stdout
     }
 
@@ -475,7 +522,10 @@ impl Cluster {
             if let Some(s) = self.status(i) {
                 return s.member_id;
             }
-            assert!(Instant::now() < deadline, "member {i} does not answer endpoint status");
+            assert!(
+                Instant::now() < deadline,
+                "member {i} does not answer endpoint status"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -517,12 +567,26 @@ impl Cluster {
         let out = self.ok(i, &["endpoint", "hashkv", "-w", "json"]);
         let v = json(&out);
         let h = &v[0]["HashKV"];
-        (h["hash"].as_u64().unwrap_or(0), h["header"]["revision"].as_i64().unwrap_or(0))
+        (
+            h["hash"].as_u64().unwrap_or(0),
+            h["header"]["revision"].as_i64().unwrap_or(0),
+        )
     }
 
     /// Member `i`'s hash of the keyspace at `rev`, or `None` if it does not answer.
     pub fn hashkv_at(&self, i: usize, rev: i64) -> Option<u64> {
-        let out = self.ctl_timeout(i, &["endpoint", "hashkv", "--rev", &rev.to_string(), "-w", "json"], "3s");
+        let out = self.ctl_timeout(
+            i,
+            &[
+                "endpoint",
+                "hashkv",
+                "--rev",
+                &rev.to_string(),
+                "-w",
+                "json",
+            ],
+            "3s",
+        );
         if !out.success {
             return None;
         }
@@ -538,11 +602,15 @@ impl Cluster {
     pub fn wait_converged_of(&self, members: &[usize]) -> (i64, u64) {
         let deadline = Instant::now() + CONVERGE_TIMEOUT;
         loop {
-            let revs: Vec<Option<i64>> = members.iter().map(|&i| self.status(i).map(|s| s.revision)).collect();
+            let revs: Vec<Option<i64>> = members
+                .iter()
+                .map(|&i| self.status(i).map(|s| s.revision))
+                .collect();
             let mut last = format!("revisions {revs:?}");
             if let Some(Some(rev)) = revs.first().copied() {
                 if revs.iter().all(|r| *r == Some(rev)) {
-                    let hashes: Vec<Option<u64>> = members.iter().map(|&i| self.hashkv_at(i, rev)).collect();
+                    let hashes: Vec<Option<u64>> =
+                        members.iter().map(|&i| self.hashkv_at(i, rev)).collect();
                     if let Some(Some(hash)) = hashes.first().copied() {
                         if hashes.iter().all(|h| *h == Some(hash)) {
                             return (rev, hash);
@@ -551,22 +619,32 @@ impl Cluster {
                     last = format!("revision {rev} everywhere but hashes {hashes:?}");
                 }
             }
-            assert!(Instant::now() < deadline, "members {members:?} did not converge within {CONVERGE_TIMEOUT:?}: {last}");
+            assert!(
+                Instant::now() < deadline,
+                "members {members:?} did not converge within {CONVERGE_TIMEOUT:?}: {last}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
     /// SIGKILLs member `i` (its data stays).
     pub fn kill9(&mut self, i: usize) {
-        let mut child = self.slots[i].child.take().unwrap_or_else(|| panic!("member {i} is not running"));
+        let mut child = self.slots[i]
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("member {i} is not running"));
         let _ = child.kill();
         let _ = child.wait();
     }
 
     /// Stops member `i` with SIGTERM (SIGKILL after 10 s); fine if it already exited.
     pub fn stop(&mut self, i: usize) {
-        let Some(mut child) = self.slots[i].child.take() else { return };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let Some(mut child) = self.slots[i].child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while child.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
@@ -602,19 +680,31 @@ impl Cluster {
     /// Sets the fault on the links into member `i` (every connection another member opens to it,
     /// both directions); a `start_proxied` cluster only.
     pub fn link_fault(&self, i: usize, fault: LinkFault) {
-        self.slots[i].proxy.as_ref().expect("link faults need Cluster::start_proxied").set(fault);
+        self.slots[i]
+            .proxy
+            .as_ref()
+            .expect("link faults need Cluster::start_proxied")
+            .set(fault);
     }
 
     /// Sends `signal` ("STOP", "CONT", ...) to member `i`'s process.
     pub fn signal(&self, i: usize, signal: &str) {
-        let child = self.slots[i].child.as_ref().unwrap_or_else(|| panic!("member {i} is not running"));
-        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let child = self.slots[i]
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("member {i} is not running"));
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success(), "kill -{signal} of member {i} failed");
     }
 
     /// Bytes in member `i`'s log so far (to look only at what it logs after some point).
     pub fn log_len(&self, i: usize) -> u64 {
-        std::fs::metadata(&self.slots[i].log).map(|m| m.len()).unwrap_or(0)
+        std::fs::metadata(&self.slots[i].log)
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 
     /// Member `i`'s log from byte `offset` on.
@@ -642,7 +732,10 @@ impl Cluster {
             .map(|m| ListedMember {
                 id: m["ID"].as_u64().unwrap(),
                 name: m["name"].as_str().unwrap_or("").to_owned(),
-                peer_urls: m["peerURLs"].as_array().map(|a| a.iter().map(|u| u.as_str().unwrap().to_owned()).collect()).unwrap_or_default(),
+                peer_urls: m["peerURLs"]
+                    .as_array()
+                    .map(|a| a.iter().map(|u| u.as_str().unwrap().to_owned()).collect())
+                    .unwrap_or_default(),
                 is_learner: m["isLearner"].as_bool().unwrap_or(false),
             })
             .collect()
@@ -656,7 +749,15 @@ impl Cluster {
         self.new_slot(i);
         let peer = self.peer_url(i);
         let name = self.slots[i].name.clone();
-        let mut args = vec!["member", "add", name.as_str(), "--peer-urls", peer.as_str(), "-w", "json"];
+        let mut args = vec![
+            "member",
+            "add",
+            name.as_str(),
+            "--peer-urls",
+            peer.as_str(),
+            "-w",
+            "json",
+        ];
         if learner {
             args.push("--learner");
         }
@@ -671,10 +772,17 @@ impl Cluster {
             if out.success {
                 break out;
             }
-            assert!(Instant::now() < deadline, "member add kept failing:\n{}{}", out.stdout, out.stderr);
+            assert!(
+                Instant::now() < deadline,
+                "member add kept failing:\n{}{}",
+                out.stdout,
+                out.stderr
+            );
             std::thread::sleep(Duration::from_millis(250));
         };
-        let id = json(&out.stdout)["member"]["ID"].as_u64().unwrap_or_else(|| panic!("no member.ID in {}", out.stdout));
+        let id = json(&out.stdout)["member"]["ID"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no member.ID in {}", out.stdout));
         self.slots[i].initial_cluster = self.initial_cluster();
         self.slots[i].initial_state = "existing";
         self.spawn(i);
@@ -690,7 +798,11 @@ impl Cluster {
             if out.success {
                 return;
             }
-            assert!(Instant::now() < deadline, "member promote {id:x} kept failing: {}", out.stderr);
+            assert!(
+                Instant::now() < deadline,
+                "member promote {id:x} kept failing: {}",
+                out.stderr
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -705,12 +817,21 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut attempts = 0;
         loop {
-            let out = ctl_on(&self.endpoints_of(&others), &["member", "remove", &hex], "5s");
+            let out = ctl_on(
+                &self.endpoints_of(&others),
+                &["member", "remove", &hex],
+                "5s",
+            );
             attempts += 1;
             if out.success || (attempts > 1 && out.stderr.contains("member not found")) {
                 break;
             }
-            assert!(Instant::now() < deadline, "member remove {hex} kept failing:\n{}{}", out.stdout, out.stderr);
+            assert!(
+                Instant::now() < deadline,
+                "member remove {hex} kept failing:\n{}{}",
+                out.stdout,
+                out.stderr
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
         self.slots[i].removed = true;
@@ -720,14 +841,25 @@ impl Cluster {
     /// Asserts that member `i` holds every acknowledged `key -> value`, reading its own copy
     /// (`--consistency=s`) of every key under `key-`.
     pub fn assert_all_present(&self, i: usize, acked: &BTreeMap<String, String>) {
-        let out = self.ctl_timeout(i, &["get", "--prefix", "key-", "--consistency=s", "-w", "json"], "20s");
-        assert!(out.success, "reading member {i}'s keys failed: {}", out.stderr);
+        let out = self.ctl_timeout(
+            i,
+            &["get", "--prefix", "key-", "--consistency=s", "-w", "json"],
+            "20s",
+        );
+        assert!(
+            out.success,
+            "reading member {i}'s keys failed: {}",
+            out.stderr
+        );
         let v = json(&out.stdout);
         let mut held = BTreeMap::new();
         for kv in v["kvs"].as_array().map(Vec::as_slice).unwrap_or_default() {
             let key = base64_decode(kv["key"].as_str().unwrap());
             let value = base64_decode(kv["value"].as_str().unwrap_or(""));
-            held.insert(String::from_utf8(key).unwrap(), String::from_utf8(value).unwrap());
+            held.insert(
+                String::from_utf8(key).unwrap(),
+                String::from_utf8(value).unwrap(),
+            );
         }
         let wrong: Vec<String> = acked
             .iter()
@@ -756,7 +888,12 @@ impl Drop for Cluster {
         }
         if std::thread::panicking() {
             for (i, slot) in self.slots.iter().enumerate() {
-                eprintln!("===== tail of {} ({}) log =====\n{}", slot.name, slot.log.display(), self.log_tail(i, LOG_TAIL_LINES));
+                eprintln!(
+                    "===== tail of {} ({}) log =====\n{}",
+                    slot.name,
+                    slot.log.display(),
+                    self.log_tail(i, LOG_TAIL_LINES)
+                );
             }
         }
     }
@@ -783,7 +920,9 @@ pub struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("acked", &self.acked_count()).finish()
+        f.debug_struct("Writer")
+            .field("acked", &self.acked_count())
+            .finish()
     }
 }
 
@@ -798,7 +937,12 @@ impl Writer {
             threads: Vec::new(),
         };
         for t in 0..threads {
-            let (stop, acked, count, endpoints) = (w.stop.clone(), w.acked.clone(), w.count.clone(), w.endpoints.clone());
+            let (stop, acked, count, endpoints) = (
+                w.stop.clone(),
+                w.acked.clone(),
+                w.count.clone(),
+                w.endpoints.clone(),
+            );
             w.threads.push(std::thread::spawn(move || {
                 let mut seq = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -833,7 +977,11 @@ impl Writer {
             if now >= from + more {
                 return now;
             }
-            assert!(Instant::now() < deadline, "only {} writes acknowledged in {timeout:?} after {from} (wanted {more} more)", now - from);
+            assert!(
+                Instant::now() < deadline,
+                "only {} writes acknowledged in {timeout:?} after {from} (wanted {more} more)",
+                now - from
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -873,7 +1021,10 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
     let mut out = Vec::with_capacity(digits.len() * 3 / 4);
     for chunk in digits.chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (k, &c)| acc | (sextet(c) << (18 - 6 * k)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (k, &c)| acc | (sextet(c) << (18 - 6 * k)));
         out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
     }
     out
@@ -897,7 +1048,9 @@ impl NetCluster {
     /// namespaces, veths or iptables are not usable (root and iproute2/iptables are required).
     pub fn start(n: usize, extra: &[&str]) -> NetCluster {
         let net = Net::create();
-        NetCluster { cluster: Cluster::start_with(n, extra, Some(net), None) }
+        NetCluster {
+            cluster: Cluster::start_with(n, extra, Some(net), None),
+        }
     }
 
     /// Drops member `i`'s packets to and from every other member (not the test process).
@@ -948,8 +1101,11 @@ static NETS: AtomicUsize = AtomicUsize::new(0);
 impl Net {
     fn create() -> Net {
         let (pid, seq) = (std::process::id(), NETS.fetch_add(1, Ordering::Relaxed));
-        let routes =
-            Command::new("ip").args(["-4", "route", "show"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        let routes = Command::new("ip")
+            .args(["-4", "route", "show"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
         let mut octet = (pid as usize * 7 + seq * 13) % 250;
         while routes.contains(&format!("10.77.{octet}.")) {
             octet = (octet + 1) % 250;
@@ -972,7 +1128,9 @@ impl Net {
         // If anything below fails, the panic drops `net`, which deletes what was made so far.
         net.run(&["ip", "-n", &hub, "link", "add", "br0", "type", "bridge"]);
         net.run(&["ip", "-n", &hub, "link", "set", "br0", "up"]);
-        net.run(&["ip", "link", "add", &root_if, "type", "veth", "peer", "name", "up0", "netns", &hub]);
+        net.run(&[
+            "ip", "link", "add", &root_if, "type", "veth", "peer", "name", "up0", "netns", &hub,
+        ]);
         net.run(&["ip", "-n", &hub, "link", "set", "up0", "master", "br0"]);
         net.run(&["ip", "-n", &hub, "link", "set", "up0", "up"]);
         net.run(&["ip", "addr", "add", &gateway, "dev", &root_if]);
@@ -997,10 +1155,22 @@ impl Net {
         self.run(&["ip", "netns", "add", &ns]);
         self.members.push(ns.clone());
         let (hub, veth, ip) = (self.hub.clone(), format!("m{i}"), self.ip(i));
-        self.run(&["ip", "-n", &hub, "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        self.run(&[
+            "ip", "-n", &hub, "link", "add", &veth, "type", "veth", "peer", "name", "eth0",
+            "netns", &ns,
+        ]);
         self.run(&["ip", "-n", &hub, "link", "set", &veth, "master", "br0"]);
         self.run(&["ip", "-n", &hub, "link", "set", &veth, "up"]);
-        self.run(&["ip", "-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        self.run(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            "eth0",
+        ]);
         self.run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         self.run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         ip
@@ -1023,16 +1193,27 @@ impl Drop for Net {
     fn drop(&mut self) {
         // Deleting a namespace deletes its end of each veth, which deletes the other end too.
         for ns in self.members.iter().chain(std::iter::once(&self.hub)) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
         }
-        let _ = Command::new("ip").args(["link", "del", &self.root_if]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.root_if])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
 fn try_run(cmd: &[&str]) -> Result<(), String> {
     match Command::new(cmd[0]).args(&cmd[1..]).output() {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!("`{}` exited with {}: {}", cmd.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim())),
+        Ok(out) => Err(format!(
+            "`{}` exited with {}: {}",
+            cmd.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
         Err(e) => Err(format!("`{}` could not run: {e}", cmd.join(" "))),
     }
 }

@@ -64,15 +64,32 @@ impl Member {
             .arg("kv")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
             // Each member its own peer port too (etcd's default, 2380, would be shared).
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start ballast kv");
-        let mut m = Member { child, port, peer, data_dir: data_dir.to_owned(), log, _tmp: None };
+        let mut m = Member {
+            child,
+            port,
+            peer,
+            data_dir: data_dir.to_owned(),
+            log,
+            _tmp: None,
+        };
         m.wait_ready();
         m
     }
@@ -87,7 +104,10 @@ impl Member {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("ballast kv exited with {status}:\n{log}");
             }
-            assert!(Instant::now() < deadline, "ballast kv not ready after 30 s:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "ballast kv not ready after 30 s:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -116,8 +136,16 @@ impl Member {
     /// Runs etcdctl and asserts it failed with `error` on stderr.
     pub fn fails(&self, args: &[&str], error: &str) {
         let out = self.ctl(args);
-        assert!(!out.success, "etcdctl {args:?} should fail, printed:\n{}", out.stdout);
-        assert!(out.stderr.contains(&format!("Error: {error}")), "etcdctl {args:?}: expected {error:?} in:\n{}", out.stderr);
+        assert!(
+            !out.success,
+            "etcdctl {args:?} should fail, printed:\n{}",
+            out.stdout
+        );
+        assert!(
+            out.stderr.contains(&format!("Error: {error}")),
+            "etcdctl {args:?}: expected {error:?} in:\n{}",
+            out.stderr
+        );
     }
 
     /// Spawns a long-running etcdctl (watch, elect) with piped stdout.
@@ -180,8 +208,16 @@ pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Ctl {
             input.write_all(text.as_bytes()).unwrap();
         }
     }
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
-    Ctl { success: status.success(), stdout: String::from_utf8_lossy(&stdout).into(), stderr: String::from_utf8_lossy(&stderr).into() }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    Ctl {
+        success: status.success(),
+        stdout: String::from_utf8_lossy(&stdout).into(),
+        stderr: String::from_utf8_lossy(&stderr).into(),
+    }
 }
 
 /// Reads a child's stdout until `want` lines arrived or the deadline passes; then kills it.
@@ -220,10 +256,21 @@ pub fn json(text: &str) -> serde_json::Value {
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::Read;
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = String::new();
     conn.read_to_string(&mut resp).unwrap();
-    let status = resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }

@@ -55,7 +55,11 @@ impl Proxy {
     pub fn start(target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(State { fault: Mutex::new(LinkFault::Healthy), stop: AtomicBool::new(false), conns: Mutex::new(Vec::new()) });
+        let state = Arc::new(State {
+            fault: Mutex::new(LinkFault::Healthy),
+            stop: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+        });
         let accept_state = state.clone();
         std::thread::Builder::new()
             .name(format!("proxy-{port}"))
@@ -66,11 +70,21 @@ impl Proxy {
                     }
                     let Ok(inbound) = inbound else { continue };
                     // The member may be down: then the connection is simply refused onwards.
-                    let Ok(outbound) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) else { continue };
+                    let Ok(outbound) = TcpStream::connect_timeout(&target, Duration::from_secs(1))
+                    else {
+                        continue;
+                    };
                     let _ = inbound.set_nodelay(true);
                     let _ = outbound.set_nodelay(true);
-                    accept_state.conns.lock().unwrap().extend([inbound.try_clone().unwrap(), outbound.try_clone().unwrap()]);
-                    for (from, to) in [(inbound.try_clone().unwrap(), outbound.try_clone().unwrap()), (outbound, inbound)] {
+                    accept_state
+                        .conns
+                        .lock()
+                        .unwrap()
+                        .extend([inbound.try_clone().unwrap(), outbound.try_clone().unwrap()]);
+                    for (from, to) in [
+                        (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                        (outbound, inbound),
+                    ] {
                         let state = accept_state.clone();
                         std::thread::spawn(move || pump(from, to, &state));
                     }
@@ -121,7 +135,12 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: &State) {
             LinkFault::Healthy => {}
             LinkFault::Delay { base, jitter } => {
                 let j = jitter.as_micros() as i64;
-                let micros = base.as_micros() as i64 + if j > 0 { rand::thread_rng().gen_range(-j..=j) } else { 0 };
+                let micros = base.as_micros() as i64
+                    + if j > 0 {
+                        rand::thread_rng().gen_range(-j..=j)
+                    } else {
+                        0
+                    };
                 std::thread::sleep(Duration::from_micros(micros.max(0) as u64));
             }
             LinkFault::Drop { probability } => {

@@ -65,7 +65,10 @@ impl Default for Config {
             compact_every: Some(Duration::from_secs(1)),
             compact_lag: 200,
             serializable_reads: false,
-            seed: std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random),
+            seed: std::env::var("CHAOS_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(rand::random),
         }
     }
 }
@@ -83,11 +86,17 @@ pub struct Recording {
 impl Recording {
     /// Operations answered (not unknown, not rejected).
     pub fn answered(&self) -> usize {
-        self.ops.iter().filter(|o| !matches!(o.output, Output::Unknown | Output::Rejected)).count()
+        self.ops
+            .iter()
+            .filter(|o| !matches!(o.output, Output::Unknown | Output::Rejected))
+            .count()
     }
 
     pub fn unknown(&self) -> usize {
-        self.ops.iter().filter(|o| o.output == Output::Unknown).count()
+        self.ops
+            .iter()
+            .filter(|o| o.output == Output::Unknown)
+            .count()
     }
 
     pub fn events(&self) -> usize {
@@ -117,7 +126,13 @@ impl Shared {
         if !matches!(output, Output::Unknown | Output::Rejected) {
             self.answered.fetch_add(1, Ordering::Relaxed);
         }
-        self.ops.lock().unwrap().push(Operation { client, input, output, call, ret });
+        self.ops.lock().unwrap().push(Operation {
+            client,
+            input,
+            output,
+            call,
+            ret,
+        });
     }
 
     fn channel(&self, member: usize) -> Channel {
@@ -151,15 +166,25 @@ pub struct Traffic {
 
 impl std::fmt::Debug for Traffic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Traffic").field("endpoints", &self.shared.endpoints).field("seed", &self.shared.config.seed).finish()
+        f.debug_struct("Traffic")
+            .field("endpoints", &self.shared.endpoints)
+            .field("seed", &self.shared.config.seed)
+            .finish()
     }
 }
 
 impl Traffic {
     /// Starts the clients, watchers and compactor against `endpoints` (`host:port` each).
     pub fn start(endpoints: Vec<String>, config: Config) -> Traffic {
-        eprintln!("traffic: seed {} (CHAOS_SEED={} replays the client choices)", config.seed, config.seed);
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        eprintln!(
+            "traffic: seed {} (CHAOS_SEED={} replays the client choices)",
+            config.seed, config.seed
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let shared = Arc::new(Shared {
             endpoints,
             config: config.clone(),
@@ -171,16 +196,32 @@ impl Traffic {
         });
         let (final_tx, final_rx) = tokio::sync::watch::channel(0i64);
         let clients = (0..config.clients)
-            .map(|c| runtime.spawn(client(shared.clone(), c, StdRng::seed_from_u64(config.seed.wrapping_add(c as u64)))))
+            .map(|c| {
+                runtime.spawn(client(
+                    shared.clone(),
+                    c,
+                    StdRng::seed_from_u64(config.seed.wrapping_add(c as u64)),
+                ))
+            })
             .collect();
         let watchers = (0..config.watches)
             .map(|w| {
-                let rng = StdRng::seed_from_u64(config.seed.wrapping_mul(31).wrapping_add(w as u64));
+                let rng =
+                    StdRng::seed_from_u64(config.seed.wrapping_mul(31).wrapping_add(w as u64));
                 runtime.spawn(watcher(shared.clone(), w, rng, final_rx.clone()))
             })
             .collect();
-        let compactor = config.compact_every.map(|every| runtime.spawn(compactor(shared.clone(), every)));
-        Traffic { shared, runtime, clients, watchers, compactor, final_revision: Arc::new(final_tx) }
+        let compactor = config
+            .compact_every
+            .map(|every| runtime.spawn(compactor(shared.clone(), every)));
+        Traffic {
+            shared,
+            runtime,
+            clients,
+            watchers,
+            compactor,
+            final_revision: Arc::new(final_tx),
+        }
     }
 
     /// Requests answered so far (not unknown, not rejected).
@@ -201,7 +242,14 @@ impl Traffic {
     /// Stops the clients, writes one last value (retrying across members for up to 20 s), waits
     /// up to `watch_grace` for every watch to deliver it, and returns everything recorded.
     pub fn stop(self, watch_grace: Duration) -> Recording {
-        let Traffic { shared, runtime, clients, watchers, compactor, final_revision } = self;
+        let Traffic {
+            shared,
+            runtime,
+            clients,
+            watchers,
+            compactor,
+            final_revision,
+        } = self;
         shared.stop.store(true, Ordering::Relaxed);
         runtime.block_on(async {
             for c in clients {
@@ -222,7 +270,12 @@ impl Traffic {
                 }
             }
             let ops = std::mem::take(&mut *shared.ops.lock().unwrap());
-            Recording { ops, watches, stalled_watches: stalled, compactions }
+            Recording {
+                ops,
+                watches,
+                stalled_watches: stalled,
+                compactions,
+            }
         })
     }
 }
@@ -234,10 +287,16 @@ fn key(i: usize) -> Vec<u8> {
 /// Whether an error means the request was certainly not applied. Everything else (timeouts, lost
 /// connections, "leader changed", "request timed out") may have been applied.
 fn rejected(status: &Status) -> bool {
-    matches!(status.code(), Code::NotFound | Code::InvalidArgument | Code::OutOfRange)
+    matches!(
+        status.code(),
+        Code::NotFound | Code::InvalidArgument | Code::OutOfRange
+    )
 }
 
-fn outcome<T>(result: Result<Result<T, Status>, tokio::time::error::Elapsed>, ok: impl FnOnce(T) -> Output) -> Output {
+fn outcome<T>(
+    result: Result<Result<T, Status>, tokio::time::error::Elapsed>,
+    ok: impl FnOnce(T) -> Output,
+) -> Output {
     match result {
         Ok(Ok(resp)) => ok(resp),
         Ok(Err(status)) if rejected(&status) => Output::Rejected,
@@ -278,7 +337,11 @@ async fn client(shared: Arc<Shared>, c: usize, mut rng: StdRng) {
         let call = shared.now();
         let roll = rng.gen_range(0..100);
         let (input, output) = if roll < 30 {
-            let req = pb::RangeRequest { key: key(k).into(), serializable: shared.config.serializable_reads, ..Default::default() };
+            let req = pb::RangeRequest {
+                key: key(k).into(),
+                serializable: shared.config.serializable_reads,
+                ..Default::default()
+            };
             let res = tokio::time::timeout(timeout, kv.range(req)).await;
             let out = outcome(res, |r| {
                 let r = r.into_inner();
@@ -286,7 +349,10 @@ async fn client(shared: Arc<Shared>, c: usize, mut rng: StdRng) {
                 if let Some(kv) = &kv {
                     seen.insert(k, kv.mod_revision);
                 }
-                Output::Get { kv, revision: revision(&r.header) }
+                Output::Get {
+                    kv,
+                    revision: revision(&r.header),
+                }
             });
             (Input::Get { key: key(k) }, out)
         } else if roll < 38 {
@@ -299,25 +365,57 @@ async fn client(shared: Arc<Shared>, c: usize, mut rng: StdRng) {
             let res = tokio::time::timeout(timeout, kv.range(req)).await;
             let out = outcome(res, |r| {
                 let r = r.into_inner();
-                Output::Range { kvs: r.kvs.iter().map(to_kv).collect(), revision: revision(&r.header) }
+                Output::Range {
+                    kvs: r.kvs.iter().map(to_kv).collect(),
+                    revision: revision(&r.header),
+                }
             });
-            (Input::Range { start: PREFIX.into(), end: PREFIX_END.into() }, out)
+            (
+                Input::Range {
+                    start: PREFIX.into(),
+                    end: PREFIX_END.into(),
+                },
+                out,
+            )
         } else if roll < 63 {
             let value = shared.value(c);
-            let req = pb::PutRequest { key: key(k).into(), value: value.clone().into(), ..Default::default() };
+            let req = pb::PutRequest {
+                key: key(k).into(),
+                value: value.clone().into(),
+                ..Default::default()
+            };
             let res = tokio::time::timeout(timeout, kv.put(req)).await;
-            let out = outcome(res, |r| Output::Put { revision: revision(&r.into_inner().header) });
-            (Input::Put { key: key(k), value, lease: 0 }, out)
+            let out = outcome(res, |r| Output::Put {
+                revision: revision(&r.into_inner().header),
+            });
+            (
+                Input::Put {
+                    key: key(k),
+                    value,
+                    lease: 0,
+                },
+                out,
+            )
         } else if roll < 71 {
-            let req = pb::DeleteRangeRequest { key: key(k).into(), ..Default::default() };
+            let req = pb::DeleteRangeRequest {
+                key: key(k).into(),
+                ..Default::default()
+            };
             let res = tokio::time::timeout(timeout, kv.delete_range(req)).await;
             let out = outcome(res, |r| {
                 let r = r.into_inner();
-                Output::Delete { deleted: r.deleted, revision: revision(&r.header) }
+                Output::Delete {
+                    deleted: r.deleted,
+                    revision: revision(&r.header),
+                }
             });
             (Input::Delete { key: key(k) }, out)
         } else if roll < 88 {
-            let expected = if rng.gen_bool(0.8) { seen.get(&k).copied().unwrap_or(0) } else { rng.gen_range(0..3) };
+            let expected = if rng.gen_bool(0.8) {
+                seen.get(&k).copied().unwrap_or(0)
+            } else {
+                rng.gen_range(0..3)
+            };
             let value = shared.value(c);
             let req = pb::TxnRequest {
                 compare: vec![pb::Compare {
@@ -335,14 +433,19 @@ async fn client(shared: Arc<Shared>, c: usize, mut rng: StdRng) {
                     })),
                 }],
                 failure: vec![pb::RequestOp {
-                    request: Some(pb::request_op::Request::RequestRange(pb::RangeRequest { key: key(k).into(), ..Default::default() })),
+                    request: Some(pb::request_op::Request::RequestRange(pb::RangeRequest {
+                        key: key(k).into(),
+                        ..Default::default()
+                    })),
                 }],
             };
             let res = tokio::time::timeout(timeout, kv.txn(req)).await;
             let out = outcome(res, |r| {
                 let r = r.into_inner();
                 let kv = r.responses.iter().find_map(|op| match &op.response {
-                    Some(pb::response_op::Response::ResponseRange(range)) => range.kvs.first().map(to_kv),
+                    Some(pb::response_op::Response::ResponseRange(range)) => {
+                        range.kvs.first().map(to_kv)
+                    }
                     _ => None,
                 });
                 match &kv {
@@ -350,9 +453,20 @@ async fn client(shared: Arc<Shared>, c: usize, mut rng: StdRng) {
                     None if !r.succeeded => seen.insert(k, 0),
                     None => seen.insert(k, revision(&r.header)),
                 };
-                Output::Cas { succeeded: r.succeeded, kv, revision: revision(&r.header) }
+                Output::Cas {
+                    succeeded: r.succeeded,
+                    kv,
+                    revision: revision(&r.header),
+                }
             });
-            (Input::Cas { key: key(k), expected_mod_revision: expected, value }, out)
+            (
+                Input::Cas {
+                    key: key(k),
+                    expected_mod_revision: expected,
+                    value,
+                },
+                out,
+            )
         } else {
             match held {
                 None => {
@@ -360,22 +474,44 @@ async fn client(shared: Arc<Shared>, c: usize, mut rng: StdRng) {
                     next_lease += 1;
                     let req = pb::LeaseGrantRequest { id, ttl: LEASE_TTL };
                     let res = tokio::time::timeout(timeout, lease.lease_grant(req)).await;
-                    let out = outcome(res, |r| Output::LeaseGrant { revision: revision(&r.into_inner().header) });
+                    let out = outcome(res, |r| Output::LeaseGrant {
+                        revision: revision(&r.into_inner().header),
+                    });
                     // Even an unknown grant is used: a put with it is rejected if it never happened.
                     held = Some((id, k));
                     (Input::LeaseGrant { lease: id }, out)
                 }
                 Some((id, lk)) if rng.gen_bool(0.6) => {
                     let value = shared.value(c);
-                    let req = pb::PutRequest { key: key(lk).into(), value: value.clone().into(), lease: id, ..Default::default() };
+                    let req = pb::PutRequest {
+                        key: key(lk).into(),
+                        value: value.clone().into(),
+                        lease: id,
+                        ..Default::default()
+                    };
                     let res = tokio::time::timeout(timeout, kv.put(req)).await;
-                    let out = outcome(res, |r| Output::Put { revision: revision(&r.into_inner().header) });
-                    (Input::Put { key: key(lk), value, lease: id }, out)
+                    let out = outcome(res, |r| Output::Put {
+                        revision: revision(&r.into_inner().header),
+                    });
+                    (
+                        Input::Put {
+                            key: key(lk),
+                            value,
+                            lease: id,
+                        },
+                        out,
+                    )
                 }
                 Some((id, _)) => {
                     held = None;
-                    let res = tokio::time::timeout(timeout, lease.lease_revoke(pb::LeaseRevokeRequest { id })).await;
-                    let out = outcome(res, |r| Output::LeaseRevoke { revision: revision(&r.into_inner().header) });
+                    let res = tokio::time::timeout(
+                        timeout,
+                        lease.lease_revoke(pb::LeaseRevokeRequest { id }),
+                    )
+                    .await;
+                    let out = outcome(res, |r| Output::LeaseRevoke {
+                        revision: revision(&r.into_inner().header),
+                    });
                     (Input::LeaseRevoke { lease: id }, out)
                 }
             }
@@ -398,15 +534,34 @@ async fn final_write(shared: &Shared) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(20);
     for member in 0.. {
         let value = shared.value(client);
-        let req = pb::PutRequest { key: key(0).into(), value: value.clone().into(), ..Default::default() };
+        let req = pb::PutRequest {
+            key: key(0).into(),
+            value: value.clone().into(),
+            ..Default::default()
+        };
         let call = shared.now();
-        let res = tokio::time::timeout(shared.config.request_timeout, KvClient::new(shared.channel(member)).put(req)).await;
-        let out = outcome(res, |r| Output::Put { revision: revision(&r.into_inner().header) });
+        let res = tokio::time::timeout(
+            shared.config.request_timeout,
+            KvClient::new(shared.channel(member)).put(req),
+        )
+        .await;
+        let out = outcome(res, |r| Output::Put {
+            revision: revision(&r.into_inner().header),
+        });
         let rev = match out {
             Output::Put { revision } => revision,
             _ => 0,
         };
-        shared.record(client, Input::Put { key: key(0), value, lease: 0 }, out, call);
+        shared.record(
+            client,
+            Input::Put {
+                key: key(0),
+                value,
+                lease: 0,
+            },
+            out,
+            call,
+        );
         if rev > 0 || Instant::now() > deadline {
             return rev;
         }
@@ -417,8 +572,19 @@ async fn final_write(shared: &Shared) -> i64 {
 
 /// The current revision as some member reports it (None if none answers now).
 async fn current_revision(shared: &Shared, member: usize) -> Option<i64> {
-    let req = pb::RangeRequest { key: PREFIX.into(), range_end: PREFIX_END.into(), count_only: true, ..Default::default() };
-    let resp = tokio::time::timeout(Duration::from_secs(1), KvClient::new(shared.channel(member)).range(req)).await.ok()?.ok()?;
+    let req = pb::RangeRequest {
+        key: PREFIX.into(),
+        range_end: PREFIX_END.into(),
+        count_only: true,
+        ..Default::default()
+    };
+    let resp = tokio::time::timeout(
+        Duration::from_secs(1),
+        KvClient::new(shared.channel(member)).range(req),
+    )
+    .await
+    .ok()?
+    .ok()?;
     Some(revision(&resp.into_inner().header))
 }
 
@@ -428,13 +594,23 @@ async fn compactor(shared: Arc<Shared>, every: Duration) -> usize {
     while !shared.stopped() {
         tokio::time::sleep(every).await;
         member += 1;
-        let Some(rev) = current_revision(&shared, member).await else { continue };
+        let Some(rev) = current_revision(&shared, member).await else {
+            continue;
+        };
         let target = rev - shared.config.compact_lag;
         if target <= last {
             continue;
         }
-        let req = pb::CompactionRequest { revision: target, physical: false };
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), KvClient::new(shared.channel(member)).compact(req)).await {
+        let req = pb::CompactionRequest {
+            revision: target,
+            physical: false,
+        };
+        if let Ok(Ok(_)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            KvClient::new(shared.channel(member)).compact(req),
+        )
+        .await
+        {
             last = target;
             done += 1;
         }
@@ -447,21 +623,32 @@ async fn compactor(shared: Arc<Shared>, every: Duration) -> usize {
 /// a `Watch` record spans reconnects (the checker then finds any gap or duplicate a reconnect
 /// caused). A watch cancelled because its start was compacted is recorded and replaced. Returns
 /// once it has delivered `final_rx`'s revision (after `stop`).
-async fn watcher(shared: Arc<Shared>, w: usize, mut rng: StdRng, final_rx: tokio::sync::watch::Receiver<i64>) -> Vec<Watch> {
+async fn watcher(
+    shared: Arc<Shared>,
+    w: usize,
+    mut rng: StdRng,
+    final_rx: tokio::sync::watch::Receiver<i64>,
+) -> Vec<Watch> {
     let mut done = Vec::new();
     let mut member = w;
     let mut current: Option<Watch> = None;
     loop {
         let final_rev = *final_rx.borrow();
         if final_rev > 0 {
-            let last = current.as_ref().and_then(|c| c.events.last()).map_or(0, |e| e.kv.mod_revision);
+            let last = current
+                .as_ref()
+                .and_then(|c| c.events.last())
+                .map_or(0, |e| e.kv.mod_revision);
             if last >= final_rev {
                 break;
             }
         }
         // Where to (re)start: after the last event, or a random recent revision for a new watch.
         let start = match &current {
-            Some(c) => c.events.last().map_or(c.start_revision, |e| e.kv.mod_revision + 1),
+            Some(c) => c
+                .events
+                .last()
+                .map_or(c.start_revision, |e| e.kv.mod_revision + 1),
             None => match current_revision(&shared, member).await {
                 Some(rev) if rng.gen_bool(0.8) => (rev - rng.gen_range(0..300)).max(1),
                 Some(_) => 0,
@@ -480,19 +667,30 @@ async fn watcher(shared: Arc<Shared>, w: usize, mut rng: StdRng, final_rx: tokio
             compacted: None,
         });
         let create = pb::WatchRequest {
-            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(pb::WatchCreateRequest {
-                key: PREFIX.into(),
-                range_end: PREFIX_END.into(),
-                start_revision: start,
-                ..Default::default()
-            })),
+            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+                pb::WatchCreateRequest {
+                    key: PREFIX.into(),
+                    range_end: PREFIX_END.into(),
+                    start_revision: start,
+                    ..Default::default()
+                },
+            )),
         };
         // A watch stream outlives any request timeout: its own channel, without one.
-        let url = format!("http://{}", shared.endpoints[member % shared.endpoints.len()]);
-        let channel = Endpoint::from_shared(url).unwrap().connect_timeout(Duration::from_secs(1)).connect_lazy();
+        let url = format!(
+            "http://{}",
+            shared.endpoints[member % shared.endpoints.len()]
+        );
+        let channel = Endpoint::from_shared(url)
+            .unwrap()
+            .connect_timeout(Duration::from_secs(1))
+            .connect_lazy();
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tx.send(create).await.unwrap();
-        let stream = match WatchClient::new(channel).watch(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+        let stream = match WatchClient::new(channel)
+            .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+        {
             Ok(s) => s.into_inner(),
             Err(_) => {
                 member += 1;
@@ -532,9 +730,19 @@ enum Followed {
 
 /// Appends a watch stream's events to `watch` until it breaks, is cancelled, or delivers the
 /// final revision.
-async fn follow(mut stream: tonic::Streaming<pb::WatchResponse>, watch: &mut Watch, mut final_rx: tokio::sync::watch::Receiver<i64>) -> Followed {
+async fn follow(
+    mut stream: tonic::Streaming<pb::WatchResponse>,
+    watch: &mut Watch,
+    mut final_rx: tokio::sync::watch::Receiver<i64>,
+) -> Followed {
     loop {
-        let reached = |watch: &Watch, final_rev: i64| final_rev > 0 && watch.events.last().is_some_and(|e| e.kv.mod_revision >= final_rev);
+        let reached = |watch: &Watch, final_rev: i64| {
+            final_rev > 0
+                && watch
+                    .events
+                    .last()
+                    .is_some_and(|e| e.kv.mod_revision >= final_rev)
+        };
         if reached(watch, *final_rx.borrow()) {
             return Followed::Reached;
         }
@@ -554,8 +762,15 @@ async fn follow(mut stream: tonic::Streaming<pb::WatchResponse>, watch: &mut Wat
         }
         for e in &resp.events {
             let Some(kv) = &e.kv else { continue };
-            let kind = if e.r#type == mvccpb::event::EventType::Delete as i32 { EventKind::Delete } else { EventKind::Put };
-            watch.events.push(WatchEvent { kind, kv: to_kv(kv) });
+            let kind = if e.r#type == mvccpb::event::EventType::Delete as i32 {
+                EventKind::Delete
+            } else {
+                EventKind::Put
+            };
+            watch.events.push(WatchEvent {
+                kind,
+                kv: to_kv(kv),
+            });
         }
     }
 }

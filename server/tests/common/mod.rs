@@ -52,5 +52,10 @@ pub async fn start(configure: impl FnOnce(&mut NodeOptions)) -> Server {
     .unwrap();
     tokio::spawn(run);
     node.wait_published().await;
-    Server { addr: addrs[0], node, stop: Some(stop), _dir: dir }
+    Server {
+        addr: addrs[0],
+        node,
+        stop: Some(stop),
+        _dir: dir,
+    }
 }

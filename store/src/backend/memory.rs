@@ -40,7 +40,9 @@ impl MemoryCursor<'_> {
         let map = self.map.read();
         self.buf.clear();
         self.buf.extend(
-            map.range::<[u8], _>((from, Bound::Unbounded)).take(CHUNK).map(|(k, v)| (k.clone(), v.clone())),
+            map.range::<[u8], _>((from, Bound::Unbounded))
+                .take(CHUNK)
+                .map(|(k, v)| (k.clone(), v.clone())),
         );
         self.exhausted = self.buf.len() < CHUNK;
         self.pos = 0;
@@ -81,7 +83,12 @@ impl Backend for MemoryBackend {
     type Cursor<'a> = MemoryCursor<'a>;
 
     fn cursor(&self, space: Space) -> MemoryCursor<'_> {
-        MemoryCursor { map: &self.spaces[space.index()], buf: Vec::new(), pos: 0, exhausted: true }
+        MemoryCursor {
+            map: &self.spaces[space.index()],
+            buf: Vec::new(),
+            pos: 0,
+            exhausted: true,
+        }
     }
 
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
@@ -110,7 +117,8 @@ impl Backend for MemoryBackend {
         if delta >= 0 {
             self.bytes.fetch_add(delta as u64, Ordering::Relaxed);
         } else {
-            self.bytes.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            self.bytes
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
         }
         Ok(())
     }
@@ -124,6 +132,9 @@ impl Backend for MemoryBackend {
     }
 
     fn checkpoint(&self, _dir: &std::path::Path) -> Result<(), BackendError> {
-        Err(BackendError::Io(std::io::Error::new(std::io::ErrorKind::Unsupported, "the memory backend has no files to checkpoint")))
+        Err(BackendError::Io(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "the memory backend has no files to checkpoint",
+        )))
     }
 }

@@ -21,10 +21,12 @@ pub struct RocksOptions {
 
 impl Default for RocksOptions {
     fn default() -> Self {
-        Self { block_cache_bytes: 256 << 20, write_buffer_bytes: 64 << 20 }
+        Self {
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 64 << 20,
+        }
     }
 }
-
 
 use crate::error::BackendError;
 
@@ -61,8 +63,15 @@ impl Space {
 /// One change in a [`Batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOp {
-    Put { space: Space, key: Vec<u8>, value: Vec<u8> },
-    Delete { space: Space, key: Vec<u8> },
+    Put {
+        space: Space,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        space: Space,
+        key: Vec<u8>,
+    },
 }
 
 /// Changes applied all together or not at all.

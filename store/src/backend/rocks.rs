@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DBRawIteratorWithThreadMode, Options,
-    WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType,
+    DBRawIteratorWithThreadMode, Options, WriteBatch, WriteOptions, DB,
 };
 
 use super::{Backend, Batch, BatchOp, Cursor, RocksOptions, Space};
@@ -44,7 +44,9 @@ impl RocksBackend {
 
     fn cf(&self, space: Space) -> &rocksdb::ColumnFamily {
         // Every column family is created by `open`, so the handle always exists.
-        self.db.cf_handle(space.name()).expect("column family created at open")
+        self.db
+            .cf_handle(space.name())
+            .expect("column family created at open")
     }
 }
 
@@ -55,7 +57,9 @@ pub struct RocksCursor<'a> {
 
 impl std::fmt::Debug for RocksCursor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksCursor").field("valid", &self.it.valid()).finish()
+        f.debug_struct("RocksCursor")
+            .field("valid", &self.it.valid())
+            .finish()
     }
 }
 
@@ -84,7 +88,9 @@ impl Backend for RocksBackend {
     type Cursor<'a> = RocksCursor<'a>;
 
     fn cursor(&self, space: Space) -> RocksCursor<'_> {
-        RocksCursor { it: self.db.raw_iterator_cf(self.cf(space)) }
+        RocksCursor {
+            it: self.db.raw_iterator_cf(self.cf(space)),
+        }
     }
 
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
@@ -110,15 +116,24 @@ impl Backend for RocksBackend {
             .iter()
             .map(|space| {
                 let cf = self.cf(*space);
-                let sst = self.db.property_int_value_cf(cf, "rocksdb.total-sst-files-size").ok().flatten();
-                let mem = self.db.property_int_value_cf(cf, "rocksdb.size-all-mem-tables").ok().flatten();
+                let sst = self
+                    .db
+                    .property_int_value_cf(cf, "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten();
+                let mem = self
+                    .db
+                    .property_int_value_cf(cf, "rocksdb.size-all-mem-tables")
+                    .ok()
+                    .flatten();
                 sst.unwrap_or(0) + mem.unwrap_or(0)
             })
             .sum()
     }
 
     fn reclaim(&self, space: Space, from: &[u8], to: &[u8]) -> Result<(), BackendError> {
-        self.db.compact_range_cf(self.cf(space), Some(from), Some(to));
+        self.db
+            .compact_range_cf(self.cf(space), Some(from), Some(to));
         Ok(())
     }
 

@@ -21,7 +21,10 @@ pub fn test_options(clock: &ManualClock) -> StoreOptions {
         sync: false,
         clock: Arc::new(clock.clone()),
         expire_leases: false,
-        rocks: ballast_store::backend::RocksOptions { block_cache_bytes: 8 << 20, write_buffer_bytes: 4 << 20 },
+        rocks: ballast_store::backend::RocksOptions {
+            block_cache_bytes: 8 << 20,
+            write_buffer_bytes: 4 << 20,
+        },
         ..StoreOptions::default()
     }
 }
@@ -38,7 +41,12 @@ impl Open for MemoryBackend {
         let mut opts = test_options(&clock);
         f(&mut opts);
         let store = Store::in_memory(opts.clone()).unwrap();
-        Harness { store, clock, dir: None, opts }
+        Harness {
+            store,
+            clock,
+            dir: None,
+            opts,
+        }
     }
     fn reopen(h: Harness<Self>) -> Harness<Self> {
         h
@@ -52,13 +60,28 @@ impl Open for RocksBackend {
         f(&mut opts);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), opts.clone()).unwrap();
-        Harness { store, clock, dir: Some(dir), opts }
+        Harness {
+            store,
+            clock,
+            dir: Some(dir),
+            opts,
+        }
     }
     fn reopen(h: Harness<Self>) -> Harness<Self> {
-        let Harness { store, clock, dir, opts } = h;
+        let Harness {
+            store,
+            clock,
+            dir,
+            opts,
+        } = h;
         drop(store);
         let store = Store::open(dir.as_ref().unwrap().path(), opts.clone()).unwrap();
-        Harness { store, clock, dir, opts }
+        Harness {
+            store,
+            clock,
+            dir,
+            opts,
+        }
     }
 }
 

@@ -45,12 +45,26 @@ pub struct CrashReport {
 impl Tracker {
     /// `file` (inode `ino`) was just created, empty: until it is synced, a crash empties it.
     pub fn created(&mut self, ino: u64, file: &Arc<File>) {
-        self.files.insert(ino, Dirty { file: file.clone(), durable_len: 0, saved: BTreeMap::new() });
+        self.files.insert(
+            ino,
+            Dirty {
+                file: file.clone(),
+                durable_len: 0,
+                saved: BTreeMap::new(),
+            },
+        );
     }
 
     /// Call before writing `len` bytes at `offset`.
-    pub fn before_write(&mut self, ino: u64, file: &Arc<File>, offset: u64, len: u64) -> io::Result<()> {
-        self.entry(ino, file)?.save(offset, offset.saturating_add(len))
+    pub fn before_write(
+        &mut self,
+        ino: u64,
+        file: &Arc<File>,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        self.entry(ino, file)?
+            .save(offset, offset.saturating_add(len))
     }
 
     /// Call before changing the file's length to `new_len`.
@@ -100,7 +114,11 @@ impl Tracker {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(v) => {
                 let durable_len = file.metadata()?.len();
-                v.insert(Dirty { file: file.clone(), durable_len, saved: BTreeMap::new() })
+                v.insert(Dirty {
+                    file: file.clone(),
+                    durable_len,
+                    saved: BTreeMap::new(),
+                })
             }
         })
     }
@@ -160,7 +178,15 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn open(path: &std::path::Path) -> Arc<File> {
-        Arc::new(std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).unwrap())
+        Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .unwrap(),
+        )
     }
 
     /// Random writes, truncations, syncs and crashes on a real file, against a model that keeps
@@ -180,7 +206,9 @@ mod tests {
                     0..=5 => {
                         let offset = rng.gen_range(0..=current.len() + 8);
                         let data: Vec<u8> = (0..rng.gen_range(1..24)).map(|_| rng.gen()).collect();
-                        tracker.before_write(7, &file, offset as u64, data.len() as u64).unwrap();
+                        tracker
+                            .before_write(7, &file, offset as u64, data.len() as u64)
+                            .unwrap();
                         file.write_all_at(&data, offset as u64).unwrap();
                         if current.len() < offset + data.len() {
                             current.resize(offset + data.len(), 0);
@@ -216,14 +244,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         std::fs::write(&path, b"old").unwrap();
-        let file = Arc::new(std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap());
+        let file = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap(),
+        );
         let mut tracker = Tracker::default();
         tracker.before_write(1, &file, 3, 4).unwrap();
         file.write_all_at(b"more", 3).unwrap();
         assert!(tracker.files[&1].saved.is_empty());
         let (report, inos) = tracker.crash().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        assert_eq!((report.files, report.bytes_truncated, report.bytes_restored, inos), (1, 4, 0, vec![1]));
+        assert_eq!(
+            (
+                report.files,
+                report.bytes_truncated,
+                report.bytes_restored,
+                inos
+            ),
+            (1, 4, 0, vec![1])
+        );
         assert_eq!(tracker.dirty_files(), 0);
     }
 }

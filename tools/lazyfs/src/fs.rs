@@ -7,16 +7,18 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, DirEntryExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{
+    DirBuilderExt, DirEntryExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, Request, TimeOrNow, WriteFlags,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::durability::Tracker;
@@ -68,7 +70,9 @@ pub(crate) struct LazyFs {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 type Result<T> = std::result::Result<T, Errno>;
@@ -140,7 +144,9 @@ impl LazyFs {
         let open = |write: bool| -> Result<Arc<File>> {
             match &handle {
                 Some(h) => Ok(h.file.clone()),
-                None => Ok(Arc::new(OpenOptions::new().read(true).write(write).open(path()?)?)),
+                None => Ok(Arc::new(
+                    OpenOptions::new().read(true).write(write).open(path()?)?,
+                )),
             }
         };
         if let Some(size) = size {
@@ -187,19 +193,32 @@ impl LazyFs {
         let write = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         let file = OpenOptions::new().read(true).write(write).open(path)?;
         let fh = self.new_fh();
-        let handle = Handle { file: Arc::new(file), ino: ino.0, sync_writes: flags.0 & libc::O_DSYNC != 0 };
+        let handle = Handle {
+            file: Arc::new(file),
+            ino: ino.0,
+            sync_writes: flags.0 & libc::O_DSYNC != 0,
+        };
         lock(&self.files).insert(fh, handle);
         Ok(fh)
     }
 
-    fn create_inner(&self, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32) -> Result<(FileAttr, u64)> {
+    fn create_inner(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> Result<(FileAttr, u64)> {
         let rel = self.child(parent, name)?;
         let path = self.backing(&rel);
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).mode(mode & !umask & 0o7777);
         let (file, new) = match opts.clone().create_new(true).open(&path) {
             Ok(file) => (file, true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && flags & libc::O_EXCL == 0 => (opts.open(&path)?, false),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && flags & libc::O_EXCL == 0 => {
+                (opts.open(&path)?, false)
+            }
             Err(e) => return Err(e.into()),
         };
         let file = Arc::new(file);
@@ -214,7 +233,11 @@ impl LazyFs {
             }
         }
         let fh = self.new_fh();
-        let handle = Handle { file, ino: attr.ino.0, sync_writes: flags & libc::O_DSYNC != 0 };
+        let handle = Handle {
+            file,
+            ino: attr.ino.0,
+            sync_writes: flags & libc::O_DSYNC != 0,
+        };
         lock(&self.files).insert(fh, handle);
         Ok((attr, fh))
     }
@@ -256,13 +279,31 @@ impl LazyFs {
 
     fn opendir_inner(&self, ino: INodeNo) -> Result<u64> {
         let path = self.backing(&self.rel_path(ino)?);
-        let mut entries =
-            vec![DirEntry { ino: ino.0, kind: FileType::Directory, name: ".".into() }, DirEntry { ino: ino.0, kind: FileType::Directory, name: "..".into() }];
+        let mut entries = vec![
+            DirEntry {
+                ino: ino.0,
+                kind: FileType::Directory,
+                name: ".".into(),
+            },
+            DirEntry {
+                ino: ino.0,
+                kind: FileType::Directory,
+                name: "..".into(),
+            },
+        ];
         let inodes = lock(&self.inodes);
         for entry in std::fs::read_dir(path)? {
             let entry = entry?;
-            let kind = entry.file_type().ok().and_then(FileType::from_std).unwrap_or(FileType::RegularFile);
-            entries.push(DirEntry { ino: inodes.fuse_ino(entry.ino()), kind, name: entry.file_name() });
+            let kind = entry
+                .file_type()
+                .ok()
+                .and_then(FileType::from_std)
+                .unwrap_or(FileType::RegularFile);
+            entries.push(DirEntry {
+                ino: inodes.fuse_ino(entry.ino()),
+                kind,
+                name: entry.file_name(),
+            });
         }
         drop(inodes);
         let fh = self.new_fh();
@@ -294,8 +335,17 @@ impl LazyFs {
         Ok(())
     }
 
-    fn rename_inner(&self, parent: INodeNo, name: &OsStr, newparent: INodeNo, newname: &OsStr, flags: RenameFlags) -> Result<()> {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
+    fn rename_inner(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<()> {
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
             return Err(Errno::EINVAL);
         }
         let (from_rel, to_rel) = (self.child(parent, name)?, self.child(newparent, newname)?);
@@ -391,7 +441,10 @@ fn reply_attr(reply: ReplyAttr, result: Result<FileAttr>) {
 
 impl Filesystem for LazyFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        reply_entry(reply, self.child(parent, name).and_then(|rel| self.entry(rel)));
+        reply_entry(
+            reply,
+            self.child(parent, name).and_then(|rel| self.entry(rel)),
+        );
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -416,19 +469,35 @@ impl Filesystem for LazyFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply_attr(reply, self.setattr_inner(ino, mode, uid, gid, size, atime, mtime, fh));
+        reply_attr(
+            reply,
+            self.setattr_inner(ino, mode, uid, gid, size, atime, mtime, fh),
+        );
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.rel_path(ino).and_then(|rel| std::fs::read_link(self.backing(&rel)).map_err(Errno::from)) {
+        match self
+            .rel_path(ino)
+            .and_then(|rel| std::fs::read_link(self.backing(&rel)).map_err(Errno::from))
+        {
             Ok(target) => reply.data(target.as_os_str().as_bytes()),
             Err(e) => reply.error(e),
         }
     }
 
-    fn mkdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
         let result = self.child(parent, name).and_then(|rel| {
-            std::fs::DirBuilder::new().mode(mode & !umask & 0o7777).create(self.backing(&rel))?;
+            std::fs::DirBuilder::new()
+                .mode(mode & !umask & 0o7777)
+                .create(self.backing(&rel))?;
             self.entry(rel)
         });
         reply_entry(reply, result);
@@ -442,7 +511,14 @@ impl Filesystem for LazyFs {
         reply_empty(reply, self.rmdir_inner(parent, name));
     }
 
-    fn symlink(&self, _req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
         let result = self.child(parent, link_name).and_then(|rel| {
             std::os::unix::fs::symlink(target, self.backing(&rel))?;
             self.entry(rel)
@@ -450,11 +526,30 @@ impl Filesystem for LazyFs {
         reply_entry(reply, result);
     }
 
-    fn rename(&self, _req: &Request, parent: INodeNo, name: &OsStr, newparent: INodeNo, newname: &OsStr, flags: RenameFlags, reply: ReplyEmpty) {
-        reply_empty(reply, self.rename_inner(parent, name, newparent, newname, flags));
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(
+            reply,
+            self.rename_inner(parent, name, newparent, newname, flags),
+        );
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         let result = self.rel_path(ino).and_then(|from| {
             let to = self.child(newparent, newname)?;
             std::fs::hard_link(self.backing(&from), self.backing(&to))?;
@@ -513,7 +608,14 @@ impl Filesystem for LazyFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         // close(2) makes nothing durable.
         reply.ok();
     }
@@ -532,7 +634,14 @@ impl Filesystem for LazyFs {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         // The underlying file is not synced: lazyfs models the disk, the host's own is not at
         // stake. fdatasync counts as fsync: the size is all the metadata the model keeps.
         self.shared.tracker().synced(ino.0);
@@ -546,7 +655,14 @@ impl Filesystem for LazyFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let dirs = lock(&self.dirs);
         let Some(entries) = dirs.get(&fh.0) else {
             reply.error(Errno::EBADF);
@@ -560,12 +676,26 @@ impl Filesystem for LazyFs {
         reply.ok();
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         lock(&self.dirs).remove(&fh.0);
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         // Metadata is durable at once in this model.
         reply.ok();
     }
@@ -591,14 +721,38 @@ impl Filesystem for LazyFs {
         reply.ok();
     }
 
-    fn create(&self, _req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
         match self.create_inner(parent, name, mode, umask, flags) {
-            Ok((attr, fh)) => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),
+            Ok((attr, fh)) => reply.created(
+                &TTL,
+                &attr,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
             Err(e) => reply.error(e),
         }
     }
 
-    fn fallocate(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
         reply_empty(reply, self.fallocate_inner(fh, offset, length, mode));
     }
 }

@@ -20,7 +20,10 @@ pub struct Inodes {
 impl Inodes {
     /// `root_backing`: the underlying directory's inode number.
     pub fn new(root_backing: u64) -> Inodes {
-        Inodes { root_backing, paths: HashMap::new() }
+        Inodes {
+            root_backing,
+            paths: HashMap::new(),
+        }
     }
 
     /// The FUSE inode number of an underlying inode.
@@ -40,7 +43,10 @@ impl Inodes {
         if ino == ROOT {
             return Some(PathBuf::new());
         }
-        self.paths.get(&ino).and_then(|paths| paths.first()).cloned()
+        self.paths
+            .get(&ino)
+            .and_then(|paths| paths.first())
+            .cloned()
     }
 
     /// `path` leads to `ino` (a lookup, create or link found it so): it becomes the first choice.
@@ -70,7 +76,11 @@ impl Inodes {
             paths.retain(|p| p != to);
             for p in paths.iter_mut() {
                 if let Ok(rest) = p.strip_prefix(from) {
-                    *p = if rest.as_os_str().is_empty() { to.to_owned() } else { to.join(rest) };
+                    *p = if rest.as_os_str().is_empty() {
+                        to.to_owned()
+                    } else {
+                        to.join(rest)
+                    };
                 }
             }
             !paths.is_empty()
@@ -85,7 +95,10 @@ mod tests {
     #[test]
     fn numbers_swap_with_the_root_and_paths_follow_renames() {
         let mut inodes = Inodes::new(500);
-        assert_eq!((inodes.fuse_ino(500), inodes.fuse_ino(1), inodes.fuse_ino(9)), (1, 500, 9));
+        assert_eq!(
+            (inodes.fuse_ino(500), inodes.fuse_ino(1), inodes.fuse_ino(9)),
+            (1, 500, 9)
+        );
         inodes.add(9, "d/a".into());
         inodes.add(10, "d/b".into());
         inodes.add(11, "d".into());

@@ -62,7 +62,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { sync_every_write: false, threads: 4 }
+        Options {
+            sync_every_write: false,
+            threads: 4,
+        }
     }
 }
 
@@ -104,16 +107,29 @@ impl Mount {
     /// Mounts lazyfs over `backing` (a directory) at `mountpoint` (an existing directory), served by
     /// background threads of this process.
     pub fn new(backing: &Path, mountpoint: &Path, options: &Options) -> io::Result<Mount> {
-        let shared = Arc::new(fs::Shared { tracker: Mutex::default(), sync_every_write: options.sync_every_write });
+        let shared = Arc::new(fs::Shared {
+            tracker: Mutex::default(),
+            sync_every_write: options.sync_every_write,
+        });
         let filesystem = fs::LazyFs::new(backing.canonicalize()?, shared.clone())?;
         let mut config = fuser::Config::default();
-        config.mount_options = vec![MountOption::FSName("lazyfs".into()), MountOption::Subtype("lazyfs".into())];
+        config.mount_options = vec![
+            MountOption::FSName("lazyfs".into()),
+            MountOption::Subtype("lazyfs".into()),
+        ];
         config.n_threads = Some(options.threads.max(1));
         config.clone_fd = options.threads > 1;
         let session = fuser::spawn_mount(filesystem, mountpoint, &config)?;
-        let crasher = Crasher { shared, notifier: session.notifier() };
+        let crasher = Crasher {
+            shared,
+            notifier: session.notifier(),
+        };
         tracing::debug!(backing = %backing.display(), mountpoint = %mountpoint.display(), "lazyfs mounted");
-        Ok(Mount { session: Mutex::new(Some(session)), crasher, mountpoint: mountpoint.to_owned() })
+        Ok(Mount {
+            session: Mutex::new(Some(session)),
+            crasher,
+            mountpoint: mountpoint.to_owned(),
+        })
     }
 
     /// See `Crasher::crash`.
@@ -131,7 +147,11 @@ impl Mount {
 
     /// Waits until the filesystem is unmounted from outside (`umount`).
     pub fn wait(&self) -> io::Result<()> {
-        let session = self.session.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         match session {
             Some(session) => session.join(),
             None => Ok(()),
@@ -140,13 +160,20 @@ impl Mount {
 
     /// Unmounts (lazily, if something still has a file open) and stops the serving threads.
     pub fn unmount(&self) -> io::Result<()> {
-        let session = self.session.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(session) = session else { return Ok(()) };
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(session) = session else {
+            return Ok(());
+        };
         match session.umount_and_join() {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Busy: detach it; the kernel ends the session once the last file is closed.
-                nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH).map_err(|_| e)
+                nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH)
+                    .map_err(|_| e)
             }
         }
     }

@@ -16,7 +16,10 @@ use clap::Parser;
 use lazyfs::{Crasher, Mount, Options};
 
 #[derive(Debug, Parser)]
-#[command(name = "lazyfs", about = "A FUSE passthrough filesystem that loses unsynced data on command")]
+#[command(
+    name = "lazyfs",
+    about = "A FUSE passthrough filesystem that loses unsynced data on command"
+)]
 struct Args {
     /// The directory whose files lazyfs serves.
     backing: PathBuf,
@@ -35,21 +38,36 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let options = Options { sync_every_write: args.sync_every_write, threads: args.threads };
-    let mount = Mount::new(&args.backing, &args.mountpoint, &options)
-        .with_context(|| format!("mounting {} at {}", args.backing.display(), args.mountpoint.display()))?;
+    let options = Options {
+        sync_every_write: args.sync_every_write,
+        threads: args.threads,
+    };
+    let mount = Mount::new(&args.backing, &args.mountpoint, &options).with_context(|| {
+        format!(
+            "mounting {} at {}",
+            args.backing.display(),
+            args.mountpoint.display()
+        )
+    })?;
     if let Some(path) = &args.control {
         match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("removing an old control socket"),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).context("removing an old control socket")
+            }
             _ => {}
         }
-        let listener = UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+        let listener =
+            UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
         let crasher = mount.crasher();
-        std::thread::Builder::new().name("lazyfs-control".into()).spawn(move || serve(&listener, &crasher))?;
+        std::thread::Builder::new()
+            .name("lazyfs-control".into())
+            .spawn(move || serve(&listener, &crasher))?;
     }
     tracing::info!(mountpoint = %args.mountpoint.display(), "mounted; `umount` it to stop");
     mount.wait().context("serving the filesystem")?;
@@ -75,8 +93,16 @@ fn answer(conn: UnixStream, crasher: &Crasher) -> std::io::Result<()> {
         let reply = match line?.trim() {
             "crash" => match crasher.crash() {
                 Ok(r) => {
-                    tracing::info!(files = r.files, truncated = r.bytes_truncated, restored = r.bytes_restored, "crashed");
-                    format!("ok files={} truncated={} restored={}", r.files, r.bytes_truncated, r.bytes_restored)
+                    tracing::info!(
+                        files = r.files,
+                        truncated = r.bytes_truncated,
+                        restored = r.bytes_restored,
+                        "crashed"
+                    );
+                    format!(
+                        "ok files={} truncated={} restored={}",
+                        r.files, r.bytes_truncated, r.bytes_restored
+                    )
                 }
                 Err(e) => format!("error {e}"),
             },

@@ -30,23 +30,38 @@ fn mount(options: Options) -> Option<Mounted> {
     fs::create_dir(&backing).unwrap();
     fs::create_dir(&mnt).unwrap();
     let mount = Mount::new(&backing, &mnt, &options).expect("mount lazyfs");
-    Some(Mounted { mount, backing, _tmp: tmp })
+    Some(Mounted {
+        mount,
+        backing,
+        _tmp: tmp,
+    })
 }
 
 fn append(path: &Path, data: &[u8]) -> File {
-    let mut file = OpenOptions::new().append(true).create(true).open(path).unwrap();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
     file.write_all(data).unwrap();
     file
 }
 
 #[test]
 fn a_crash_keeps_what_was_synced_and_loses_the_rest() {
-    let Some(m) = mount(Options::default()) else { return };
+    let Some(m) = mount(Options::default()) else {
+        return;
+    };
 
     // Synced, then appended to and overwritten without a sync.
     append(&m.path("a"), b"durable").sync_all().unwrap();
     append(&m.path("a"), b" but not this");
-    OpenOptions::new().write(true).open(m.path("a")).unwrap().write_all_at(b"DUR", 0).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(m.path("a"))
+        .unwrap()
+        .write_all_at(b"DUR", 0)
+        .unwrap();
     // Never synced.
     append(&m.path("b"), b"never synced");
     // Synced, truncated, rewritten in part past the cut.
@@ -78,7 +93,11 @@ fn a_crash_keeps_what_was_synced_and_loses_the_rest() {
 
     for root in [m.mount.mountpoint(), m.backing.as_path()] {
         assert_eq!(fs::read(root.join("a")).unwrap(), b"durable");
-        assert_eq!(fs::read(root.join("b")).unwrap(), b"", "a never synced file is empty");
+        assert_eq!(
+            fs::read(root.join("b")).unwrap(),
+            b"",
+            "a never synced file is empty"
+        );
         assert_eq!(fs::read(root.join("c")).unwrap(), big);
         assert!(!root.join("d").exists());
         assert_eq!(fs::read(root.join("e")).unwrap(), b"abc");
@@ -96,8 +115,12 @@ fn a_crash_keeps_what_was_synced_and_loses_the_rest() {
 
 #[test]
 fn large_files_read_back_and_directories_list() {
-    let Some(m) = mount(Options::default()) else { return };
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let Some(m) = mount(Options::default()) else {
+        return;
+    };
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     fs::write(m.path("big"), &data).unwrap();
     assert_eq!(fs::read(m.path("big")).unwrap(), data);
     fs::create_dir_all(m.path("x/y")).unwrap();
@@ -118,10 +141,20 @@ fn large_files_read_back_and_directories_list() {
 
 #[test]
 fn with_every_write_synced_a_crash_loses_nothing() {
-    let Some(m) = mount(Options { sync_every_write: true, ..Options::default() }) else { return };
+    let Some(m) = mount(Options {
+        sync_every_write: true,
+        ..Options::default()
+    }) else {
+        return;
+    };
     append(&m.path("a"), b"no fsync at all");
     fs::write(m.path("b"), b"1234567890").unwrap();
-    OpenOptions::new().write(true).open(m.path("b")).unwrap().set_len(3).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(m.path("b"))
+        .unwrap()
+        .set_len(3)
+        .unwrap();
     let report = m.mount.crash().unwrap();
     assert_eq!(report.files, 0);
     assert_eq!(fs::read(m.path("a")).unwrap(), b"no fsync at all");
@@ -130,7 +163,9 @@ fn with_every_write_synced_a_crash_loses_nothing() {
 
 #[test]
 fn locks_are_kept_by_the_kernel_between_processes() {
-    let Some(m) = mount(Options::default()) else { return };
+    let Some(m) = mount(Options::default()) else {
+        return;
+    };
     let lock = m.path("LOCK");
     fs::write(&lock, b"").unwrap();
     // One holder process, with no copy of the locked descriptor anywhere else: the shell opens the
@@ -145,10 +180,29 @@ fn locks_are_kept_by_the_kernel_between_processes() {
         .spawn()
         .expect("sh");
     let mut said = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.take().unwrap()), &mut said).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut said,
+    )
+    .unwrap();
     assert_eq!(said, "locked\n", "the holder did not get the lock");
-    assert!(!std::process::Command::new("flock").args(["-n"]).arg(&lock).arg("true").status().unwrap().success(), "a second process got a held lock");
+    assert!(
+        !std::process::Command::new("flock")
+            .args(["-n"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success(),
+        "a second process got a held lock"
+    );
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert!(std::process::Command::new("flock").args(["-n"]).arg(&lock).arg("true").status().unwrap().success());
+    assert!(std::process::Command::new("flock")
+        .args(["-n"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success());
 }
