@@ -76,6 +76,22 @@ impl Node {
         Ok(())
     }
 
+    /// Checks `caller` has each of `access` on every key under `prefix` (when auth is on): the
+    /// lock and election services' keys.
+    pub fn permit_prefix(
+        &self,
+        caller: &Caller,
+        prefix: &[u8],
+        access: &[Access],
+    ) -> ApiResult<()> {
+        self.permit(caller, |auth, user| {
+            let end = ballast_store::prefix_end(prefix);
+            access
+                .iter()
+                .try_for_each(|&a| auth.check(user, prefix, &end, a))
+        })
+    }
+
     /// Resolves the caller of `meta` and checks it holds the root role (when auth is on).
     pub fn permit_admin(&self, meta: &MetadataMap) -> ApiResult<Caller> {
         let caller = self.caller(meta)?;
@@ -138,13 +154,6 @@ fn permit_write(
         WriteRequest::Auth(_) => auth.check_admin(user),
         WriteRequest::Checked { req, .. } => permit_write(store, auth, user, req),
     }
-}
-
-/// Read and write on every key under `name` (the lock and election services' keys).
-pub fn check_prefix(auth: &AuthState, user: Option<&str>, name: &[u8]) -> Result<(), StoreError> {
-    let end = ballast_store::prefix_end(name);
-    auth.check(user, name, &end, Access::Read)?;
-    auth.check(user, name, &end, Access::Write)
 }
 
 #[derive(Debug, Clone)]

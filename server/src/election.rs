@@ -6,8 +6,9 @@ use std::pin::Pin;
 
 use ballast_proto::{pb, v3electionpb};
 use ballast_store::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest, RangeRequest,
-    RequestOp, SortOrder, SortTarget, TxnRequest, WatchRequest, WriteRequest, WriteResponse,
+    Access, Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, PutRequest,
+    RangeRequest, RequestOp, SortOrder, SortTarget, TxnRequest, WatchRequest, WriteRequest,
+    WriteResponse,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -15,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Caller;
 use crate::convert;
 use crate::error::ApiError;
 use crate::lock::{create_once, wait_for_turn, Abandon};
@@ -46,14 +48,22 @@ impl ElectionService {
         Ok((resp.kvs.into_iter().next(), resp.revision))
     }
 
-    /// Runs `op` on the leader key only while it is still the key created at `rev`.
+    /// Runs `op(leader key)` only while the leader key is still the one created at its `rev`,
+    /// if `caller` may read and write the election's keys.
     async fn if_still_leader(
         &self,
+        caller: &Caller,
         leader: Option<v3electionpb::LeaderKey>,
-        op: RequestOp,
+        op: impl FnOnce(Bytes) -> RequestOp,
     ) -> Result<i64, Status> {
         let leader =
             leader.ok_or_else(|| Status::invalid_argument("\"leader\" field must be provided"))?;
+        self.node.permit_prefix(
+            caller,
+            &Self::prefix(&leader.name),
+            &[Access::Read, Access::Write],
+        )?;
+        let op = op(leader.key.clone());
         let txn = TxnRequest {
             compare: vec![Compare::new(
                 leader.key,
@@ -86,9 +96,8 @@ impl v3electionpb::election_server::Election for ElectionService {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         let prefix = Self::prefix(&req.name);
-        self.node.permit(&caller, |auth, user| {
-            crate::auth::check_prefix(auth, user, &prefix)
-        })?;
+        self.node
+            .permit_prefix(&caller, &prefix, &[Access::Read, Access::Write])?;
         let key = Bytes::from([prefix.clone(), format!("{:x}", req.lease).into_bytes()].concat());
         let mine = create_once(&self.node, &key, req.lease, req.value.clone()).await?;
         let guard = Abandon::new(&self.node, &key);
@@ -120,24 +129,14 @@ impl v3electionpb::election_server::Election for ElectionService {
     ) -> Result<Response<v3electionpb::ProclaimResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        let name = req
-            .leader
-            .as_ref()
-            .map(|l| l.name.clone())
-            .unwrap_or_default();
-        self.node.permit(&caller, |auth, user| {
-            crate::auth::check_prefix(auth, user, &Self::prefix(&name))
-        })?;
-        let key = req
-            .leader
-            .as_ref()
-            .map(|l| l.key.clone())
-            .unwrap_or_default();
-        let put = RequestOp::Put(PutRequest {
-            ignore_lease: true,
-            ..PutRequest::new(key, req.value)
-        });
-        let revision = self.if_still_leader(req.leader, put).await?;
+        let value = req.value;
+        let put = |key| {
+            RequestOp::Put(PutRequest {
+                ignore_lease: true,
+                ..PutRequest::new(key, value)
+            })
+        };
+        let revision = self.if_still_leader(&caller, req.leader, put).await?;
         Ok(Response::new(v3electionpb::ProclaimResponse {
             header: Some(self.node.header(revision)),
         }))
@@ -150,14 +149,7 @@ impl v3electionpb::election_server::Election for ElectionService {
         let caller = self.node.caller(request.metadata())?;
         let name = request.into_inner().name;
         let prefix = Self::prefix(&name);
-        self.node.permit(&caller, |auth, user| {
-            auth.check(
-                user,
-                &prefix,
-                &ballast_store::prefix_end(&prefix),
-                ballast_store::Access::Read,
-            )
-        })?;
+        self.node.permit_prefix(&caller, &prefix, &[Access::Read])?;
         self.node.linearize().await?;
         let (kv, revision) = self.leader_kv(&name)?;
         // etcd's ErrElectionNoLeader, returned as is (code Unknown).
@@ -175,14 +167,7 @@ impl v3electionpb::election_server::Election for ElectionService {
         let caller = self.node.caller(request.metadata())?;
         let name = request.into_inner().name;
         let prefix = Self::prefix(&name);
-        self.node.permit(&caller, |auth, user| {
-            auth.check(
-                user,
-                &prefix,
-                &ballast_store::prefix_end(&prefix),
-                ballast_store::Access::Read,
-            )
-        })?;
+        self.node.permit_prefix(&caller, &prefix, &[Access::Read])?;
         let (tx, rx) = mpsc::channel(16);
         let this = self.clone();
         tokio::spawn(async move {
@@ -234,25 +219,8 @@ impl v3electionpb::election_server::Election for ElectionService {
     ) -> Result<Response<v3electionpb::ResignResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
-        let name = req
-            .leader
-            .as_ref()
-            .map(|l| l.name.clone())
-            .unwrap_or_default();
-        self.node.permit(&caller, |auth, user| {
-            crate::auth::check_prefix(auth, user, &Self::prefix(&name))
-        })?;
-        let key = req
-            .leader
-            .as_ref()
-            .map(|l| l.key.clone())
-            .unwrap_or_default();
-        let revision = self
-            .if_still_leader(
-                req.leader,
-                RequestOp::DeleteRange(DeleteRangeRequest::key(key)),
-            )
-            .await?;
+        let delete = |key| RequestOp::DeleteRange(DeleteRangeRequest::key(key));
+        let revision = self.if_still_leader(&caller, req.leader, delete).await?;
         let header: pb::ResponseHeader = self.node.header(revision);
         Ok(Response::new(v3electionpb::ResignResponse {
             header: Some(header),

@@ -5,9 +5,9 @@
 
 use ballast_proto::{pb, v3lockpb};
 use ballast_store::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, PutRequest, RangeRequest,
-    RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, WatchRequest, WriteRequest,
-    WriteResponse,
+    Access, Compare, CompareResult, CompareTarget, DeleteRangeRequest, EventType, PutRequest,
+    RangeRequest, RequestOp, ResponseOp, SortOrder, SortTarget, TxnRequest, WatchRequest,
+    WriteRequest, WriteResponse,
 };
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
@@ -160,9 +160,8 @@ impl v3lockpb::lock_server::Lock for LockService {
             return Err(ApiError::Store(ballast_store::StoreError::EmptyKey).into());
         }
         let prefix = [req.name.as_ref(), b"/"].concat();
-        self.node.permit(&caller, |auth, user| {
-            crate::auth::check_prefix(auth, user, &prefix)
-        })?;
+        self.node
+            .permit_prefix(&caller, &prefix, &[Access::Read, Access::Write])?;
         let (key, revision) = self.acquire(req.name, req.lease).await?;
         Ok(Response::new(v3lockpb::LockResponse {
             header: Some(self.node.header(revision)),

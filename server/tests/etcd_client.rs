@@ -495,6 +495,23 @@ async fn auth_users_roles_and_tokens() {
         denied,
         "the branch not taken is checked too"
     );
+    // Lock and election names need the rights on the keys under them: read and write to lock or
+    // campaign, read to ask for the leader.
+    let lock = bob.lock("app/l", None).await.unwrap();
+    bob.unlock(lock.key().to_vec()).await.unwrap();
+    assert_eq!(
+        status_of(bob.lock("other", None).await.unwrap_err()),
+        denied
+    );
+    assert_eq!(
+        status_of(bob.campaign("other", "v", 0).await.unwrap_err()),
+        denied
+    );
+    assert_eq!(status_of(bob.leader("other").await.unwrap_err()), denied);
+    assert_eq!(
+        status_of(bob.leader("app/e").await.unwrap_err()),
+        (tonic::Code::Unknown, "election: no leader".into())
+    );
 
     let mut root = Client::connect([s.url()], Some(as_user("root", "rootpw")))
         .await
