@@ -11,6 +11,8 @@
 //!   decodes them.
 
 pub mod codec;
+#[cfg(feature = "rocks")]
+mod forward;
 pub mod fsutil;
 #[cfg(feature = "rocks")]
 pub mod log_store;

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub apply_seconds: Histogram,
     /// Entries per state-machine commit.
     pub entries_per_apply: Histogram,
+    /// Writes per batch this member forwarded to the leader.
+    pub writes_per_forward: Histogram,
     /// Snapshots received from a leader and installed.
     pub snapshots_installed: AtomicU64,
     /// The index of the last entry the state machine applied (kept here so that a read can check
@@ -36,6 +38,7 @@ impl Default for Metrics {
             appends_per_sync: counts(),
             apply_seconds: Histogram::default(),
             entries_per_apply: counts(),
+            writes_per_forward: counts(),
             snapshots_installed: AtomicU64::new(0),
             applied_index: AtomicU64::new(0),
             term: AtomicU64::new(0),
@@ -79,6 +82,11 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// The sum of the observations.
+    pub fn sum(&self) -> f64 {
+        self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+
     pub fn observe(&self, v: f64) {
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
             if v <= *bound {
@@ -103,11 +111,7 @@ impl Histogram {
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(out, "{name}_sum {}", self.sum());
         let _ = writeln!(out, "{name}_count {count}");
     }
 }

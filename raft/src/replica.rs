@@ -1,8 +1,8 @@
 //! [`Replica`]: one member of a replicated store, behind a small API of our own so that the rest of
 //! Ballast never names openraft.
 //!
-//! - Writes go through the log; a follower forwards them to the leader (`Peer.Forward`), so clients
-//!   can use any member.
+//! - Writes go through the log; a follower forwards them to the leader (`Peer.Forward`, in batches:
+//!   see `forward`), so clients can use any member.
 //! - Linearizable reads use ReadIndex: the leader confirms its leadership with a quorum (openraft
 //!   answers every read waiting for the same confirmation with one heartbeat round), then the member
 //!   waits until it has applied up to the leader's commit point and reads locally. A follower asks
@@ -30,6 +30,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec::{decode, encode};
+use crate::forward::{self, Forwarder};
 use crate::log_store::LogStore;
 use crate::metrics::Metrics;
 use crate::network::Network;
@@ -108,6 +109,8 @@ struct Inner {
     /// Set when the member stops: ends the append streams it serves (a leader keeps an idle one
     /// open indefinitely, and a server's graceful shutdown would wait for it).
     closing: tokio::sync::watch::Sender<bool>,
+    /// Batches the writes this member forwards to the leader.
+    forwarder: Forwarder,
 }
 
 /// One member. Cheap to clone.
@@ -215,11 +218,12 @@ impl Replica {
                 read_rounds: Default::default(),
                 raft,
                 cell,
-                network,
-                metrics,
+                network: network.clone(),
+                metrics: Arc::clone(&metrics),
                 data_dir: opts.data_dir.clone(),
                 election_timeout: opts.election_timeout,
                 closing: tokio::sync::watch::Sender::new(false),
+                forwarder: Forwarder::new(network.clone(), metrics, opts.election_timeout * 5),
             }),
         };
         tokio::spawn(lease_loop(Arc::downgrade(&replica.inner)));
@@ -519,9 +523,21 @@ impl Replica {
                 match metrics.current_leader {
                     Some(leader) if leader == self.inner.id => self.run_as_leader(&req).await,
                     Some(leader) => {
-                        match metrics.membership_config.membership().get_node(&leader) {
-                            Some(node) => self.forward(node, &req).await,
-                            None => Err(ReplicaError::NoLeader),
+                        match (
+                            metrics.membership_config.membership().get_node(&leader),
+                            &req,
+                        ) {
+                            (Some(node), LeaderRequest::Write(command)) => {
+                                self.inner
+                                    .forwarder
+                                    .write(leader, node, command.clone())
+                                    .await
+                            }
+                            (Some(node), _) => {
+                                let timeout = self.inner.election_timeout * 5;
+                                forward::call(&self.inner.network, node, &req, timeout).await
+                            }
+                            (None, _) => Err(ReplicaError::NoLeader),
                         }
                     }
                     None => Err(ReplicaError::NoLeader),
@@ -536,47 +552,32 @@ impl Replica {
         }
     }
 
-    async fn forward(
-        &self,
-        leader: &MemberNode,
-        req: &LeaderRequest,
-    ) -> Result<LeaderReply, ReplicaError> {
-        let channel = self
-            .inner
-            .network
-            .channel(leader)
-            .map_err(ReplicaError::Other)?;
-        let mut client = ballast_proto::raftpb::peer_client::PeerClient::new(channel)
-            .max_decoding_message_size(usize::MAX);
-        let mut request = Request::new(Blob {
-            data: encode(req).into(),
-        });
-        request.set_timeout(self.inner.election_timeout * 5);
-        let reply = match client.forward(request).await {
-            Ok(reply) => reply,
-            // The leader may be gone: look again.
-            Err(status) if status.code() == tonic::Code::Unavailable => {
-                return Err(ReplicaError::NoLeader)
-            }
-            Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
-                return Err(ReplicaError::Timeout)
-            }
-            Err(status) => return Err(ReplicaError::Other(status.message().to_owned())),
-        };
-        decode::<Result<LeaderReply, ReplicaError>>("forwarded reply", &reply.into_inner().data)
-            .map_err(|e| ReplicaError::Other(e.to_string()))?
-    }
-
     async fn run_as_leader(&self, req: &LeaderRequest) -> Result<LeaderReply, ReplicaError> {
         let raft = &self.inner.raft;
         match req {
-            LeaderRequest::Write(command) => match raft.client_write(command.clone()).await {
-                Ok(resp) => match resp.data {
-                    Reply::Store(result) => Ok(LeaderReply::Write(result)),
-                    Reply::None => Err(ReplicaError::Other("no reply for a write".into())),
-                },
-                Err(err) => Err(write_error(err)),
-            },
+            LeaderRequest::Write(command) => raft
+                .client_write(command.clone())
+                .await
+                .map_err(write_error)
+                .and_then(|resp| store_reply(resp.data))
+                .map(LeaderReply::Write),
+            LeaderRequest::Writes(commands) => {
+                // One message to openraft's core for the batch; each write answered on its own.
+                let mut results = raft
+                    .client_write_many(commands.iter().cloned())
+                    .await
+                    .map_err(|_| ReplicaError::Stopped)?;
+                let mut replies = Vec::with_capacity(commands.len());
+                while let Some(result) = results.next().await {
+                    let result = result.map_err(|_| ReplicaError::Stopped)?;
+                    replies.push(
+                        result
+                            .map_err(|err| write_error(RaftError::APIError(err)))
+                            .and_then(|resp| store_reply(resp.response)),
+                    );
+                }
+                Ok(LeaderReply::Writes(replies))
+            }
             LeaderRequest::ReadIndex => {
                 let (read_log_id, _) =
                     raft.get_read_log_id(ReadPolicy::ReadIndex)
@@ -700,6 +701,14 @@ impl Replica {
 
 fn unexpected(reply: &LeaderReply) -> ReplicaError {
     ReplicaError::Other(format!("unexpected reply from the leader: {reply:?}"))
+}
+
+/// The store's answer to a committed write.
+fn store_reply(reply: Reply) -> Result<Result<WriteResponse, StoreError>, ReplicaError> {
+    match reply {
+        Reply::Store(result) => Ok(result),
+        Reply::None => Err(ReplicaError::Other("no reply for a write".into())),
+    }
 }
 
 fn write_error(err: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> ReplicaError {
@@ -924,14 +933,26 @@ impl PeerRpc for PeerService {
     async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
         let req: LeaderRequest =
             decode("forwarded request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
-        let mut result = self.replica.run_as_leader(&req).await;
-        // A storage failure cannot cross the wire as itself.
-        if let Ok(LeaderReply::Write(Err(StoreError::Backend(err)))) = &result {
-            result = Err(ReplicaError::Other(format!(
-                "leader: store backend failure: {err}"
-            )));
-        }
+        let result = match self.replica.run_as_leader(&req).await {
+            Ok(LeaderReply::Write(result)) => wire_safe(Ok(result)).map(LeaderReply::Write),
+            Ok(LeaderReply::Writes(results)) => Ok(LeaderReply::Writes(
+                results.into_iter().map(wire_safe).collect(),
+            )),
+            other => other,
+        };
         reply(&result)
+    }
+}
+
+/// A storage failure cannot cross the wire as itself.
+fn wire_safe(
+    result: Result<Result<WriteResponse, StoreError>, ReplicaError>,
+) -> Result<Result<WriteResponse, StoreError>, ReplicaError> {
+    match result {
+        Ok(Err(StoreError::Backend(err))) => Err(ReplicaError::Other(format!(
+            "leader: store backend failure: {err}"
+        ))),
+        other => other,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The messages members exchange besides openraft's own (which `network` carries): work a
-//! follower forwards to the leader (`Peer.Forward`) and the leader's answer. Kept apart from
-//! `replica` so that they build without RocksDB, for the fuzz target that decodes them.
+//! follower forwards to the leader (`Peer.Forward`, see `forward`) and the leader's answer. Kept
+//! apart from `replica` so that they build without RocksDB, for the fuzz target that decodes them.
 
 use ballast_store::{LeaseId, LeaseStatus, StoreError, WriteResponse};
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,8 @@ pub enum LeaderRequest {
     Remove(NodeId),
     SetNode(NodeId, MemberNode),
     TransferLeader(NodeId),
+    /// Writes batched by a follower (see `forward`); answered in order.
+    Writes(Vec<Command>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -55,4 +57,5 @@ pub enum LeaderReply {
     KeepAlive(Result<i64, StoreError>),
     TimeToLive(LeaseStatus),
     Done,
+    Writes(Vec<Result<Result<WriteResponse, StoreError>, ReplicaError>>),
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ballast_raft::{MemberNode, Replica, ReplicaOptions};
-use ballast_store::{PutRequest, RangeRequest, WriteRequest, WriteResponse};
+use ballast_store::{PutRequest, RangeRequest, StoreError, WriteRequest, WriteResponse};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
@@ -208,6 +208,61 @@ async fn writes_from_any_member_reach_every_member() {
         );
     }
     assert!(cluster.replica(leader).is_leader());
+}
+
+/// A follower sends concurrent writes to the leader in batches; each write still gets its own
+/// answer: its own revision, or its own error, not a neighbour's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_from_a_follower_are_batched_and_each_answered() {
+    let cluster = Cluster::start(3, 10_000).await;
+    let leader = cluster.leader().await;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let before = cluster.replica(leader).store().revision();
+    const WRITES: usize = 200;
+    let tasks: Vec<_> = (0..WRITES)
+        .map(|i| {
+            let replica = cluster.replica(follower).clone();
+            tokio::spawn(async move {
+                let mut put = PutRequest::new(format!("b{i}"), format!("v{i}"));
+                if i % 10 == 3 {
+                    put.lease = 12345; // granted by no one
+                }
+                replica.write(WriteRequest::Put(put)).await.unwrap()
+            })
+        })
+        .collect();
+    let mut revisions = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let key = format!("b{i}");
+        match task.await.unwrap() {
+            Ok(WriteResponse::Put(resp)) => {
+                assert_ne!(i % 10, 3, "{key}: written with a lease that does not exist");
+                let stored = cluster
+                    .replica(leader)
+                    .store()
+                    .range(&RangeRequest::key(key.clone()))
+                    .unwrap();
+                assert_eq!(
+                    stored.kvs[0].mod_revision, resp.revision,
+                    "{key}: answered with another write's revision"
+                );
+                revisions.push(resp.revision);
+            }
+            Err(StoreError::LeaseNotFound) => assert_eq!(i % 10, 3, "{key}: refused"),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    revisions.sort_unstable();
+    let expected: Vec<i64> = (before + 1..=before + revisions.len() as i64).collect();
+    assert_eq!(revisions, expected, "one revision per accepted write");
+    assert_eq!(revisions.len(), WRITES - WRITES / 10);
+    let forwarded = &cluster.replica(follower).metrics().writes_per_forward;
+    assert_eq!(forwarded.sum() as usize, WRITES);
+    assert!(
+        forwarded.count() < WRITES as u64 / 2,
+        "{} RPCs for {WRITES} concurrent writes",
+        forwarded.count()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

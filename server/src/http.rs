@@ -151,5 +151,10 @@ pub fn render(node: &Node) -> String {
         "Log entries applied per state-machine batch.",
         &mut out,
     );
+    rm.writes_per_forward.render(
+        "ballast_raft_writes_per_forward",
+        "Writes a follower forwarded to the leader in one RPC.",
+        &mut out,
+    );
     out
 }
