@@ -156,8 +156,11 @@ impl Forwarder {
     }
 }
 
-/// One `Peer.Forward` RPC to `leader`. An unreachable leader is [`ReplicaError::NoLeader`]: the
-/// caller looks for the leader again.
+/// One `Peer.Forward` RPC to `leader`. A leader that could not be reached is
+/// [`ReplicaError::NoLeader`]: the caller looks for the leader again. A connection lost once the
+/// request may have reached the leader is [`ReplicaError::Timeout`] for work that must not run
+/// twice (writes, membership changes): the leader may have committed it, so the caller must not
+/// send it again, and like etcd the client is told the outcome is unknown.
 pub(crate) async fn call(
     network: &Network,
     leader: &MemberNode,
@@ -173,7 +176,11 @@ pub(crate) async fn call(
     let reply = match client.forward(request).await {
         Ok(reply) => reply,
         Err(status) if status.code() == tonic::Code::Unavailable => {
-            return Err(ReplicaError::NoLeader)
+            return Err(if req.may_repeat() || never_delivered(&status) {
+                ReplicaError::NoLeader
+            } else {
+                ReplicaError::Timeout
+            });
         }
         Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
             return Err(ReplicaError::Timeout)
@@ -182,4 +189,43 @@ pub(crate) async fn call(
     };
     decode::<Answer>("forwarded reply", &reply.into_inner().data)
         .map_err(|e| ReplicaError::Other(e.to_string()))?
+}
+
+/// Whether an Unavailable RPC certainly did not reach the leader's service: the connection was
+/// never made, or the leader refused the stream before reading it (HTTP/2 REFUSED_STREAM). Other
+/// causes (the connection dropped, a keep-alive ping went unanswered) leave it unknown.
+fn never_delivered(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if err.is::<tonic::ConnectError>()
+            || err
+                .downcast_ref::<h2::Error>()
+                .is_some_and(|e| e.reason() == Some(h2::Reason::REFUSED_STREAM))
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_undelivered_rpc_counts_as_undelivered() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let connect = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(refused))));
+        assert_eq!(connect.code(), tonic::Code::Unavailable);
+        assert!(never_delivered(&connect));
+        let refused_stream = tonic::Status::from_error(Box::new(h2::Error::from(
+            h2::Reason::REFUSED_STREAM,
+        )));
+        assert!(never_delivered(&refused_stream));
+        // What a dropped connection or an unanswered keep-alive ping gives.
+        assert!(!never_delivered(&tonic::Status::unavailable("connection closed")));
+        let reset = tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::CANCEL)));
+        assert!(!never_delivered(&reset));
+    }
 }

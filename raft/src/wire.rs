@@ -50,6 +50,19 @@ pub enum LeaderRequest {
     Writes(Vec<Command>),
 }
 
+impl LeaderRequest {
+    /// Whether running it twice does no harm (reads and lease queries), so that it may be sent
+    /// again when it is unknown whether the first attempt reached the leader.
+    pub fn may_repeat(&self) -> bool {
+        matches!(
+            self,
+            LeaderRequest::ReadIndex
+                | LeaderRequest::KeepAlive(_)
+                | LeaderRequest::TimeToLive(..)
+        )
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub enum LeaderReply {
     Write(Result<WriteResponse, StoreError>),
