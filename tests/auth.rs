@@ -23,23 +23,11 @@ impl Ep {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(out.success, "etcdctl {args:?} failed:\n{}", out.stderr);
-        out.stdout
+        self.ctl(args).expect_ok(args)
     }
 
     fn fails(&self, args: &[&str], error: &str) {
-        let out = self.ctl(args);
-        assert!(
-            !out.success,
-            "etcdctl {args:?} should fail, printed:\n{}",
-            out.stdout
-        );
-        assert!(
-            out.stderr.contains(&format!("Error: {error}")),
-            "etcdctl {args:?}: expected {error:?} in:\n{}",
-            out.stderr
-        );
+        self.ctl(args).expect_error(args, error);
     }
 }
 

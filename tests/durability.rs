@@ -119,21 +119,7 @@ impl Server {
             }
             None => Command::new(bin),
         };
-        cmd.arg("kv")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &advertised,
-            ])
+        cmd.args(common::kv_args(data_dir, &url, &peer, &advertised))
             .args(["--snapshot-count", SNAPSHOT_COUNT])
             .args(extra)
             // A panic's message, not its backtrace, belongs in a failure report.

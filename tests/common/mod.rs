@@ -12,6 +12,31 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// `ballast kv`'s arguments for a member on `data_dir` serving clients on `client_url` and peers
+/// on `peer_url`, which it tells the others to reach at `advertised_peer_url`.
+pub fn kv_args(
+    data_dir: &Path,
+    client_url: &str,
+    peer_url: &str,
+    advertised_peer_url: &str,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["kv".into(), "--data-dir".into(), data_dir.into()];
+    args.extend(
+        [
+            "--listen-client-urls",
+            client_url,
+            "--advertise-client-urls",
+            client_url,
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            advertised_peer_url,
+        ]
+        .map(Into::into),
+    );
+    args
+}
+
 /// A port on 127.0.0.1 that nothing listens on, for a process the test starts to bind.
 ///
 /// Not one from `bind(0)`: that is a port of the kernel's ephemeral range (32768-60999), and
@@ -60,23 +85,9 @@ impl Member {
         let url = format!("http://127.0.0.1:{port}");
         let peer = format!("http://127.0.0.1:{}", free_port());
         let log = data_dir.with_extension(format!("{port}.log"));
+        // Each member its own peer port too (etcd's default, 2380, would be shared).
         let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
-            .arg("kv")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            // Each member its own peer port too (etcd's default, 2380, would be shared).
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
+            .args(kv_args(data_dir, &url, &peer, &peer))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -128,24 +139,12 @@ impl Member {
 
     /// Runs etcdctl and asserts it succeeded; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(out.success, "etcdctl {args:?} failed:\n{}", out.stderr);
-        out.stdout
+        self.ctl(args).expect_ok(args)
     }
 
     /// Runs etcdctl and asserts it failed with `error` on stderr.
     pub fn fails(&self, args: &[&str], error: &str) {
-        let out = self.ctl(args);
-        assert!(
-            !out.success,
-            "etcdctl {args:?} should fail, printed:\n{}",
-            out.stdout
-        );
-        assert!(
-            out.stderr.contains(&format!("Error: {error}")),
-            "etcdctl {args:?}: expected {error:?} in:\n{}",
-            out.stderr
-        );
+        self.ctl(args).expect_error(args, error);
     }
 
     /// Spawns a long-running etcdctl (watch, elect) with piped stdout.
@@ -185,6 +184,28 @@ pub struct Ctl {
     pub success: bool,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Ctl {
+    /// Asserts that etcdctl `args` (the command that printed this) succeeded; returns stdout.
+    pub fn expect_ok(self, args: &[&str]) -> String {
+        assert!(self.success, "etcdctl {args:?} failed:\n{}", self.stderr);
+        self.stdout
+    }
+
+    /// Asserts that etcdctl `args` failed with `error` on stderr.
+    pub fn expect_error(self, args: &[&str], error: &str) {
+        assert!(
+            !self.success,
+            "etcdctl {args:?} should fail, printed:\n{}",
+            self.stdout
+        );
+        assert!(
+            self.stderr.contains(&format!("Error: {error}")),
+            "etcdctl {args:?}: expected {error:?} in:\n{}",
+            self.stderr
+        );
+    }
 }
 
 pub fn etcdctl_path() -> &'static str {
