@@ -3,10 +3,11 @@
 set -euo pipefail
 BALLAST_SETUP_TEST_TOOLS=1 source "$(dirname "$0")/setup.sh"
 cargo clippy --workspace --all-targets -q -- -D warnings
-# The store and raft's wire types must stay buildable without RocksDB (fuzzing builds them so,
+# The store, raft's wire types and the wire<->store conversions must stay buildable without RocksDB (fuzzing builds them so,
 # without the C++).
 cargo clippy -p ballast-store --no-default-features --lib -q -- -D warnings
 cargo clippy -p ballast-raft --no-default-features --lib -q -- -D warnings
+cargo clippy -p ballast-proto --features store --lib -q -- -D warnings
 cargo test --workspace 2>&1 | tee "${TMPDIR:-/tmp}/ballast-test.log"
 # A short run of every fuzz target (cargo-fuzz on stable: no sanitizer), from the committed seed
 # corpus (copied, so runs do not grow the clone). A crash fails the run and leaves the input in

@@ -1,10 +1,14 @@
 //! Every request message of etcd's gRPC services (KV, Watch, Lease, Cluster, Maintenance, Auth,
 //! Lock, Election) decoded from arbitrary bytes: decoding never panics, and whatever decodes
-//! re-encodes to bytes that decode to the same message.
+//! re-encodes to bytes that decode to the same message. The KV requests, a watch's create
+//! request and permissions then go the server's way: converted to the store's types (an unknown
+//! enum value is etcd's error) and run against a fresh in-memory store, which either answers or
+//! refuses with one of etcd's errors, never panics.
 
 #![no_main]
 
-use ballast_proto::{pb, v3electionpb, v3lockpb};
+use ballast_proto::{convert, pb, v3electionpb, v3lockpb};
+use ballast_store::{MemStore, StoreOptions};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 
@@ -23,8 +27,47 @@ macro_rules! by_kind {
     }};
 }
 
+/// An error the server would send: etcd's text.
+fn etcd_error(err: impl std::fmt::Display) {
+    let text = err.to_string();
+    assert!(text.starts_with("etcdserver: ") || text.starts_with("mvcc: "), "not one of etcd's errors: {text}");
+}
+
+/// The server's path for the KV requests: conversion, then the store's checks and evaluation.
+fn serve(kind: u8, body: &[u8]) {
+    let store = || MemStore::in_memory(StoreOptions { sync: false, ..StoreOptions::default() }).unwrap();
+    match kind % 4 {
+        0 => {
+            let Ok(req) = pb::RangeRequest::decode(body) else { return };
+            match convert::range_request(req) {
+                Ok(req) => store().range(&req).map(drop).unwrap_or_else(etcd_error),
+                Err(err) => etcd_error(err),
+            }
+        }
+        1 => {
+            let Ok(req) = pb::PutRequest::decode(body) else { return };
+            store().put(convert::put_request(req)).map(drop).unwrap_or_else(etcd_error);
+        }
+        2 => {
+            let Ok(req) = pb::DeleteRangeRequest::decode(body) else { return };
+            store().delete_range(convert::delete_request(req)).map(drop).unwrap_or_else(etcd_error);
+        }
+        _ => {
+            let Ok(req) = pb::TxnRequest::decode(body) else { return };
+            match convert::txn_request(req) {
+                Ok(txn) => store().txn(txn).map(drop).unwrap_or_else(etcd_error),
+                Err(err) => etcd_error(err),
+            }
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, body)) = data.split_first() else { return };
+    // The KV request types are the first four: their inputs also go the server's way.
+    if usize::from(kind) % 46 < 4 {
+        serve(kind % 46, body);
+    }
     by_kind!(
         kind,
         body,

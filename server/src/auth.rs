@@ -506,7 +506,7 @@ impl pb::auth_server::Auth for AuthService {
     ) -> AuthResult<pb::AuthRoleGrantPermissionResponse> {
         let req = request.get_ref().clone();
         let perm = req.perm.ok_or(ApiError::PermissionNotGiven)?;
-        let perm = convert::permission(perm)?;
+        let perm = convert::permission(perm).map_err(ApiError::from)?;
         let header = self
             .change(
                 request.metadata(),

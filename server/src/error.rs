@@ -75,6 +75,15 @@ impl ApiError {
     }
 }
 
+impl From<crate::convert::UnknownEnum> for ApiError {
+    fn from(e: crate::convert::UnknownEnum) -> Self {
+        ApiError::UnknownEnum {
+            field: e.field,
+            value: e.value,
+        }
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         Status::new(err.code(), err.to_string())

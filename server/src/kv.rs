@@ -46,7 +46,7 @@ impl pb::kv_server::Kv for KvService {
         request: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
-        let req = convert::range_request(request.into_inner())?;
+        let req = convert::range_request(request.into_inner()).map_err(ApiError::from)?;
         self.node
             .permit(&caller, |auth, user| auth.check_range(user, &req))?;
         if !req.serializable {
@@ -113,7 +113,7 @@ impl pb::kv_server::Kv for KvService {
         let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
         self.check_size(&req)?;
-        let txn = convert::txn_request(req)?;
+        let txn = convert::txn_request(req).map_err(ApiError::from)?;
         // A txn that cannot write needs no commit: it reads a consistent snapshot directly, as
         // etcd's read-only txn path does.
         let resp = if convert::txn_is_read_only(&txn) {

@@ -9,7 +9,7 @@ pub mod authority;
 pub mod cluster;
 pub mod compaction;
 pub mod config;
-pub mod convert;
+pub use ballast_proto::convert;
 pub mod election;
 pub mod error;
 pub mod http;

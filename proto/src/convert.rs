@@ -1,16 +1,32 @@
 //! Field-by-field conversion between the wire messages (`ballast_proto`) and the store's types.
 //! Keys and values are `Bytes` on both sides, so nothing here copies them.
 
-use ballast_proto::{authpb, mvccpb, pb};
 use ballast_store as store;
 
-use crate::error::{ApiError, ApiResult};
+use crate::{authpb, mvccpb, pb};
 
-fn enum_value<T: TryFrom<i32>>(field: &'static str, value: i32) -> ApiResult<T> {
-    T::try_from(value).map_err(|_| ApiError::UnknownEnum { field, value })
+/// A request field holds an enum value etcd's protocol does not define.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownEnum {
+    pub field: &'static str,
+    pub value: i32,
 }
 
-pub fn permission(p: authpb::Permission) -> ApiResult<store::Permission> {
+impl std::fmt::Display for UnknownEnum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "etcdserver: unknown {} value {}", self.field, self.value)
+    }
+}
+
+impl std::error::Error for UnknownEnum {}
+
+pub type ConvertResult<T> = Result<T, UnknownEnum>;
+
+fn enum_value<T: TryFrom<i32>>(field: &'static str, value: i32) -> ConvertResult<T> {
+    T::try_from(value).map_err(|_| UnknownEnum { field, value })
+}
+
+pub fn permission(p: authpb::Permission) -> ConvertResult<store::Permission> {
     use authpb::permission::Type;
     let kind = match enum_value("permType", p.perm_type)? {
         Type::Read => store::PermKind::Read,
@@ -38,7 +54,7 @@ pub fn permission_to_pb(p: &store::Permission) -> authpb::Permission {
     }
 }
 
-pub fn range_request(r: pb::RangeRequest) -> ApiResult<store::RangeRequest> {
+pub fn range_request(r: pb::RangeRequest) -> ConvertResult<store::RangeRequest> {
     use pb::range_request::{SortOrder, SortTarget};
     Ok(store::RangeRequest {
         key: r.key,
@@ -86,7 +102,7 @@ pub fn delete_request(r: pb::DeleteRangeRequest) -> store::DeleteRangeRequest {
     }
 }
 
-fn compare(c: pb::Compare) -> ApiResult<store::Compare> {
+fn compare(c: pb::Compare) -> ConvertResult<store::Compare> {
     use pb::compare::{CompareResult, CompareTarget, TargetUnion};
     let result = match enum_value("compare result", c.result)? {
         CompareResult::Equal => store::CompareResult::Equal,
@@ -128,7 +144,7 @@ fn compare(c: pb::Compare) -> ApiResult<store::Compare> {
     })
 }
 
-fn request_op(op: pb::RequestOp) -> ApiResult<Option<store::RequestOp>> {
+fn request_op(op: pb::RequestOp) -> ConvertResult<Option<store::RequestOp>> {
     use pb::request_op::Request;
     Ok(match op.request {
         Some(Request::RequestRange(r)) => Some(store::RequestOp::Range(range_request(r)?)),
@@ -142,7 +158,7 @@ fn request_op(op: pb::RequestOp) -> ApiResult<Option<store::RequestOp>> {
     })
 }
 
-fn ops(ops: Vec<pb::RequestOp>) -> ApiResult<Vec<store::RequestOp>> {
+fn ops(ops: Vec<pb::RequestOp>) -> ConvertResult<Vec<store::RequestOp>> {
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         if let Some(op) = request_op(op)? {
@@ -152,13 +168,13 @@ fn ops(ops: Vec<pb::RequestOp>) -> ApiResult<Vec<store::RequestOp>> {
     Ok(out)
 }
 
-pub fn txn_request(t: pb::TxnRequest) -> ApiResult<store::TxnRequest> {
+pub fn txn_request(t: pb::TxnRequest) -> ConvertResult<store::TxnRequest> {
     Ok(store::TxnRequest {
         compare: t
             .compare
             .into_iter()
             .map(compare)
-            .collect::<ApiResult<_>>()?,
+            .collect::<ConvertResult<_>>()?,
         success: ops(t.success)?,
         failure: ops(t.failure)?,
     })
@@ -267,7 +283,7 @@ fn nested_txn_response(r: store::TxnResponse) -> pb::TxnResponse {
     }
 }
 
-pub fn watch_request(c: &pb::WatchCreateRequest) -> ApiResult<store::WatchRequest> {
+pub fn watch_request(c: &pb::WatchCreateRequest) -> ConvertResult<store::WatchRequest> {
     use pb::watch_create_request::FilterType;
     let mut req = store::WatchRequest {
         key: c.key.clone(),
