@@ -21,8 +21,8 @@ pub enum ApiError {
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
     /// A request field holds an enum value etcd's protocol does not define.
-    #[error("etcdserver: unknown {field} value {value}")]
-    UnknownEnum { field: &'static str, value: i32 },
+    #[error(transparent)]
+    UnknownEnum(#[from] crate::convert::UnknownEnum),
     #[error(transparent)]
     Replica(#[from] ReplicaError),
     #[error("etcdserver: snapshot failed: {0}")]
@@ -49,7 +49,7 @@ impl ApiError {
                 GrpcCode::Internal => Code::Internal,
             },
             ApiError::RequestTooLarge
-            | ApiError::UnknownEnum { .. }
+            | ApiError::UnknownEnum(_)
             | ApiError::PermissionNotGiven => Code::InvalidArgument,
             ApiError::NoSpace => Code::ResourceExhausted,
             ApiError::Stopped => Code::Unavailable,
@@ -71,15 +71,6 @@ impl ApiError {
             ApiError::Snapshot(_) | ApiError::Persist(_) | ApiError::Unexpected(_) => {
                 Code::Internal
             }
-        }
-    }
-}
-
-impl From<crate::convert::UnknownEnum> for ApiError {
-    fn from(e: crate::convert::UnknownEnum) -> Self {
-        ApiError::UnknownEnum {
-            field: e.field,
-            value: e.value,
         }
     }
 }
@@ -300,10 +291,10 @@ mod tests {
                 "etcdserver: bad leader transferee",
             ),
             (
-                ApiError::UnknownEnum {
+                ApiError::UnknownEnum(crate::convert::UnknownEnum {
                     field: "sort_order",
                     value: 9,
-                },
+                }),
                 Code::InvalidArgument,
                 "etcdserver: unknown sort_order value 9",
             ),

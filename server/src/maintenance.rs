@@ -64,10 +64,10 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
     ) -> Result<Response<pb::AlarmResponse>, Status> {
         let req = request.into_inner();
         let action = pb::alarm_request::AlarmAction::try_from(req.action).map_err(|_| {
-            ApiError::UnknownEnum {
+            ApiError::UnknownEnum(crate::convert::UnknownEnum {
                 field: "alarm action",
                 value: req.action,
-            }
+            })
         })?;
         let alarms = self
             .node
