@@ -17,11 +17,10 @@ use ballast_proto::raftpb::Blob;
 use futures_util::future::join_all;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, Semaphore};
-use tonic::Request;
 
 use crate::codec::{decode, encode};
 use crate::metrics::Metrics;
-use crate::network::Network;
+use crate::network::{addressed, Network};
 use crate::types::{Command, MemberNode, NodeId};
 use crate::wire::{LeaderReply, LeaderRequest, ReplicaError};
 
@@ -129,13 +128,21 @@ impl Forwarder {
     }
 
     async fn send_to_leader(&self, writes: Vec<Pending>) {
-        let leader = writes[0].leader.clone();
+        let (leader_id, leader) = (writes[0].leader_id, writes[0].leader.clone());
         let (commands, answers): (Vec<_>, Vec<_>) =
             writes.into_iter().map(|w| (w.command, w.answer)).unzip();
         let count = commands.len();
         self.shared.metrics.writes_per_forward.observe(count as f64);
         let req = LeaderRequest::Writes(commands);
-        match call(&self.shared.network, &leader, &req, self.shared.timeout).await {
+        match call(
+            &self.shared.network,
+            leader_id,
+            &leader,
+            &req,
+            self.shared.timeout,
+        )
+        .await
+        {
             Ok(LeaderReply::Writes(results)) if results.len() == count => {
                 for (answer, result) in answers.into_iter().zip(results) {
                     let _ = answer.send(result.map(LeaderReply::Write));
@@ -163,15 +170,19 @@ impl Forwarder {
 /// send it again, and like etcd the client is told the outcome is unknown.
 pub(crate) async fn call(
     network: &Network,
+    leader_id: NodeId,
     leader: &MemberNode,
     req: &LeaderRequest,
     timeout: Duration,
 ) -> Answer {
     let channel = network.channel(leader).map_err(ReplicaError::Other)?;
     let mut client = PeerClient::new(channel).max_decoding_message_size(usize::MAX);
-    let mut request = Request::new(Blob {
-        data: encode(req).into(),
-    });
+    let mut request = addressed(
+        Blob {
+            data: encode(req).into(),
+        },
+        leader_id,
+    );
     request.set_timeout(timeout);
     let reply = match client.forward(request).await {
         Ok(reply) => reply,
@@ -181,6 +192,10 @@ pub(crate) async fn call(
             } else {
                 ReplicaError::Timeout
             });
+        }
+        // The URL now serves another member: the request was refused unread.
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+            return Err(ReplicaError::NoLeader)
         }
         Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
             return Err(ReplicaError::Timeout)

@@ -35,6 +35,24 @@ pub const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The gRPC metadata key that names, in hex, the member a peer RPC is for. A member refuses an
+/// RPC addressed to another (as etcd's rafthttp refuses a message whose `X-Raft-To` is not its
+/// id): a peer URL may have come to serve another member, or another cluster, since the sender
+/// learned it, and raft messages of one cluster must not reach another.
+pub const TO_MEMBER: &str = "ballast-to-member";
+
+/// `message` as a peer RPC addressed to member `to`.
+pub(crate) fn addressed<T>(message: T, to: NodeId) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        TO_MEMBER,
+        format!("{to:x}")
+            .parse()
+            .expect("hex digits are valid metadata"),
+    );
+    request
+}
+
 /// The connections to peers, by URL. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Network {
@@ -116,9 +134,12 @@ impl Peer {
         timeout: Duration,
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let client = self.client.as_mut().map_err(|e| unreachable(e))?;
-        let mut request = tonic::Request::new(Blob {
-            data: encode(req).into(),
-        });
+        let mut request = addressed(
+            Blob {
+                data: encode(req).into(),
+            },
+            self.target,
+        );
         request.set_timeout(timeout);
         let reply = match method {
             Method::Append => client.append(request).await,
@@ -175,7 +196,7 @@ impl RaftNetworkV2<TypeConfig> for Peer {
                     }
                 })
             };
-            let call = tokio::time::timeout(ttl, client.append_stream(requests));
+            let call = tokio::time::timeout(ttl, client.append_stream(addressed(requests, target)));
             let answers = call
                 .await
                 .map_err(|_| timed_out(target, ttl))?
@@ -241,7 +262,10 @@ impl RaftNetworkV2<TypeConfig> for Peer {
         let files = snapshot.snapshot.clone();
         // Files are read on a blocking thread and sent piece by piece: never the whole snapshot in memory.
         let reader = tokio::task::spawn_blocking(move || send_files(&files, header, &tx));
-        let call = client.snapshot(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let call = client.snapshot(addressed(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            self.target,
+        ));
         let reply = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             reply = call => reply,

@@ -33,7 +33,7 @@ use crate::codec::{decode, encode};
 use crate::forward::{self, Forwarder};
 use crate::log_store::LogStore;
 use crate::metrics::Metrics;
-use crate::network::Network;
+use crate::network::{Network, TO_MEMBER};
 use crate::state_machine::{self, SnapshotFiles, StateMachine, StoreCell};
 use crate::types::{Command, MemberNode, NodeId, Reply, SnapshotMeta, TypeConfig, Vote};
 pub use crate::wire::ReplicaError;
@@ -535,7 +535,8 @@ impl Replica {
                             }
                             (Some(node), _) => {
                                 let timeout = self.inner.election_timeout * 5;
-                                forward::call(&self.inner.network, node, &req, timeout).await
+                                forward::call(&self.inner.network, leader, node, &req, timeout)
+                                    .await
                             }
                             (None, _) => Err(ReplicaError::NoLeader),
                         }
@@ -796,6 +797,27 @@ pub struct PeerService {
     replica: Replica,
 }
 
+impl PeerService {
+    /// Refuses an RPC addressed to another member (see [`TO_MEMBER`]), unread.
+    fn for_me<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let me = self.replica.inner.id;
+        let to = request.metadata().get(TO_MEMBER).map(|to| {
+            to.to_str()
+                .ok()
+                .and_then(|to| u64::from_str_radix(to, 16).ok())
+        });
+        match to {
+            Some(Some(to)) if to == me => Ok(()),
+            Some(Some(to)) => Err(Status::failed_precondition(format!(
+                "request for member {to:x} reached member {me:x}"
+            ))),
+            _ => Err(Status::failed_precondition(format!(
+                "request names no member in {TO_MEMBER:?} (this is member {me:x})"
+            ))),
+        }
+    }
+}
+
 fn reply<T: Serialize>(value: &T) -> Result<Response<Blob>, Status> {
     Ok(Response::new(Blob {
         data: encode(value).into(),
@@ -809,6 +831,7 @@ fn bad_request(err: &crate::codec::DecodeError) -> Status {
 #[tonic::async_trait]
 impl PeerRpc for PeerService {
     async fn append(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        self.for_me(&request)?;
         let req =
             decode("append request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
         let resp = self
@@ -828,6 +851,7 @@ impl PeerRpc for PeerService {
         &self,
         request: Request<Streaming<Blob>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        self.for_me(&request)?;
         // The leader's appends in order; a broken stream or an append that does not decode ends
         // them (the leader then sees the answers stop and starts a new stream).
         let closing = self.replica.inner.closing.subscribe();
@@ -867,6 +891,7 @@ impl PeerRpc for PeerService {
     }
 
     async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        self.for_me(&request)?;
         let req =
             decode("vote request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
         let resp = self
@@ -880,6 +905,7 @@ impl PeerRpc for PeerService {
     }
 
     async fn transfer_leader(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        self.for_me(&request)?;
         let req = decode("transfer-leader request", &request.into_inner().data)
             .map_err(|e| bad_request(&e))?;
         let resp = self
@@ -896,6 +922,7 @@ impl PeerRpc for PeerService {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<Blob>, Status> {
+        self.for_me(&request)?;
         let mut stream = request.into_inner();
         let first = stream
             .next()
@@ -931,6 +958,7 @@ impl PeerRpc for PeerService {
     }
 
     async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        self.for_me(&request)?;
         let req: LeaderRequest =
             decode("forwarded request", &request.into_inner().data).map_err(|e| bad_request(&e))?;
         let result = match self.replica.run_as_leader(&req).await {

@@ -3,9 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ballast_raft::{MemberNode, Replica, ReplicaOptions};
+use ballast_proto::raftpb::peer_client::PeerClient;
+use ballast_proto::raftpb::Blob;
+use ballast_raft::network::TO_MEMBER;
+use ballast_raft::{MemberNode, NodeId, Replica, ReplicaOptions};
 use ballast_store::{PutRequest, RangeRequest, StoreError, WriteRequest, WriteResponse};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -18,12 +22,18 @@ struct Member {
     addr: SocketAddr,
 }
 
+/// Members are named 1..=n here; their raft ids are `base + n`, with a `base` of their own in
+/// each cluster, as a real cluster's ids (hashes of peer URLs) are its own. The tests of this file
+/// run side by side, and a port one cluster frees may be bound by another.
 struct Cluster {
     dir: tempfile::TempDir,
-    members: BTreeMap<u64, MemberNode>,
+    base: NodeId,
+    members: BTreeMap<NodeId, MemberNode>,
     running: BTreeMap<u64, Member>,
     snapshot_count: u64,
 }
+
+static NEXT_BASE: AtomicU64 = AtomicU64::new(1);
 
 impl Cluster {
     async fn start(n: u64, snapshot_count: u64) -> Cluster {
@@ -31,13 +41,14 @@ impl Cluster {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
+        let base = NEXT_BASE.fetch_add(1, Ordering::Relaxed) << 8;
         let mut listeners = Vec::new();
         let mut members = BTreeMap::new();
         for id in 1..=n {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
             members.insert(
-                id,
+                base + id,
                 MemberNode {
                     name: format!("n{id}"),
                     peer_urls: vec![url],
@@ -48,6 +59,7 @@ impl Cluster {
         }
         let mut cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
+            base,
             members,
             running: BTreeMap::new(),
             snapshot_count,
@@ -59,7 +71,7 @@ impl Cluster {
     }
 
     async fn run(&mut self, id: u64, listener: TcpListener, initial: bool) {
-        let mut opts = ReplicaOptions::new(id, self.dir.path().join(format!("n{id}")));
+        let mut opts = ReplicaOptions::new(self.base + id, self.dir.path().join(format!("n{id}")));
         if initial {
             opts.initial_members = self.members.clone();
         }
@@ -125,6 +137,7 @@ impl Cluster {
                 .running
                 .values()
                 .filter_map(|m| m.replica.status().leader)
+                .map(|l| l - self.base)
                 .collect();
             if let Some(&first) = leaders.first() {
                 if leaders.len() == self.running.len()
@@ -300,10 +313,7 @@ async fn a_member_behind_the_purged_log_is_restored_by_snapshot() {
     assert_eq!(get(member, "early").as_deref(), Some("x"));
     // It got there by a snapshot from the leader.
     assert_eq!(
-        member
-            .metrics()
-            .snapshots_installed
-            .load(std::sync::atomic::Ordering::Relaxed),
+        member.metrics().snapshots_installed.load(Ordering::Relaxed),
         1
     );
     let snapshots: Vec<_> = std::fs::read_dir(
@@ -320,4 +330,52 @@ async fn a_member_behind_the_purged_log_is_restored_by_snapshot() {
     // And it keeps serving writes after the store was swapped.
     put(member, "later", "y").await;
     cluster.converged().await;
+}
+
+/// A peer RPC addressed to another member (a URL now serving another member or another cluster)
+/// is refused before it is read: it cannot move this member's term or log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_request_for_another_member_is_refused_unread() {
+    let cluster = Cluster::start(1, 10_000).await;
+    let member = &cluster.running[&1];
+    cluster.leader().await;
+    let term = member.replica.status().term;
+    let client = PeerClient::connect(format!("http://{}", member.addr))
+        .await
+        .unwrap();
+    let me = cluster.base + 1;
+    let call = |to: Option<NodeId>| {
+        let mut client = client.clone();
+        async move {
+            // Not a vote request at all: only a request that gets past the address is decoded.
+            let mut request = tonic::Request::new(Blob {
+                data: vec![0xff; 3].into(),
+            });
+            if let Some(to) = to {
+                request
+                    .metadata_mut()
+                    .insert(TO_MEMBER, format!("{to:x}").parse().unwrap());
+            }
+            client.vote(request).await.unwrap_err()
+        }
+    };
+    for to in [Some(me + 1), Some(1), None] {
+        let refused = call(to).await;
+        assert_eq!(
+            refused.code(),
+            tonic::Code::FailedPrecondition,
+            "to {to:?}: {refused}"
+        );
+    }
+    assert!(
+        call(Some(me + 1))
+            .await
+            .message()
+            .contains(&format!("{:x}", me + 1)),
+        "the refusal names the addressee"
+    );
+    let read = call(Some(me)).await;
+    assert_eq!(read.code(), tonic::Code::InvalidArgument, "{read}");
+    assert!(member.replica.is_leader());
+    assert_eq!(member.replica.status().term, term);
 }
