@@ -410,3 +410,49 @@ fn isolated_leader_stops_serving_linearizable_reads() {
         started.elapsed()
     );
 }
+
+/// Two clusters, one peer URL: cluster A is told (`member add --learner`) of a member whose peer
+/// URL is that of cluster B's only member, so A's leader sends B's member its appends and
+/// heartbeats, from a higher term. B's member must refuse them (etcd: the cluster ID does not
+/// match; Ballast: they are addressed to another member id): B keeps its leader and its term, and
+/// neither cluster gets the other's data.
+#[test]
+fn a_peer_url_serving_another_cluster_is_refused_its_messages() {
+    let _serial = one_at_a_time();
+    let a = Cluster::start(3, &[]);
+    let b = Cluster::start(1, &[]);
+    let b_id = b.member_id(0);
+    assert_eq!(b.leader(), 0);
+    let b_term = b.status(0).unwrap().raft_term;
+    // A's term above B's: a member that took A's messages would adopt A's leader's vote.
+    let a_ids: Vec<u64> = (0..3).map(|i| a.member_id(i)).collect();
+    while a.status(a.leader()).unwrap().raft_term <= b_term {
+        let leader = a.leader();
+        let to = (leader + 1) % 3;
+        a.ok(leader, &["move-leader", &format!("{:x}", a_ids[to])]);
+    }
+    a.ok(a.leader(), &["put", "from-a", "1"]);
+    b.ok(0, &["put", "from-b", "1"]);
+
+    a.member_add(&[0, 1, 2], "intruder", &b.peer_url(0), true);
+    // 30 heartbeat intervals of A's leader, each one a message for B's member.
+    std::thread::sleep(Duration::from_secs(3));
+
+    let now = b.status(0).expect("B's member answers endpoint status");
+    assert_eq!(
+        (now.leader, now.raft_term),
+        (b_id, b_term),
+        "B's member took messages from A's leader: {now:?}"
+    );
+    b.ok(0, &["put", "from-b", "2"]);
+    assert_eq!(b.ok(0, &["get", "from-a"]), "", "A's data reached B");
+    assert_eq!(b.ok(0, &["get", "from-b", "--print-value-only"]), "2\n");
+    let leader = a.leader();
+    a.ok(leader, &["put", "from-a", "2"]);
+    assert_eq!(a.ok(leader, &["get", "from-b"]), "", "B's data reached A");
+    let listed = a.ok(leader, &["member", "list"]);
+    assert!(
+        listed.contains("unstarted") && listed.contains(&b.peer_url(0)),
+        "A lists the member it was told of, never started: {listed}"
+    );
+}

@@ -749,26 +749,28 @@ impl Cluster {
         self.new_slot(i);
         let peer = self.peer_url(i);
         let name = self.slots[i].name.clone();
-        let mut args = vec![
-            "member",
-            "add",
-            name.as_str(),
-            "--peer-urls",
-            peer.as_str(),
-            "-w",
-            "json",
-        ];
+        let members: Vec<usize> = self.live().into_iter().filter(|&m| m != i).collect();
+        let id = self.member_add(&members, &name, &peer, learner);
+        self.slots[i].initial_cluster = self.initial_cluster();
+        self.slots[i].initial_state = "existing";
+        self.spawn(i);
+        self.wait_status(i);
+        (i, id)
+    }
+
+    /// `member add NAME --peer-urls PEER` through `members`; returns the new id. Starts nothing.
+    pub fn member_add(&self, members: &[usize], name: &str, peer: &str, learner: bool) -> u64 {
+        let mut args = vec!["member", "add", name, "--peer-urls", peer, "-w", "json"];
         if learner {
             args.push("--learner");
         }
-        let members: Vec<usize> = self.live().into_iter().filter(|&m| m != i).collect();
         // etcd refuses reconfiguration until every member has been connected for 5 s
         // ("not healthy for reconfigure"), so a fresh cluster needs a few tries. (A retry after an
         // attempt that timed out but took effect fails with "peerURL exists": the assertion
         // then shows that, rather than the test silently adding two members.)
         let deadline = Instant::now() + Duration::from_secs(20);
         let out = loop {
-            let out = ctl_on(&self.endpoints_of(&members), &args, "5s");
+            let out = ctl_on(&self.endpoints_of(members), &args, "5s");
             if out.success {
                 break out;
             }
@@ -780,14 +782,9 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(250));
         };
-        let id = json(&out.stdout)["member"]["ID"]
+        json(&out.stdout)["member"]["ID"]
             .as_u64()
-            .unwrap_or_else(|| panic!("no member.ID in {}", out.stdout));
-        self.slots[i].initial_cluster = self.initial_cluster();
-        self.slots[i].initial_state = "existing";
-        self.spawn(i);
-        self.wait_status(i);
-        (i, id)
+            .unwrap_or_else(|| panic!("no member.ID in {}", out.stdout))
     }
 
     /// `member promote` (retried while the server says the learner is not caught up yet).
