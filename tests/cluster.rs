@@ -227,8 +227,9 @@ fn watch_survives_a_snapshot_install_on_its_member() {
     c.wait_converged();
     c.ok(others[0], &["put", "after", "the-install"]);
 
-    // etcdctl prints an event as three lines: PUT, key, value.
-    let lines = common::collect_lines(watch, 3 * (KEYS as usize + 1), Duration::from_secs(60));
+    // etcdctl prints an event as three lines: PUT, key, value; the value of the last event is
+    // the last line.
+    let lines = common::collect_lines_until(watch, Duration::from_secs(60), |l| l == "the-install");
     let line = snapshot_installed_line(c.server());
     assert!(
         c.log_since(lagging, log_before).contains(line),
@@ -241,7 +242,15 @@ fn watch_survives_a_snapshot_install_on_its_member() {
     let mut want: Vec<String> = (0..KEYS).map(|n| format!("{n:08}")).collect();
     want.push("after".into());
     let mut got: Vec<&str> = keys.clone();
-    got[..keys.len().min(KEYS as usize)].sort_unstable();
+    let bench_events = keys.len().saturating_sub(1);
+    got[..bench_events].sort_unstable();
+    if c.server() == Server::Etcd {
+        // etcd up to 3.4.23 (Debian's) sends a watcher that was behind when the snapshot came
+        // some events again (etcd-io/etcd#15248, fixed in 3.4.24): against it, duplicates are
+        // counted, not failed; a missing event still is.
+        got.dedup();
+        eprintln!("etcd sent {} duplicate events", keys.len() - got.len());
+    }
     assert_eq!(
         got.len(),
         want.len(),

@@ -242,7 +242,21 @@ pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Ctl {
 }
 
 /// Reads a child's stdout until `want` lines arrived or the deadline passes; then kills it.
-pub fn collect_lines(mut child: Child, want: usize, timeout: Duration) -> Vec<String> {
+pub fn collect_lines(child: Child, want: usize, timeout: Duration) -> Vec<String> {
+    let mut count = 0;
+    collect_lines_until(child, timeout, |_| {
+        count += 1;
+        count >= want
+    })
+}
+
+/// Reads a child's stdout until a line for which `last` is true (kept) or the deadline passes;
+/// then kills it.
+pub fn collect_lines_until(
+    mut child: Child,
+    timeout: Duration,
+    mut last: impl FnMut(&str) -> bool,
+) -> Vec<String> {
     use std::io::BufRead;
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -256,10 +270,16 @@ pub fn collect_lines(mut child: Child, want: usize, timeout: Duration) -> Vec<St
     });
     let deadline = Instant::now() + timeout;
     let mut lines = Vec::new();
-    while lines.len() < want {
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) => lines.push(line),
+            Ok(line) => {
+                let done = last(&line);
+                lines.push(line);
+                if done {
+                    break;
+                }
+            }
             Err(_) => break,
         }
     }
