@@ -229,7 +229,9 @@ fn watch_survives_a_snapshot_install_on_its_member() {
 
     // etcdctl prints an event as three lines: PUT, key, value; the value of the last event is
     // the last line.
-    let lines = common::collect_lines_until(watch, Duration::from_secs(60), |l| l == "the-install");
+    let lines = common::collect_lines_until(watch, Duration::from_secs(60), |lines| {
+        lines.last().is_some_and(|l| l == "the-install")
+    });
     let line = snapshot_installed_line(c.server());
     assert!(
         c.log_since(lagging, log_before).contains(line),

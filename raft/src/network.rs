@@ -42,7 +42,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const TO_MEMBER: &str = "ballast-to-member";
 
 /// `message` as a peer RPC addressed to member `to`.
-pub(crate) fn addressed<T>(message: T, to: NodeId) -> tonic::Request<T> {
+pub fn addressed<T>(message: T, to: NodeId) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(
         TO_MEMBER,

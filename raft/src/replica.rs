@@ -801,17 +801,17 @@ impl PeerService {
     /// Refuses an RPC addressed to another member (see [`TO_MEMBER`]), unread.
     fn for_me<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let me = self.replica.inner.id;
-        let to = request.metadata().get(TO_MEMBER).map(|to| {
-            to.to_str()
-                .ok()
-                .and_then(|to| u64::from_str_radix(to, 16).ok())
-        });
+        let to = request
+            .metadata()
+            .get(TO_MEMBER)
+            .and_then(|to| to.to_str().ok())
+            .and_then(|to| u64::from_str_radix(to, 16).ok());
         match to {
-            Some(Some(to)) if to == me => Ok(()),
-            Some(Some(to)) => Err(Status::failed_precondition(format!(
+            Some(to) if to == me => Ok(()),
+            Some(to) => Err(Status::failed_precondition(format!(
                 "request for member {to:x} reached member {me:x}"
             ))),
-            _ => Err(Status::failed_precondition(format!(
+            None => Err(Status::failed_precondition(format!(
                 "request names no member in {TO_MEMBER:?} (this is member {me:x})"
             ))),
         }

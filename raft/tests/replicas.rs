@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ballast_proto::raftpb::peer_client::PeerClient;
 use ballast_proto::raftpb::Blob;
-use ballast_raft::network::TO_MEMBER;
+use ballast_raft::network::addressed;
 use ballast_raft::{MemberNode, NodeId, Replica, ReplicaOptions};
 use ballast_store::{PutRequest, RangeRequest, StoreError, WriteRequest, WriteResponse};
 use tokio::net::TcpListener;
@@ -348,14 +348,13 @@ async fn a_peer_request_for_another_member_is_refused_unread() {
         let mut client = client.clone();
         async move {
             // Not a vote request at all: only a request that gets past the address is decoded.
-            let mut request = tonic::Request::new(Blob {
+            let body = Blob {
                 data: vec![0xff; 3].into(),
-            });
-            if let Some(to) = to {
-                request
-                    .metadata_mut()
-                    .insert(TO_MEMBER, format!("{to:x}").parse().unwrap());
-            }
+            };
+            let request = match to {
+                Some(to) => addressed(body, to),
+                None => tonic::Request::new(body),
+            };
             client.vote(request).await.unwrap_err()
         }
     };

@@ -243,19 +243,15 @@ pub fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Ctl {
 
 /// Reads a child's stdout until `want` lines arrived or the deadline passes; then kills it.
 pub fn collect_lines(child: Child, want: usize, timeout: Duration) -> Vec<String> {
-    let mut count = 0;
-    collect_lines_until(child, timeout, |_| {
-        count += 1;
-        count >= want
-    })
+    collect_lines_until(child, timeout, |lines| lines.len() >= want)
 }
 
-/// Reads a child's stdout until a line for which `last` is true (kept) or the deadline passes;
-/// then kills it.
+/// Reads a child's stdout until the lines read so far are `done` or the deadline passes; then
+/// kills it.
 pub fn collect_lines_until(
     mut child: Child,
     timeout: Duration,
-    mut last: impl FnMut(&str) -> bool,
+    done: impl Fn(&[String]) -> bool,
 ) -> Vec<String> {
     use std::io::BufRead;
     let stdout = child.stdout.take().unwrap();
@@ -270,16 +266,10 @@ pub fn collect_lines_until(
     });
     let deadline = Instant::now() + timeout;
     let mut lines = Vec::new();
-    loop {
+    while !done(&lines) {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) => {
-                let done = last(&line);
-                lines.push(line);
-                if done {
-                    break;
-                }
-            }
+            Ok(line) => lines.push(line),
             Err(_) => break,
         }
     }
