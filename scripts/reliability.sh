@@ -2,6 +2,8 @@
 # The long version of the reliability suites (issue 6; the test command runs each briefly):
 #   1. chaos: every fault of tests/chaos.rs ROUNDS times against 3- and 5-member clusters, each
 #      history checked for linearizability and its watches for order, gaps and duplicates;
+#      and every leader fault of tests/chaos_leases.rs ROUNDS times (short leases, locks: no key
+#      of a kept-alive lease lost, one lock holder at a time);
 #   2. durability: power-loss cycles on lazyfs (tests/durability.rs), kills mid-install, the
 #      restarted-leader read, and kill -9 cycles of the embedded store (store/tests/crash.rs);
 #   3. simulation: seeds of the deterministic raft simulation (raft/tests/sim.rs; release build,
@@ -22,11 +24,12 @@ suite() { # $1 = name, then the command; its log goes to $logs/$1.log
   echo "== $name: $*"
   "$@" >"$logs/$name.log" 2>&1
   status=$?
-  grep -E "^(chaos:|durability:|snapshot install:|crash:|total:|crash reverted|test result)|panicked|VIOLATION" "$logs/$name.log" | sed "s/^/$name: /"
+  grep -E "^(chaos:|lease chaos:|durability:|snapshot install:|crash:|total:|crash reverted|test result)|panicked|VIOLATION" "$logs/$name.log" | sed "s/^/$name: /"
   [ "$status" -eq 0 ] || failed+=("$name (exit $status, log $logs/$name.log)")
 }
 
 suite chaos bash "$(dirname "$0")/chaos.sh" "$((10 * scale))"
+suite lease-chaos bash "$(dirname "$0")/lease-chaos.sh" "$((10 * scale))"
 suite durability env DURABILITY_CYCLES="$((100 * scale))" DURABILITY_INSTALL_CYCLES="$((10 * scale))" \
   cargo test --workspace --test durability -- --test-threads 1 --nocapture
 suite store-crash env CRASH_CYCLES="$((200 * scale))" cargo test --workspace --test crash -- --nocapture

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use ballast_check::{check_linearizable, check_watches, LinResult, WatchResult};
 use common::cluster::{Cluster, NetCluster};
+use common::members::Members;
 use common::proxy::LinkFault;
 use traffic::{Config, Recording, Traffic};
 
@@ -66,59 +67,15 @@ impl Fault {
     }
 }
 
-/// A plain cluster, or one in network namespaces for the partition faults.
-enum Members {
-    Plain(Cluster),
-    Net(NetCluster),
-}
-
-impl std::ops::Deref for Members {
-    type Target = Cluster;
-    fn deref(&self) -> &Cluster {
-        match self {
-            Members::Plain(c) => c,
-            Members::Net(c) => c,
-        }
-    }
-}
-
-impl std::ops::DerefMut for Members {
-    fn deref_mut(&mut self) -> &mut Cluster {
-        match self {
-            Members::Plain(c) => c,
-            Members::Net(c) => c,
-        }
-    }
-}
-
-impl Members {
-    fn start(fault: Fault, size: usize) -> Members {
-        if fault.needs_network() {
-            Members::Net(NetCluster::start(size, &[]))
-        } else if fault.needs_proxy() {
-            Members::Plain(Cluster::start_proxied(size, &[]))
-        } else {
-            Members::Plain(Cluster::start(size, &[]))
-        }
-    }
-
-    fn isolate(&self, i: usize) {
-        match self {
-            Members::Net(c) => c.isolate(i),
-            Members::Plain(_) => unreachable!("partitions need a NetCluster"),
-        }
-    }
-
-    fn heal(&self, i: usize) {
-        match self {
-            Members::Net(c) => c.heal(i),
-            Members::Plain(_) => unreachable!("partitions need a NetCluster"),
-        }
-    }
-
-    fn follower(&self) -> usize {
-        let leader = self.leader();
-        self.live().into_iter().find(|&i| i != leader).unwrap()
+/// A plain cluster, or one in network namespaces for the partition faults, or one whose peer
+/// links pass through proxies for the link faults.
+fn start_members(fault: Fault, size: usize) -> Members {
+    if fault.needs_network() {
+        Members::Net(NetCluster::start(size, &[]))
+    } else if fault.needs_proxy() {
+        Members::Plain(Cluster::start_proxied(size, &[]))
+    } else {
+        Members::Plain(Cluster::start(size, &[]))
     }
 }
 
@@ -196,7 +153,7 @@ fn inject(c: &mut Members, fault: Fault, hold: Duration) {
 /// after the members converged on identical data.
 fn run(fault: Fault, size: usize, config: Config) -> Recording {
     let started = Instant::now();
-    let mut c = Members::start(fault, size);
+    let mut c = start_members(fault, size);
     let endpoints = (0..c.size()).map(|i| c.endpoint(i)).collect();
     let traffic = Traffic::start(endpoints, config);
     std::thread::sleep(PHASE);

@@ -1,6 +1,9 @@
 //! `ballast kv` refuses bad flags with a clear message and exit status 1, before touching anything.
 
+mod common;
+
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn kv(args: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -53,4 +56,54 @@ fn a_taken_port_is_reported() {
         stderr.contains(&format!("cannot listen on {url}")),
         "{stderr}"
     );
+}
+
+/// SIGTERM stops a member in a few seconds even while a client holds a watch stream open (a
+/// kube-apiserver holds its watches for hours): the graceful shutdown waits 2 s for open streams,
+/// as etcd's, then closes them. Before that deadline existed the member never exited.
+#[test]
+fn sigterm_stops_a_member_with_a_watch_open() {
+    let mut m = common::Member::start(&[]);
+    let mut watch = m.spawn_ctl(&["watch", "held"]);
+    // The watch is open once it delivered a write; its stdout is then read on, so it stays open.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 3 && Instant::now() < deadline {
+        m.ok(&["put", "held", "1"]);
+        seen.extend(rx.recv_timeout(Duration::from_millis(500)));
+    }
+    assert_eq!(
+        seen.get(..3),
+        Some(&["PUT", "held", "1"].map(String::from)[..]),
+        "the watch was not open"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &m.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = m.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the member still runs 15 s after SIGTERM with a watch open:\n{}",
+            std::fs::read_to_string(&m.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "the member exited with {exit}");
+    let _ = watch.kill();
+    let _ = watch.wait();
 }

@@ -23,6 +23,7 @@
 //! | `search` | Porcupine's search (Wing & Gong with Lowe's memoization), generic over a model. |
 //! | `linearizable` | [`check_linearizable`]: runs the above in order and explains a failure. |
 //! | `watch` | [`check_watches`]. |
+//! | `leases` | [`check_leases`]: keys of kept-alive leases stay, one lock holder at a time. |
 //! | `result`, `report` | The verdicts and their human-readable form. |
 //!
 //! Architecture invariant: this crate is pure logic over recorded values. It never talks to a
@@ -33,6 +34,7 @@ mod hash;
 pub mod history;
 mod index;
 mod keyrange;
+pub mod leases;
 mod linearizable;
 mod model;
 mod order;
@@ -44,6 +46,7 @@ mod search;
 mod watch;
 
 pub use history::{EventKind, Input, Kv, Nanos, Operation, Output, Watch, WatchEvent};
+pub use leases::{check_leases, KeysRead, LeaseResult, LeaseSession, LockHold};
 pub use linearizable::check_linearizable;
 pub use result::{LinResult, Unsupported, WatchResult};
 pub use watch::check_watches;

@@ -17,6 +17,7 @@ pub mod fsutil;
 #[cfg(feature = "rocks")]
 pub mod log_store;
 pub mod metrics;
+pub mod reconfig;
 #[cfg(feature = "rocks")]
 pub mod network;
 #[cfg(feature = "rocks")]

@@ -24,7 +24,7 @@ use ballast_store::{
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesRequest;
-use openraft::{ChangeMembers, Config, Raft, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, Config, Instant as _, Raft, ReadPolicy, ServerState, SnapshotPolicy};
 use serde::Serialize;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -34,6 +34,7 @@ use crate::forward::{self, Forwarder};
 use crate::log_store::LogStore;
 use crate::metrics::Metrics;
 use crate::network::{Network, TO_MEMBER};
+use crate::reconfig;
 use crate::state_machine::{self, SnapshotFiles, StateMachine, StoreCell};
 use crate::types::{Command, MemberNode, NodeId, Reply, SnapshotMeta, TypeConfig, Vote};
 pub use crate::wire::ReplicaError;
@@ -342,6 +343,11 @@ impl Replica {
             tokio::spawn(async move { this.read_rounds().await });
         }
         let index = rx.await.map_err(|_| ReplicaError::Stopped)??;
+        self.wait_applied(index).await
+    }
+
+    /// Waits until this member has applied up to `index`.
+    async fn wait_applied(&self, index: u64) -> Result<(), ReplicaError> {
         if self
             .inner
             .metrics
@@ -358,6 +364,23 @@ impl Replica {
             .await
             .map_err(|_| ReplicaError::Timeout)?;
         Ok(())
+    }
+
+    /// A read point confirmed by a quorum, on this member as leader (openraft's ReadIndex).
+    async fn read_index(&self) -> Result<u64, ReplicaError> {
+        let (read_log_id, _) = self
+            .inner
+            .raft
+            .get_read_log_id(ReadPolicy::ReadIndex)
+            .await
+            .map_err(|err| match err {
+                RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(_)) => {
+                    ReplicaError::NoLeader
+                }
+                RaftError::APIError(_) => ReplicaError::Timeout,
+                RaftError::Fatal(_) => ReplicaError::Stopped,
+            })?;
+        Ok(read_log_id.index())
     }
 
     /// Runs ReadIndex rounds while reads wait for one.
@@ -579,26 +602,19 @@ impl Replica {
                 }
                 Ok(LeaderReply::Writes(replies))
             }
-            LeaderRequest::ReadIndex => {
-                let (read_log_id, _) =
-                    raft.get_read_log_id(ReadPolicy::ReadIndex)
-                        .await
-                        .map_err(|err| match err {
-                            RaftError::APIError(
-                                openraft::error::LinearizableReadError::ForwardToLeader(_),
-                            ) => ReplicaError::NoLeader,
-                            RaftError::APIError(_) => ReplicaError::Timeout,
-                            RaftError::Fatal(_) => ReplicaError::Stopped,
-                        })?;
-                Ok(LeaderReply::ReadIndex(read_log_id.index()))
-            }
+            LeaderRequest::ReadIndex => Ok(LeaderReply::ReadIndex(self.read_index().await?)),
             LeaderRequest::KeepAlive(id) => {
+                self.confirm_leadership().await?;
                 self.leader_only(|| LeaderReply::KeepAlive(self.store().lease_keep_alive(*id)))
             }
-            LeaderRequest::TimeToLive(id, keys) => self.leader_only(|| {
-                LeaderReply::TimeToLive(self.store().lease_time_to_live(*id, *keys))
-            }),
+            LeaderRequest::TimeToLive(id, keys) => {
+                self.confirm_leadership().await?;
+                self.leader_only(|| {
+                    LeaderReply::TimeToLive(self.store().lease_time_to_live(*id, *keys))
+                })
+            }
             LeaderRequest::AddMember(id, node, learner) => {
+                reconfig::may_add(&self.voters_seen(), *learner)?;
                 let members = self.members();
                 if members.iter().any(|m| m.id == *id) {
                     return Err(ReplicaError::MemberExists);
@@ -609,12 +625,16 @@ impl Replica {
                 {
                     return Err(ReplicaError::PeerUrlExists);
                 }
-                raft.add_learner(*id, node.clone(), false)
-                    .await
-                    .map_err(write_error)?;
-                if !learner {
-                    let ids = BTreeSet::from([*id]);
-                    raft.change_membership(ChangeMembers::AddVoterIds(ids), true)
+                if *learner {
+                    raft.add_learner(*id, node.clone(), false)
+                        .await
+                        .map_err(write_error)?;
+                } else {
+                    // One membership change, node and vote together: as a learner add and then
+                    // a promotion, a failure between the two left a learner behind, and the
+                    // client's retry found "member ID already exist".
+                    let voters = BTreeMap::from([(*id, node.clone())]);
+                    raft.change_membership(ChangeMembers::AddVoters(voters), true)
                         .await
                         .map_err(write_error)?;
                 }
@@ -629,6 +649,7 @@ impl Replica {
                 if !member.is_learner {
                     return Err(ReplicaError::NotLearner);
                 }
+                reconfig::may_promote(&self.voters_seen())?;
                 // etcd's rule: the learner must have 90% of the leader's log.
                 let metrics = self.raft_metrics();
                 let last = metrics.last_log_index.unwrap_or(0);
@@ -651,6 +672,7 @@ impl Replica {
                     .into_iter()
                     .find(|m| m.id == *id)
                     .ok_or(ReplicaError::MemberNotFound)?;
+                reconfig::may_remove(&self.voters_seen(), self.inner.id, *id)?;
                 let change = if member.is_learner {
                     ChangeMembers::RemoveNodes(BTreeSet::from([*id]))
                 } else {
@@ -662,8 +684,15 @@ impl Replica {
                 Ok(LeaderReply::Done)
             }
             LeaderRequest::SetNode(id, node) => {
-                if !self.members().iter().any(|m| m.id == *id) {
+                let members = self.members();
+                if !members.iter().any(|m| m.id == *id) {
                     return Err(ReplicaError::MemberNotFound);
+                }
+                // etcd's ValidateConfigurationChange: new peer URLs must not be another's.
+                if members.iter().any(|m| {
+                    m.id != *id && m.node.peer_urls.iter().any(|u| node.peer_urls.contains(u))
+                }) {
+                    return Err(ReplicaError::PeerUrlExists);
                 }
                 raft.change_membership(
                     ChangeMembers::SetNodes(BTreeMap::from([(*id, node.clone())])),
@@ -689,6 +718,71 @@ impl Replica {
                 Ok(LeaderReply::Done)
             }
         }
+    }
+
+    /// What this leader knows of each voter, for the strict reconfiguration check: started
+    /// (published its name) and connected (acknowledged a heartbeat or an append lately).
+    fn voters_seen(&self) -> Vec<reconfig::Voter> {
+        let metrics = self.raft_metrics();
+        let membership = metrics.membership_config.membership();
+        membership
+            .voter_ids()
+            .map(|id| {
+                let heard = metrics
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|beats| beats.get(&id).cloned().flatten())
+                    .is_some_and(|at| at.elapsed() < reconfig::HEALTH_INTERVAL);
+                reconfig::Voter {
+                    id,
+                    started: membership
+                        .get_node(&id)
+                        .is_some_and(|node| !node.name.is_empty()),
+                    connected: id == self.inner.id || heard,
+                }
+            })
+            .collect()
+    }
+
+    /// etcd's `ensureLeadership` (etcd-io/etcd#15247) before a lease answer: a quorum confirms
+    /// that this member still leads in the term it led in (a ReadIndex round), and the store here
+    /// has applied everything committed before. A deposed or isolated leader's countdowns are
+    /// not the cluster's (they told clients "remaining 6-9 s" while the majority expired the
+    /// lease), and a new leader's store may not yet hold a lease granted just before its election.
+    /// `NoLeader` makes the caller look for the leader again.
+    async fn confirm_leadership(&self) -> Result<(), ReplicaError> {
+        let term = self.term();
+        if !self.is_leader() {
+            return Err(ReplicaError::NoLeader);
+        }
+        // Not `linearize`, whose shared rounds go through `leader_op`, which runs this.
+        let index = self.read_index().await?;
+        self.wait_applied(index).await?;
+        if !self.is_leader() || self.term() != term {
+            return Err(ReplicaError::NoLeader);
+        }
+        Ok(())
+    }
+
+    /// The term this member leads in, if it leads and a quorum acknowledged it within the
+    /// election timeout (etcd's CheckQuorum: a leader that has not heard from a quorum for that
+    /// long may already have been replaced, so it stops deciding anything on its own clock).
+    fn leading_with_quorum(&self) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        let term = self.term();
+        let metrics = self.raft_metrics();
+        if metrics.state != ServerState::Leader || metrics.current_term != term {
+            return None;
+        }
+        let membership = metrics.membership_config.membership();
+        let alone = membership.voter_ids().eq([self.inner.id]);
+        let heard = metrics
+            .last_quorum_acked
+            .as_ref()
+            .is_some_and(|acked| acked.elapsed() < self.inner.election_timeout);
+        (alone || heard).then_some(term)
     }
 
     fn leader_only(&self, f: impl FnOnce() -> LeaderReply) -> Result<LeaderReply, ReplicaError> {
@@ -727,7 +821,7 @@ async fn watch_leader(
     inner: std::sync::Weak<Inner>,
     mut metrics: openraft::alias::WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>,
 ) {
-    let mut last = None;
+    let mut last: Option<(Option<NodeId>, u64)> = None;
     loop {
         let (leader, leading, term) = {
             let m = metrics.borrow_and_update();
@@ -742,25 +836,26 @@ async fn watch_leader(
             .metrics
             .term
             .store(term, std::sync::atomic::Ordering::Relaxed);
+        // A new leadership is a new term, even with the same leader (re-elected after a
+        // partition): its countdowns restart before the member acts as leader (`leading`), so
+        // the lease loop never sees deadlines from an earlier leadership.
+        let new_leadership = last != Some((leader, term));
+        if new_leadership && leading {
+            inner.cell.get().extend_leases();
+            tracing::info!(term, "became leader");
+        }
         inner
             .metrics
             .leading
             .store(leading, std::sync::atomic::Ordering::Release);
-        if leader != last {
-            if leader.is_some() {
+        if new_leadership {
+            if leader.is_some() && last.is_none_or(|(before, _)| before != leader) {
                 inner
                     .metrics
                     .leader_changes
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            if leading {
-                inner.cell.get().extend_leases();
-                tracing::info!(
-                    term = metrics.borrow_watched().current_term,
-                    "became leader"
-                );
-            }
-            last = leader;
+            last = Some((leader, term));
         }
         drop(inner);
         if metrics.changed().await.is_err() {
@@ -769,21 +864,33 @@ async fn watch_leader(
     }
 }
 
-/// The leader revokes expired leases through the log.
+/// The leader revokes expired leases through the log, itself: an expiry is proposed only by a
+/// member that leads with a quorum that heard from it lately, straight into its own log (never
+/// forwarded), and carries its term, so that it applies only if that leadership logged it
+/// (`Command::ExpireLease`). An isolated leader's countdowns run on while the majority elects
+/// another leader and keeps the lease alive; forwarded at heal, its expiries revoked live leases.
 async fn lease_loop(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let Some(inner) = inner.upgrade() else { return };
         let replica = Replica { inner };
-        if !replica.is_leader() {
+        let Some(term) = replica.leading_with_quorum() else {
             continue;
-        }
-        for id in replica.store().expired_leases() {
-            match replica.write(WriteRequest::LeaseRevoke(id)).await {
-                Ok(Ok(_)) | Ok(Err(StoreError::LeaseNotFound)) => {}
-                Ok(Err(err)) => tracing::warn!(lease = id, %err, "revoking an expired lease"),
+        };
+        for lease in replica.store().expired_leases() {
+            let expire = Command::ExpireLease { term, lease };
+            match replica.inner.raft.client_write(expire).await {
+                Ok(resp) => match resp.data {
+                    Reply::Store(Ok(_)) | Reply::Store(Err(StoreError::LeaseNotFound)) => {}
+                    Reply::Store(Err(err)) => {
+                        tracing::warn!(lease, %err, "revoking an expired lease")
+                    }
+                    Reply::None => {
+                        tracing::debug!(lease, term, "an expiry from another term was not applied")
+                    }
+                },
                 Err(err) => {
-                    tracing::debug!(lease = id, %err, "revoking an expired lease");
+                    tracing::debug!(lease, %err, "revoking an expired lease");
                     break;
                 }
             }

@@ -355,12 +355,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut responders = Vec::new();
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
-            self.applied = Some(entry.log_id());
+            let log_id = entry.log_id();
+            self.applied = Some(log_id);
             let slot = match entry.payload {
-                EntryPayload::Normal(crate::types::Command::Store(req)) => {
-                    reqs.push(req);
-                    Some(reqs.len() - 1)
-                }
+                EntryPayload::Normal(command) => match command.store_request(log_id.leader_id.term) {
+                    Some(req) => {
+                        reqs.push(req);
+                        Some(reqs.len() - 1)
+                    }
+                    // An expiry that did not come from the leader of its entry's term.
+                    None => None,
+                },
                 EntryPayload::Membership(membership) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), membership);
                     None

@@ -20,15 +20,38 @@ impl fmt::Display for MemberNode {
 }
 
 /// One replicated command: what a log entry asks every member's state machine to do.
+///
+/// Logged with postcard, which numbers variants by their order: new variants go at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Store(WriteRequest),
+    /// The leader of `term` found `lease` expired by its countdown. Applied (as a revocation)
+    /// only if the entry was proposed in `term`, i.e. by that leader itself: only the leader's
+    /// countdowns are authoritative, so an expiry must never reach the log through another
+    /// member (a deposed leader's countdowns ran on while the majority kept the lease alive).
+    ExpireLease { term: u64, lease: i64 },
+}
+
+impl Command {
+    /// What the store applies for this command in an entry of `entry_term`, if anything.
+    pub fn store_request(self, entry_term: u64) -> Option<WriteRequest> {
+        match self {
+            Command::Store(req) => Some(req),
+            Command::ExpireLease { term, lease } if term == entry_term => {
+                Some(WriteRequest::LeaseRevoke(lease))
+            }
+            Command::ExpireLease { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Store(req) => write!(f, "store: {}", request_kind(req)),
+            Command::ExpireLease { term, lease } => {
+                write!(f, "expire lease {lease:x} (leader of term {term})")
+            }
         }
     }
 }

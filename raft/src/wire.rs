@@ -32,6 +32,9 @@ pub enum ReplicaError {
     NotEnoughStarted,
     #[error("{0}")]
     Other(String),
+    // Encoded by variant order (postcard): new variants go last.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
 }
 
 /// Work a follower hands to the leader.

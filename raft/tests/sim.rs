@@ -1154,8 +1154,12 @@ impl RaftStateMachine<SimConfig> for SimStateMachine {
         let mut slots = Vec::new();
         for (entry, _) in &batch {
             slots.push(match &entry.payload {
-                EntryPayload::Normal(Command::Store(req)) => {
-                    let mut req = req.clone();
+                EntryPayload::Normal(command) => {
+                    let Some(mut req) = command.clone().store_request(entry.log_id.leader_id.term)
+                    else {
+                        slots.push(None);
+                        continue;
+                    };
                     if self
                         .bug
                         .hits(Bug::CorruptApply, self.id, entry.log_id.index)

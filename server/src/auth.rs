@@ -10,7 +10,8 @@
 //! Checked: KV reads and writes (txn compares and every branch operation), watches, lease revoke
 //! and puts that attach a lease (the lease's keys must be writable), lock and election names. Admin
 //! only (the root role): auth and user/role management, member changes, defragment, snapshot,
-//! hash and hashKV. Open to anyone, as in etcd 3.4: compaction, lease grant/keep-alive/TTL/list,
+//! hash and hashKV. A lease's time to live: a user who may read every key attached to it (etcd
+//! 3.4.26). Open to anyone, as in etcd 3.4: compaction, lease grant/keep-alive/list,
 //! status, alarms, member list, move-leader.
 
 use std::sync::atomic::{AtomicU64, Ordering};

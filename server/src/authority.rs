@@ -25,8 +25,13 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
-/// The smallest SETTINGS_MAX_FRAME_SIZE a peer may set: re-encoded blocks are split to fit it.
+/// The smallest SETTINGS_MAX_FRAME_SIZE a peer may set: re-encoded blocks are split to fit it. It
+/// is also the size h2 advertises (tonic sets no other), so a larger frame is one h2 refuses.
 const MAX_FRAME: usize = 16_384;
+/// The most of one header block held here. Past it the wrapper stops looking and hands the bytes
+/// to h2, whose own header-list and CONTINUATION limits refuse the block with a GOAWAY: a client
+/// that never ends a header block (a CONTINUATION flood) cannot grow this buffer without bound.
+const MAX_BLOCK: usize = 64 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -109,6 +114,11 @@ impl<IO> FixAuthority<IO> {
                     let len = (usize::from(self.input[0]) << 16)
                         | (usize::from(self.input[1]) << 8)
                         | usize::from(self.input[2]);
+                    if len > MAX_FRAME {
+                        // Not a frame h2 accepts: let h2 refuse it, without holding it here.
+                        self.pass_on();
+                        continue;
+                    }
                     if self.input.len() < FRAME_HEADER + len {
                         return Ok(());
                     }
@@ -117,6 +127,17 @@ impl<IO> FixAuthority<IO> {
                 }
             }
         }
+    }
+
+    /// Stops looking at this connection: what is held goes to h2 as received, and so does
+    /// everything after it.
+    fn pass_on(&mut self) {
+        if let Some(block) = self.block.take() {
+            self.output.extend_from_slice(&block.raw);
+        }
+        let rest = self.input.split();
+        self.output.unsplit(rest);
+        self.mode = Mode::Pass;
     }
 
     fn frame(&mut self, frame: &[u8]) -> io::Result<()> {
@@ -149,6 +170,10 @@ impl<IO> FixAuthority<IO> {
                 Some(b) => {
                     b.fragment.extend_from_slice(payload);
                     b.raw.extend_from_slice(frame);
+                    if b.raw.len() > MAX_BLOCK {
+                        self.pass_on();
+                        return Ok(());
+                    }
                 }
                 None => return Err(bad("CONTINUATION without HEADERS")),
             },
@@ -257,12 +282,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for FixAuthority<IO> {
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
             if read.filled().is_empty() {
                 // End of stream: hand over whatever was held, unchanged, and let h2 judge it.
-                if let Some(block) = this.block.take() {
-                    this.output.extend_from_slice(&block.raw);
-                }
-                this.mode = Mode::Pass;
-                let rest = this.input.split();
-                this.output.unsplit(rest);
+                this.pass_on();
                 if this.output.is_empty() {
                     return Poll::Ready(Ok(()));
                 }
@@ -310,6 +330,57 @@ impl<IO: Connected> Connected for FixAuthority<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame_header(len: usize, kind: u8, flags: u8, stream: u32) -> Vec<u8> {
+        let mut f = (len as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags]);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f
+    }
+
+    /// Feeds `chunks` to a wrapper one by one; returns the most it ever held and its mode.
+    fn feed(chunks: impl IntoIterator<Item = Vec<u8>>) -> (usize, Mode) {
+        let mut w = FixAuthority::new(());
+        let mut most = 0;
+        for chunk in chunks {
+            w.input.extend_from_slice(&chunk);
+            w.process().unwrap();
+            let held = w.input.len() + w.block.as_ref().map_or(0, |b| b.raw.len() + b.fragment.len());
+            most = most.max(held);
+            w.output.clear(); // what h2 would have read
+        }
+        (most, w.mode)
+    }
+
+    /// A header block that never ends (HEADERS, then CONTINUATION frames without END_HEADERS) is
+    /// held only up to MAX_BLOCK, then handed to h2 (which refuses it with a GOAWAY); before the
+    /// bound, 600 MiB of such frames took a member from 81 MiB to 1.8 GiB.
+    #[test]
+    fn an_endless_header_block_is_not_held() {
+        let mut frames = vec![PREFACE.to_vec()];
+        let mut headers = frame_header(3, HEADERS, 0, 1);
+        headers.extend_from_slice(&[0x82, 0x86, 0x84]);
+        frames.push(headers);
+        for _ in 0..10_000 {
+            let mut f = frame_header(MAX_FRAME, CONTINUATION, 0, 1);
+            f.resize(FRAME_HEADER + MAX_FRAME, 0x40);
+            frames.push(f);
+        }
+        let (most, mode) = feed(frames);
+        assert_eq!(mode, Mode::Pass);
+        assert!(most <= 2 * (MAX_BLOCK + MAX_FRAME), "held {most} bytes");
+    }
+
+    /// A frame longer than h2 accepts is passed on as its header arrives, not buffered whole.
+    #[test]
+    fn an_oversized_frame_is_not_held() {
+        let big = 16 << 20;
+        let mut chunks = vec![PREFACE.to_vec(), frame_header(big - 1, HEADERS, 0, 1)];
+        chunks.extend((0..big / MAX_FRAME).map(|_| vec![0u8; MAX_FRAME]));
+        let (most, mode) = feed(chunks);
+        assert_eq!(mode, Mode::Pass);
+        assert!(most <= MAX_FRAME, "held {most} bytes");
+    }
 
     #[test]
     fn strips_scheme_and_path() {

@@ -88,8 +88,12 @@ impl AutoCompaction {
     }
 }
 
-/// False once the member has stopped.
+/// False once the member has stopped. Only the leader compacts (etcd pauses the compactor on
+/// every other member): N members each proposing the same compaction would log it N times.
 async fn compact(node: &Node, rev: i64) -> bool {
+    if !node.replica().is_leader() {
+        return true;
+    }
     match node.propose(WriteRequest::Compact(rev)).await {
         Ok(_) => {
             tracing::info!(revision = rev, "auto-compaction done");

@@ -1,6 +1,7 @@
 //! The `v3electionpb.Election` service: etcd's server-side leader election, built like etcd's
-//! `concurrency.Election`. Each candidate owns the key `name/<lease hex>`; the leader is the one
-//! created first, and its value is the proclamation.
+//! `concurrency.Election`. Each candidate owns the key `name/<lease hex>` (a lease granted for it
+//! if the request names none); the leader is the one created first, and its value is the
+//! proclamation.
 
 use std::pin::Pin;
 
@@ -19,7 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::Caller;
 use crate::convert;
 use crate::error::ApiError;
-use crate::lock::{create_once, wait_for_turn, Abandon};
+use crate::lock::{create_once, session_lease, wait_for_turn, Abandon};
 use crate::node::Node;
 
 #[derive(Debug, Clone)]
@@ -73,7 +74,7 @@ impl ElectionService {
             success: vec![op],
             failure: vec![],
         };
-        match self.node.propose(WriteRequest::Txn(txn)).await? {
+        match self.node.propose_as(caller, WriteRequest::Txn(txn)).await? {
             WriteResponse::Txn(t) if t.succeeded => Ok(t.revision),
             // etcd's ErrElectionNotLeader, which its server returns as is (code Unknown).
             WriteResponse::Txn(_) => Err(Status::unknown("election: not leader")),
@@ -98,8 +99,9 @@ impl v3electionpb::election_server::Election for ElectionService {
         let prefix = Self::prefix(&req.name);
         self.node
             .permit_prefix(&caller, &prefix, &[Access::Read, Access::Write])?;
-        let key = Bytes::from([prefix.clone(), format!("{:x}", req.lease).into_bytes()].concat());
-        let mine = create_once(&self.node, &key, req.lease, req.value.clone()).await?;
+        let lease = session_lease(&self.node, &caller, req.lease).await?;
+        let key = Bytes::from([prefix.clone(), format!("{lease:x}").into_bytes()].concat());
+        let mine = create_once(&self.node, &caller, &key, lease, req.value.clone()).await?;
         let guard = Abandon::new(&self.node, &key);
         if mine.value != req.value {
             // Campaigning again with a new value proclaims it (etcd does the same).
@@ -107,7 +109,7 @@ impl v3electionpb::election_server::Election for ElectionService {
                 ignore_lease: true,
                 ..PutRequest::new(key.clone(), req.value.clone())
             };
-            self.node.propose(WriteRequest::Put(put)).await?;
+            self.node.propose_as(&caller, WriteRequest::Put(put)).await?;
         }
         let revision = wait_for_turn(&self.node, &prefix, mine.create_revision).await?;
         guard.keep();
@@ -115,7 +117,7 @@ impl v3electionpb::election_server::Election for ElectionService {
             name: req.name,
             key,
             rev: mine.create_revision,
-            lease: req.lease,
+            lease,
         };
         Ok(Response::new(v3electionpb::CampaignResponse {
             header: Some(self.node.header(revision)),
@@ -149,8 +151,8 @@ impl v3electionpb::election_server::Election for ElectionService {
         let caller = self.node.caller(request.metadata())?;
         let name = request.into_inner().name;
         let prefix = Self::prefix(&name);
-        self.node.permit_prefix(&caller, &prefix, &[Access::Read])?;
         self.node.linearize().await?;
+        self.node.permit_prefix(&caller, &prefix, &[Access::Read])?;
         let (kv, revision) = self.leader_kv(&name)?;
         // etcd's ErrElectionNoLeader, returned as is (code Unknown).
         let kv = kv.ok_or_else(|| Status::unknown("election: no leader"))?;

@@ -59,7 +59,8 @@ impl ApiError {
                 ReplicaError::NoLeader
                 | ReplicaError::LeaderChanged
                 | ReplicaError::Timeout
-                | ReplicaError::Stopped => Code::Unavailable,
+                | ReplicaError::Stopped
+                | ReplicaError::Unhealthy => Code::Unavailable,
                 ReplicaError::MemberNotFound => Code::NotFound,
                 ReplicaError::MemberExists
                 | ReplicaError::PeerUrlExists
@@ -347,6 +348,11 @@ mod tests {
                 ReplicaError::NotEnoughStarted.into(),
                 Code::FailedPrecondition,
                 "etcdserver: re-configuration failed due to not enough started members",
+            ),
+            (
+                ReplicaError::Unhealthy.into(),
+                Code::Unavailable,
+                "etcdserver: unhealthy cluster",
             ),
         ];
         for (err, code, text) in cases {

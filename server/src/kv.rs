@@ -47,11 +47,13 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<pb::RangeResponse>, Status> {
         let caller = self.node.caller(request.metadata())?;
         let req = convert::range_request(request.into_inner()).map_err(ApiError::from)?;
-        self.node
-            .permit(&caller, |auth, user| auth.check_range(user, &req))?;
+        // A linearizable read is checked against the auth state at its read point, as etcd's:
+        // checked before, on a member that lagged, it would pass on a permission already revoked.
         if !req.serializable {
             self.node.linearize().await?;
         }
+        self.node
+            .permit(&caller, |auth, user| auth.check_range(user, &req))?;
         let store = self.node.store();
         // One key is a point lookup, usually in cached blocks: handing the worker over
         // (`blocking`) would cost more than the read. A range may read much.
@@ -114,14 +116,18 @@ impl pb::kv_server::Kv for KvService {
         let req = request.into_inner();
         self.check_size(&req)?;
         let txn = convert::txn_request(req).map_err(ApiError::from)?;
+        // etcd's request checks (op limit, duplicate keys) run here, before proposing, against
+        // this member's --max-txn-ops: at apply time nothing member-local may decide what an
+        // entry does, or members with different flags would diverge.
+        ballast_store::check_txn(&txn, self.node.options().max_txn_ops).map_err(ApiError::from)?;
         // A txn that cannot write needs no commit: it reads a consistent snapshot directly, as
         // etcd's read-only txn path does.
         let resp = if convert::txn_is_read_only(&txn) {
-            self.node
-                .permit(&caller, |auth, user| auth.check_txn(user, &txn))?;
             if !txn_is_serializable(&txn) {
                 self.node.linearize().await?;
             }
+            self.node
+                .permit(&caller, |auth, user| auth.check_txn(user, &txn))?;
             let store = self.node.store();
             blocking(|| store.txn(txn)).map_err(ApiError::from)?
         } else {

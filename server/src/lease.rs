@@ -116,19 +116,25 @@ impl pb::lease_server::Lease for LeaseService {
         &self,
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let caller = self.node.caller(request.metadata())?;
         let req = request.into_inner();
+        // The keys are always fetched, from the lease's authority (the leader), because they are
+        // what the caller must be allowed to read, whether or not it asked for them.
         let status = self
             .node
             .replica()
-            .lease_time_to_live(req.id, req.keys)
+            .lease_time_to_live(req.id, true)
             .await
             .map_err(ApiError::from)?;
+        self.node.permit(&caller, |auth, user| {
+            auth.check_lease_readable(user, &status.keys)
+        })?;
         Ok(Response::new(pb::LeaseTimeToLiveResponse {
             header: Some(self.node.current_header()),
             id: req.id,
             ttl: status.ttl,
             granted_ttl: status.granted_ttl,
-            keys: status.keys,
+            keys: if req.keys { status.keys } else { Vec::new() },
         }))
     }
 

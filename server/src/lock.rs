@@ -12,6 +12,7 @@ use ballast_store::{
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::node::Node;
 
@@ -26,10 +27,35 @@ impl LockService {
     }
 }
 
+/// The TTL of the lease granted for a lock or campaign that names none (etcd's
+/// `concurrency` default session TTL).
+pub(crate) const SESSION_TTL: i64 = 60;
+
+/// The lease a lock or candidacy lives on. etcd's servers take the request's lease through a
+/// `concurrency.Session`; with none (0), the session grants a lease of its own, which nobody
+/// keeps alive (the server orphans the session): two such callers get two keys, so the second
+/// waits, and an abandoned lock ends when its lease expires. Sharing a key `name/0` instead
+/// gave both callers the lock.
+pub(crate) async fn session_lease(node: &Node, caller: &Caller, lease: i64) -> Result<i64, Status> {
+    if lease != 0 {
+        return Ok(lease);
+    }
+    let grant = WriteRequest::LeaseGrant {
+        id: 0,
+        ttl: SESSION_TTL,
+    };
+    match node.propose_as(caller, grant).await? {
+        WriteResponse::LeaseGrant { id, .. } => Ok(id),
+        other => Err(crate::kv::unexpected(other)),
+    }
+}
+
 /// Creates `key` on `lease` (with `value`) unless it exists; returns the key's version: its
 /// create revision, mod revision and value. etcd's `Mutex.Lock` and `Election.Campaign` start so.
+/// Proposed as `caller`, so that a permission revoked meanwhile refuses it at apply time.
 pub(crate) async fn create_once(
     node: &Node,
+    caller: &Caller,
     key: &Bytes,
     lease: i64,
     value: Bytes,
@@ -47,7 +73,7 @@ pub(crate) async fn create_once(
         failure: vec![RequestOp::Range(RangeRequest::key(key.clone()))],
     };
     // Answered from the txn itself: this member's store may not have applied it yet.
-    let resp = match node.propose(WriteRequest::Txn(txn)).await? {
+    let resp = match node.propose_as(caller, WriteRequest::Txn(txn)).await? {
         WriteResponse::Txn(resp) => resp,
         other => return Err(crate::kv::unexpected(other)),
     };
@@ -136,11 +162,17 @@ impl Drop for Abandon {
 }
 
 impl LockService {
-    async fn acquire(&self, name: Bytes, lease: i64) -> Result<(Bytes, i64), Status> {
+    async fn acquire(
+        &self,
+        caller: &Caller,
+        name: Bytes,
+        lease: i64,
+    ) -> Result<(Bytes, i64), Status> {
         let mut prefix = name.to_vec();
         prefix.push(b'/');
+        let lease = session_lease(&self.node, caller, lease).await?;
         let key = Bytes::from([prefix.clone(), format!("{lease:x}").into_bytes()].concat());
-        let mine = create_once(&self.node, &key, lease, Bytes::new()).await?;
+        let mine = create_once(&self.node, caller, &key, lease, Bytes::new()).await?;
         let guard = Abandon::new(&self.node, &key);
         let revision = wait_for_turn(&self.node, &prefix, mine.create_revision).await?;
         guard.keep();
@@ -162,7 +194,7 @@ impl v3lockpb::lock_server::Lock for LockService {
         let prefix = [req.name.as_ref(), b"/"].concat();
         self.node
             .permit_prefix(&caller, &prefix, &[Access::Read, Access::Write])?;
-        let (key, revision) = self.acquire(req.name, req.lease).await?;
+        let (key, revision) = self.acquire(&caller, req.name, req.lease).await?;
         Ok(Response::new(v3lockpb::LockResponse {
             header: Some(self.node.header(revision)),
             key,

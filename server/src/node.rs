@@ -183,7 +183,9 @@ impl Node {
         let legacy_alarms = load_alarms(&opts.data_dir)?;
         let mut replica_opts = ReplicaOptions::new(identity.member_id, opts.data_dir.clone());
         replica_opts.store = StoreOptions {
-            max_txn_ops: opts.max_txn_ops,
+            // --max-txn-ops is checked before proposing (kv.rs); applying a logged txn must not
+            // depend on this member's flag, or members with different limits would diverge.
+            max_txn_ops: usize::MAX,
             ..StoreOptions::default()
         };
         replica_opts.initial_members = if opts.new_cluster {

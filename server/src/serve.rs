@@ -103,6 +103,43 @@ pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
         )
 }
 
+/// A request over the gRPC receive limit is refused by tonic with OutOfRange, "Error, decoded
+/// message length too large: found N bytes, the limit is: M bytes"; etcd's gRPC-Go server says
+/// ResourceExhausted, "grpc: received message larger than max (N vs. M)", and Go clients treat the
+/// two codes differently (OutOfRange is what a compacted revision gets). The refusal of a unary
+/// request is a trailers-only response, its status in the headers: this rewrites that one.
+fn as_grpc_go_size_refusal<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    const OUT_OF_RANGE: &[u8] = b"11";
+    const RESOURCE_EXHAUSTED: &str = "8";
+    let headers = resp.headers_mut();
+    if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(OUT_OF_RANGE) {
+        return resp;
+    }
+    let Some(sizes) = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .and_then(tonic_size_refusal)
+    else {
+        return resp;
+    };
+    let (found, limit) = sizes;
+    let message = format!("grpc: received message larger than max ({found} vs. {limit})");
+    if let Ok(message) = http::HeaderValue::from_str(&message) {
+        headers.insert("grpc-status", http::HeaderValue::from_static(RESOURCE_EXHAUSTED));
+        headers.insert("grpc-message", message);
+    }
+    resp
+}
+
+/// The sizes in tonic's (percent-encoded) refusal of an oversized message, if that is what it is.
+fn tonic_size_refusal(encoded: &str) -> Option<(u64, u64)> {
+    let text = encoded.replace("%20", " ").replace("%2C", ",").replace("%3A", ":");
+    let rest = text.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
+}
+
 /// Accepted connections, with Nagle off and the `:authority` fix-up in front of h2.
 fn incoming(
     listener: TcpListener,
@@ -113,6 +150,10 @@ fn incoming(
         Ok(FixAuthority::new(conn))
     })
 }
+
+/// How long a stopping member waits for its open requests and streams before it closes them
+/// (etcd 3.4 gives its gRPC servers 2 s to stop gracefully, then stops them).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Binds every client URL (so that a bad address fails before anything runs) and returns the bound
 /// addresses with the future that serves them until `shutdown` resolves.
@@ -157,6 +198,9 @@ pub async fn serve(
         let server = tonic::transport::Server::builder()
             .accept_http1(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .layer(tower::util::MapResponseLayer::new(
+                as_grpc_go_size_refusal::<tonic::body::Body>,
+            ))
             .add_routes(routes(&node, &opts))
             .serve_with_incoming_shutdown(incoming(listener), async move {
                 let _ = stop.recv().await;
@@ -177,11 +221,21 @@ pub async fn serve(
         let _ = stop_tx.send(());
         node.replica().close_peer_streams();
         compactor.abort();
-        for server in servers {
-            match server.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(%e, "server ended with an error"),
-                Err(e) => tracing::warn!(%e, "server task failed"),
+        // Streams that never end by themselves (a watch held for hours, a keep-alive) would hold
+        // a graceful shutdown forever: as etcd, give them a moment, then stop regardless.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut server in servers {
+            match tokio::time::timeout_at(deadline, &mut server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(%e, "server ended with an error"),
+                Ok(Err(e)) => tracing::warn!(%e, "server task failed"),
+                Err(_) => {
+                    tracing::info!(
+                        grace = ?SHUTDOWN_GRACE,
+                        "connections still open after the grace period; closing them"
+                    );
+                    server.abort();
+                }
             }
         }
         node.shutdown().await;
@@ -193,6 +247,29 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_requests_are_refused_as_grpc_go_does() {
+        let refusal = |status: &'static str, message: &'static str| {
+            let mut resp = http::Response::new(());
+            resp.headers_mut()
+                .insert("grpc-status", http::HeaderValue::from_static(status));
+            resp.headers_mut()
+                .insert("grpc-message", http::HeaderValue::from_static(message));
+            let resp = as_grpc_go_size_refusal(resp);
+            let header = |name| resp.headers()[name].to_str().unwrap().to_owned();
+            (header("grpc-status"), header("grpc-message"))
+        };
+        assert_eq!(
+            refusal(
+                "11",
+                "Error,%20decoded%20message%20length%20too%20large:%20found%20700%20bytes,%20the%20limit%20is:%20600%20bytes"
+            ),
+            ("8".into(), "grpc: received message larger than max (700 vs. 600)".into())
+        );
+        let compacted = "etcdserver:%20mvcc:%20required%20revision%20has%20been%20compacted";
+        assert_eq!(refusal("11", compacted), ("11".into(), compacted.into()));
+    }
 
     #[test]
     fn listen_urls() {

@@ -9,8 +9,9 @@
 //! revision is the lowest that every watch on the stream has been brought up to: the control task
 //! asks each store watcher for a progress notification, the forwarding tasks hand those back to a
 //! shared round instead of the client, and the last one in sends the answer. A watch that is
-//! catching up from disk cannot vouch for any revision, so while one is, progress requests go
-//! unanswered (etcd 3.5 does the same).
+//! catching up from disk cannot vouch for any revision, so while one is, the answer is deferred
+//! and the round tried again every `PROGRESS_RETRY` until every watch can (etcd 3.5.8's deferred
+//! progress; the Kubernetes watch cache waits for these answers).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -25,14 +26,17 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::Caller;
 use crate::convert;
 use crate::node::Node;
 
 /// Responses buffered per stream before forwarding tasks wait for the client.
 const STREAM_BUFFER: usize = 128;
+
+/// How often a deferred progress request is tried again.
+const PROGRESS_RETRY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct WatchService {
@@ -60,17 +64,23 @@ impl pb::watch_server::Watch for WatchService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<WatchStream>, Status> {
-        // The stream's token speaks for every watch created on it.
-        let caller = self.node.caller(request.metadata())?;
+        // The stream's token speaks for every watch created on it, checked again at each
+        // create (as etcd): a token that expired or was invalidated since creates nothing.
+        self.node.caller(request.metadata())?;
+        let mut token = MetadataMap::new();
+        if let Some(value) = request.metadata().get("token") {
+            token.insert("token", value.clone());
+        }
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = StreamState {
             node: self.node.clone(),
-            caller,
+            token,
             out: tx,
             watches: HashMap::new(),
             next_id: 0,
             round: Arc::default(),
+            deferred: false,
         };
         tokio::spawn(stream.run(inbound, self.progress_interval));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -102,17 +112,22 @@ struct Progress {
 
 struct StreamState {
     node: Node,
-    caller: Caller,
+    /// The stream's `token` metadata, if it had one.
+    token: MetadataMap,
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     watches: HashMap<i64, WatchEntry>,
     next_id: i64,
     round: Arc<Mutex<Round>>,
+    /// A progress request is owed but a watch could not vouch for a revision yet.
+    deferred: bool,
 }
 
 impl StreamState {
     async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>, progress_interval: Duration) {
         let mut ticker = tokio::time::interval(progress_interval);
         ticker.tick().await;
+        let mut retry = tokio::time::interval(PROGRESS_RETRY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 msg = inbound.next() => match msg {
@@ -125,6 +140,11 @@ impl StreamState {
                     Some(Err(_)) | None => break,
                 },
                 _ = ticker.tick() => self.notify_progress(),
+                _ = retry.tick(), if self.deferred => {
+                    if !self.progress_round().await {
+                        break;
+                    }
+                }
                 _ = self.out.closed() => break,
             }
             let before = self.watches.len();
@@ -191,7 +211,11 @@ impl StreamState {
                 ballast_store::Access::Read,
             )
         };
-        if self.node.permit(&self.caller, readable).is_err() {
+        let permitted = self
+            .node
+            .caller(&self.token)
+            .and_then(|caller| self.node.permit(&caller, readable));
+        if permitted.is_err() {
             // etcd 3.4 answers with the watch id asked for, and keeps the stream.
             // The reason is the gRPC error's own text, which etcd's client maps back to the error.
             let denied = refuse(format!(
@@ -266,6 +290,7 @@ impl StreamState {
 
     /// Answers a progress request; see the module comment.
     async fn progress_round(&mut self) -> bool {
+        self.deferred = false;
         if self.watches.is_empty() {
             let resp = pb::WatchResponse {
                 header: Some(self.node.current_header()),
@@ -274,7 +299,8 @@ impl StreamState {
             };
             return self.send(resp).await;
         }
-        let mut round = self.round.lock();
+        let round = self.round.clone();
+        let mut round = round.lock();
         if round.active {
             // The round under way answers this request too.
             return true;
@@ -284,16 +310,22 @@ impl StreamState {
             min_rev: i64::MAX,
             active: true,
         };
+        let mut abandoned = false;
         for w in self.watches.values() {
             let mut acks = w.progress.round_acks.lock();
             *acks += 1;
             if !w.progress.requester.lock().request() {
-                // Not synced (or its buffer is full): no revision can be promised now. Answers
-                // already requested are swallowed by the abandoned round.
+                // Not synced (or its buffer is full): no revision can be promised now; the round
+                // is abandoned and tried again later. Answers already requested go to a later
+                // round (each is a revision its watch has delivered, so a safe lower bound).
                 *acks -= 1;
                 round.active = false;
+                abandoned = true;
+                break;
             }
         }
+        drop(round);
+        self.deferred = abandoned;
         true
     }
 

@@ -204,12 +204,17 @@ async fn malformed_input_is_refused_and_changes_nothing() {
         err.message(),
         "etcdserver: too many operations in txn request"
     );
-    // Past the gRPC receive limit (request limit + 512 KiB) the transport refuses it unread.
+    // Past the gRPC receive limit (request limit + 512 KiB) the transport refuses it unread, with
+    // gRPC-Go's code and text (as etcd).
     let err = kv
         .put(put("huge", &"x".repeat(700 * 1024)))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().starts_with("grpc: received message larger than max ("),
+        "{err:?}"
+    );
 
     // Inverted ranges read and delete nothing.
     let inverted = pb::RangeRequest {
@@ -298,6 +303,39 @@ impl WatchStream {
             .unwrap()
             .unwrap()
     }
+}
+
+/// A progress request while a watch is catching up from disk (its client read too slowly) is
+/// answered once the watch has caught up, after every event up to the answer's revision (etcd
+/// 3.5.8's deferred progress; the Kubernetes watch cache waits for it). It used to go unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_progress_request_waits_for_a_watch_catching_up() {
+    let s = start(|_| {}).await;
+    let mut kv = s.kv().await;
+    let mut w = WatchStream::open(&s).await;
+    w.send(create("h", 0)).await;
+    assert!(w.next().await.created);
+    // Unread, these fill the stream's buffer and the watcher's: it falls back to disk.
+    let puts = 1000;
+    for i in 0..puts {
+        kv.put(put("h", &i.to_string())).await.unwrap();
+    }
+    w.send(control(pb::watch_request::RequestUnion::ProgressRequest(
+        pb::WatchProgressRequest {},
+    )))
+    .await;
+    let mut last_event = 0;
+    let mut events = 0;
+    let answer = loop {
+        let r = w.next().await;
+        if r.watch_id == -1 {
+            break r.header.unwrap().revision;
+        }
+        events += r.events.len();
+        last_event = r.events.last().map_or(last_event, |e| e.kv.as_ref().unwrap().mod_revision);
+    };
+    assert_eq!(events, puts, "the answer came before every event");
+    assert!(answer <= last_event, "progress at {answer}, events only up to {last_event}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -325,9 +325,7 @@ impl AuthState {
         if !self.enabled {
             return Ok(());
         }
-        let name = user
-            .filter(|u| !u.is_empty())
-            .ok_or(StoreError::UserEmpty)?;
+        let name = named(user)?;
         let user = self.users.get(name).ok_or(StoreError::UserNotFound)?;
         if user.roles.contains(ROOT) {
             Ok(())
@@ -354,9 +352,7 @@ impl AuthState {
         if !self.enabled {
             return Ok(());
         }
-        let name = user
-            .filter(|u| !u.is_empty())
-            .ok_or(StoreError::UserEmpty)?;
+        let name = named(user)?;
         let Some(user) = self.users.get(name) else {
             return Err(StoreError::PermissionDenied);
         };
@@ -427,6 +423,25 @@ impl AuthState {
         }
         keys.into_iter()
             .try_for_each(|k| self.check(user, k, &[], Access::Write))
+    }
+
+    /// etcd 3.4.26's `checkLeaseTimeToLive` (CVE-2023-32082, lease ids are guessable): with auth
+    /// on, a lease's time to live is told only to a user, and only to one that may read every key
+    /// attached to it (root may read all).
+    pub fn check_lease_readable<'a>(
+        &self,
+        user: Option<&str>,
+        keys: impl IntoIterator<Item = &'a Bytes>,
+    ) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let name = named(user)?;
+        if self.is_root(name) {
+            return Ok(());
+        }
+        keys.into_iter()
+            .try_for_each(|k| self.check(user, k, &[], Access::Read))
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -647,6 +662,11 @@ impl Tokens {
             TokenEffect::RevokeAll => map.clear(),
         }
     }
+}
+
+/// The user a request names: "user name is empty" when it names none (etcd's `ErrUserEmpty`).
+fn named(user: Option<&str>) -> Result<&str> {
+    user.filter(|u| !u.is_empty()).ok_or(StoreError::UserEmpty)
 }
 
 #[cfg(test)]

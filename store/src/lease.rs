@@ -102,9 +102,15 @@ impl Lessor {
         }
     }
 
-    /// Restarts one lease's countdown; returns its TTL, or `None` if there is no such lease.
+    /// Restarts one lease's countdown; returns its TTL, or `None` if there is no such lease or it
+    /// has expired. An expired lease is being revoked (its revocation may be on its way through
+    /// the log): renewing it would tell the client a TTL for a lease about to vanish. etcd's
+    /// `Renew` waits for that revocation and answers "lease not found"; this answers it at once.
     pub fn keep_alive(&mut self, id: LeaseId, now: Millis) -> Option<i64> {
         let lease = self.leases.get_mut(&id)?;
+        if lease.deadline <= now {
+            return None;
+        }
         lease.deadline = deadline(now, lease.ttl);
         Some(lease.ttl)
     }

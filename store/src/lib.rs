@@ -34,6 +34,7 @@ pub use range::KeyRange;
 #[cfg(feature = "rocks")]
 pub use store::DiskStore;
 pub use store::{MemStore, Status, Store, StoreOptions};
+pub use txn::check_txn;
 pub use types::*;
 pub use watch::{ProgressRequester, WatchId, WatchRequest, WatchResponse, WatchStats, Watcher};
 pub use write::{WriteRequest, WriteResponse};

@@ -127,4 +127,29 @@ fn expiry_thread_revokes<B: Open>() {
         .is_empty());
 }
 
-both_backends!(grant_attach_revoke, expiry_thread_revokes);
+/// A keep-alive that comes after the deadline finds no lease, though nobody revoked it yet: the
+/// revocation is on its way (etcd's `Renew` waits for it, then answers "lease not found"). Renewed,
+/// it answered a TTL for a lease that the leader's revocation then deleted.
+fn no_keep_alive_after_expiry<B: Open>() {
+    let h = B::harness(|_| {});
+    let s = &h.store;
+    let leases: Vec<i64> = (0..300).map(|_| s.lease_grant(0, 2).unwrap().0).collect();
+    h.clock.advance(1_999);
+    assert_eq!(s.lease_keep_alive(leases[0]).unwrap(), 2, "alive before its deadline");
+    h.clock.advance(1);
+    assert_eq!(s.expired_leases().len(), 299);
+    for &id in &leases[1..] {
+        assert!(
+            matches!(s.lease_keep_alive(id), Err(StoreError::LeaseNotFound)),
+            "lease {id} renewed after its deadline"
+        );
+    }
+    assert_eq!(s.expired_leases().len(), 299, "still to be revoked");
+    assert_eq!(s.lease_keep_alive(leases[0]).unwrap(), 2);
+}
+
+both_backends!(
+    grant_attach_revoke,
+    expiry_thread_revokes,
+    no_keep_alive_after_expiry
+);

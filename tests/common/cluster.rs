@@ -114,6 +114,8 @@ pub struct Cluster {
     server: Server,
     slots: Vec<Slot>,
     extra: Vec<String>,
+    /// Flags for member `i` alone, after `extra` (`start_each`).
+    member_extra: Vec<Vec<String>>,
     token: String,
     /// Members advertise a proxy in front of their peer port (`start_proxied`).
     proxied: bool,
@@ -138,6 +140,18 @@ impl Cluster {
     /// Starts `n` members on 127.0.0.1 with `extra` flags and waits until each is healthy.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
         Cluster::start_with(n, extra, None, None)
+    }
+
+    /// Like `start`, with `member_extra[i]` added to member `i`'s flags (members that disagree
+    /// on a flag, as after a partial rolling change of a limit).
+    pub fn start_each(n: usize, extra: &[&str], member_extra: &[&[&str]]) -> Cluster {
+        let mut cluster = Cluster::new(extra, None);
+        cluster.member_extra = member_extra
+            .iter()
+            .map(|flags| flags.iter().map(|s| s.to_string()).collect())
+            .collect();
+        cluster.launch(n, None);
+        cluster
     }
 
     /// Like `start`, with every member's peer traffic through a proxy (see `link_fault`).
@@ -167,6 +181,7 @@ impl Cluster {
             server: Server::from_env(),
             slots: Vec::new(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            member_extra: Vec::new(),
             token: format!("ballast-test-{}-{seq}", std::process::id()),
             proxied: false,
             net,
@@ -298,7 +313,8 @@ impl Cluster {
     /// Starts member `i`'s process (appending to its log); does not wait.
     fn spawn(&mut self, i: usize) {
         let server = self.server;
-        let extra = self.extra.clone();
+        let mut extra = self.extra.clone();
+        extra.extend(self.member_extra.get(i).into_iter().flatten().cloned());
         let token = self.token.clone();
         let slot = &mut self.slots[i];
         assert!(slot.child.is_none(), "member {i} is already running");

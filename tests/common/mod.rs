@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod members;
 pub mod proxy;
 
 use std::io::Write;
@@ -11,6 +12,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The runtime the recorded client traffic runs on (chaos and lease chaos): two workers, beside
+/// the members' processes on the same two cores.
+pub fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
 
 /// `ballast kv`'s arguments for a member on `data_dir` serving clients on `client_url` and peers
 /// on `peer_url`, which it tells the others to reach at `advertised_peer_url`.

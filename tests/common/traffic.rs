@@ -180,11 +180,7 @@ impl Traffic {
             "traffic: seed {} (CHAOS_SEED={} replays the client choices)",
             config.seed, config.seed
         );
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = crate::common::client_runtime();
         let shared = Arc::new(Shared {
             endpoints,
             config: config.clone(),
