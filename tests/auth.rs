@@ -283,13 +283,26 @@ fn watches_and_leases_are_checked() {
     // CVE-2023-32082 (fixed in etcd 3.4.26; Debian's 3.4.23 still tells anyone): a lease's
     // time to live, and its keys, only to a user who may read every key attached to it.
     let ttl = ["lease", "timetolive", &id, "--keys"];
-    assert!(m.ok(&[&ttl[..], &[ALICE]].concat()).contains("attached keys([foo])"));
-    assert_eq!(m.ok(&["put", "b", "v", "--lease", &id, ROOT]), "OK
-");
+    assert!(m
+        .ok(&[&ttl[..], &[ALICE]].concat())
+        .contains("attached keys([foo])"));
+    assert_eq!(
+        m.ok(&["put", "b", "v", "--lease", &id, ROOT]),
+        "OK
+"
+    );
     m.fails(&ttl, "etcdserver: user name is empty");
-    m.fails(&[&ttl[..], &[ALICE]].concat(), "etcdserver: permission denied");
-    m.fails(&["lease", "timetolive", &id, ALICE], "etcdserver: permission denied");
-    assert!(m.ok(&[&ttl[..], &[ROOT]].concat()).contains("attached keys([b foo])"));
+    m.fails(
+        &[&ttl[..], &[ALICE]].concat(),
+        "etcdserver: permission denied",
+    );
+    m.fails(
+        &["lease", "timetolive", &id, ALICE],
+        "etcdserver: permission denied",
+    );
+    assert!(m
+        .ok(&[&ttl[..], &[ROOT]].concat())
+        .contains("attached keys([b foo])"));
     assert!(m.ok(&["lease", "revoke", &id, ROOT]).contains("revoked"));
 }
 

@@ -47,8 +47,15 @@ fn a_read_through_a_lagging_member_is_checked_at_its_read_point() {
     assert_eq!(before.kvs()[0].value(), b"s3cr3t");
 
     c.link_fault(follower, LinkFault::Blackhole);
-    let revoke = [&["role", "revoke-permission", "reader", "secret"][..], &root].concat();
-    assert_eq!(c.ok(leader, &revoke), "Permission of key secret is revoked from role reader\n");
+    let revoke = [
+        &["role", "revoke-permission", "reader", "secret"][..],
+        &root,
+    ]
+    .concat();
+    assert_eq!(
+        c.ok(leader, &revoke),
+        "Permission of key secret is revoked from role reader\n"
+    );
     let read = rt.spawn(async move { alice.get("secret", None).await });
     std::thread::sleep(Duration::from_millis(600));
     c.link_fault(follower, LinkFault::Healthy);
@@ -59,7 +66,10 @@ fn a_read_through_a_lagging_member_is_checked_at_its_read_point() {
     match answer {
         Ok(resp) => panic!(
             "alice read {:?} after her permission was revoked",
-            resp.kvs().iter().map(|kv| kv.value_str().unwrap_or("?").to_owned()).collect::<Vec<_>>()
+            resp.kvs()
+                .iter()
+                .map(|kv| kv.value_str().unwrap_or("?").to_owned())
+                .collect::<Vec<_>>()
         ),
         Err(err) => assert!(
             err.to_string().contains("etcdserver: permission denied"),

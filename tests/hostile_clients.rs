@@ -34,9 +34,11 @@ fn a_continuation_flood_is_cut_off() {
     let m = common::Member::start(&[]);
     let before = rss_kib(m.child.id());
     let mut conn = TcpStream::connect(m.endpoint()).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     // A member that stops reading without closing also holds nothing more: the write times out.
-    conn.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut reader = conn.try_clone().unwrap();
     let got_goaway = std::thread::spawn(move || {
         // Frames from the member until it closes: true once a GOAWAY was among them.
@@ -49,7 +51,8 @@ fn a_continuation_flood_is_cut_off() {
             }
             buf.extend_from_slice(&chunk[..n]);
             while buf.len() >= 9 {
-                let len = (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+                let len =
+                    (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
                 if buf.len() < 9 + len {
                     break;
                 }
@@ -61,8 +64,9 @@ fn a_continuation_flood_is_cut_off() {
     });
     conn.write_all(PREFACE).unwrap();
     conn.write_all(&frame(0x4, 0, 0, &[])).unwrap(); // SETTINGS
-    // :method POST, :scheme http, :path / (static table), no END_HEADERS.
-    conn.write_all(&frame(0x1, 0, 1, &[0x83, 0x86, 0x84])).unwrap();
+                                                     // :method POST, :scheme http, :path / (static table), no END_HEADERS.
+    conn.write_all(&frame(0x1, 0, 1, &[0x83, 0x86, 0x84]))
+        .unwrap();
     let continuation = frame(0x9, 0, 1, &[0x40; 16_384]);
     let mut sent = 0usize;
     let limit = 256 << 20;
@@ -75,7 +79,10 @@ fn a_continuation_flood_is_cut_off() {
     assert!(sent < limit, "the member read 256 MiB of one header block");
     let goaway = got_goaway.join().unwrap();
     let after = rss_kib(m.child.id());
-    eprintln!("sent {} KiB; member RSS {before} -> {after} KiB; GOAWAY: {goaway}", sent >> 10);
+    eprintln!(
+        "sent {} KiB; member RSS {before} -> {after} KiB; GOAWAY: {goaway}",
+        sent >> 10
+    );
     assert!(
         after < before + 64 * 1024,
         "the member grew from {before} to {after} KiB"

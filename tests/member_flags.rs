@@ -29,7 +29,11 @@ fn members_with_different_max_txn_ops_apply_the_same_log() {
     let c = Cluster::start_each(
         3,
         &[],
-        &[&["--max-txn-ops", "256"], &["--max-txn-ops", "128"], &["--max-txn-ops", "128"]],
+        &[
+            &["--max-txn-ops", "256"],
+            &["--max-txn-ops", "128"],
+            &["--max-txn-ops", "128"],
+        ],
     );
     let args = ["txn", "-i"];
     let refused = c.ctl_stdin(1, &args, &txn_of_puts("refused/", 200));
@@ -46,7 +50,10 @@ fn members_with_different_max_txn_ops_apply_the_same_log() {
             Some(200),
             "member {i} after the 200-op txn: {count}"
         );
-        let refused = c.ok(i, &["get", "refused/", "--prefix", "--keys-only", "-w", "json"]);
+        let refused = c.ok(
+            i,
+            &["get", "refused/", "--prefix", "--keys-only", "-w", "json"],
+        );
         assert_eq!(
             common::json(&refused)["count"].as_i64(),
             None,

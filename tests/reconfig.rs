@@ -30,7 +30,11 @@ fn a_change_that_would_lose_quorum_is_refused_with_a_member_down() {
     c.ctl(leader, &add)
         .expect_error(&add, "etcdserver: unhealthy cluster");
     assert_eq!(c.ok(leader, &["put", "after-refusal", "1"]), "OK\n");
-    assert_eq!(c.member_list().len(), 3, "the refused changes changed nothing");
+    assert_eq!(
+        c.member_list().len(),
+        3,
+        "the refused changes changed nothing"
+    );
     // Removing the member that is down cannot cost a quorum: allowed.
     let out = c.ok(leader, &["member", "remove", &format!("{down_id:x}")]);
     assert!(out.contains("removed from cluster"), "{out}");

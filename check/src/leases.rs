@@ -248,7 +248,10 @@ mod tests {
     #[test]
     fn two_holders_at_once_are_caught() {
         let ok = [hold(0, 0, S, 10 * S), hold(1, S + 1, 2 * S, 10 * S)];
-        assert!(matches!(check_leases(&[], &[], &ok, 0), LeaseResult::Ok { .. }));
+        assert!(matches!(
+            check_leases(&[], &[], &ok, 0),
+            LeaseResult::Ok { .. }
+        ));
         let overlap = [hold(0, 0, 2 * S, 10 * S), hold(1, S, 3 * S, 10 * S)];
         assert!(matches!(
             check_leases(&[], &[], &overlap, 0),
@@ -256,7 +259,10 @@ mod tests {
         ));
         // A holder whose lease may have expired no longer counts as holding: no violation.
         let expired = [hold(0, 0, 5 * S, S / 2), hold(1, S, 3 * S, 10 * S)];
-        assert!(matches!(check_leases(&[], &[], &expired, 0), LeaseResult::Ok { .. }));
+        assert!(matches!(
+            check_leases(&[], &[], &expired, 0),
+            LeaseResult::Ok { .. }
+        ));
         // An overlap with an earlier, longer hold, not the one just before.
         let nested = [
             hold(0, 0, 10 * S, 20 * S),

@@ -17,9 +17,9 @@ pub mod fsutil;
 #[cfg(feature = "rocks")]
 pub mod log_store;
 pub mod metrics;
-pub mod reconfig;
 #[cfg(feature = "rocks")]
 pub mod network;
+pub mod reconfig;
 #[cfg(feature = "rocks")]
 pub mod replica;
 #[cfg(feature = "rocks")]

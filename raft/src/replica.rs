@@ -24,7 +24,9 @@ use ballast_store::{
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesRequest;
-use openraft::{ChangeMembers, Config, Instant as _, Raft, ReadPolicy, ServerState, SnapshotPolicy};
+use openraft::{
+    ChangeMembers, Config, Instant as _, Raft, ReadPolicy, ServerState, SnapshotPolicy,
+};
 use serde::Serialize;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};

@@ -358,7 +358,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let log_id = entry.log_id();
             self.applied = Some(log_id);
             let slot = match entry.payload {
-                EntryPayload::Normal(command) => match command.store_request(log_id.leader_id.term) {
+                EntryPayload::Normal(command) => match command.store_request(log_id.leader_id.term)
+                {
                     Some(req) => {
                         reqs.push(req);
                         Some(reqs.len() - 1)

@@ -29,7 +29,10 @@ pub enum Command {
     /// only if the entry was proposed in `term`, i.e. by that leader itself: only the leader's
     /// countdowns are authoritative, so an expiry must never reach the log through another
     /// member (a deposed leader's countdowns ran on while the majority kept the lease alive).
-    ExpireLease { term: u64, lease: i64 },
+    ExpireLease {
+        term: u64,
+        lease: i64,
+    },
 }
 
 impl Command {

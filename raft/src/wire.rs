@@ -59,9 +59,7 @@ impl LeaderRequest {
     pub fn may_repeat(&self) -> bool {
         matches!(
             self,
-            LeaderRequest::ReadIndex
-                | LeaderRequest::KeepAlive(_)
-                | LeaderRequest::TimeToLive(..)
+            LeaderRequest::ReadIndex | LeaderRequest::KeepAlive(_) | LeaderRequest::TimeToLive(..)
         )
     }
 }

@@ -345,7 +345,10 @@ mod tests {
         for chunk in chunks {
             w.input.extend_from_slice(&chunk);
             w.process().unwrap();
-            let held = w.input.len() + w.block.as_ref().map_or(0, |b| b.raw.len() + b.fragment.len());
+            let held = w.input.len()
+                + w.block
+                    .as_ref()
+                    .map_or(0, |b| b.raw.len() + b.fragment.len());
             most = most.max(held);
             w.output.clear(); // what h2 would have read
         }

@@ -109,7 +109,9 @@ impl v3electionpb::election_server::Election for ElectionService {
                 ignore_lease: true,
                 ..PutRequest::new(key.clone(), req.value.clone())
             };
-            self.node.propose_as(&caller, WriteRequest::Put(put)).await?;
+            self.node
+                .propose_as(&caller, WriteRequest::Put(put))
+                .await?;
         }
         let revision = wait_for_turn(&self.node, &prefix, mine.create_revision).await?;
         guard.keep();

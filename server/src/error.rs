@@ -48,9 +48,9 @@ impl ApiError {
                 GrpcCode::Unauthenticated => Code::Unauthenticated,
                 GrpcCode::Internal => Code::Internal,
             },
-            ApiError::RequestTooLarge
-            | ApiError::UnknownEnum(_)
-            | ApiError::PermissionNotGiven => Code::InvalidArgument,
+            ApiError::RequestTooLarge | ApiError::UnknownEnum(_) | ApiError::PermissionNotGiven => {
+                Code::InvalidArgument
+            }
             ApiError::NoSpace => Code::ResourceExhausted,
             ApiError::Stopped => Code::Unavailable,
             ApiError::MemberNotFound => Code::NotFound,

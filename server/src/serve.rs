@@ -125,7 +125,10 @@ fn as_grpc_go_size_refusal<B>(mut resp: http::Response<B>) -> http::Response<B> 
     let (found, limit) = sizes;
     let message = format!("grpc: received message larger than max ({found} vs. {limit})");
     if let Ok(message) = http::HeaderValue::from_str(&message) {
-        headers.insert("grpc-status", http::HeaderValue::from_static(RESOURCE_EXHAUSTED));
+        headers.insert(
+            "grpc-status",
+            http::HeaderValue::from_static(RESOURCE_EXHAUSTED),
+        );
         headers.insert("grpc-message", message);
     }
     resp
@@ -133,7 +136,10 @@ fn as_grpc_go_size_refusal<B>(mut resp: http::Response<B>) -> http::Response<B> 
 
 /// The sizes in tonic's (percent-encoded) refusal of an oversized message, if that is what it is.
 fn tonic_size_refusal(encoded: &str) -> Option<(u64, u64)> {
-    let text = encoded.replace("%20", " ").replace("%2C", ",").replace("%3A", ":");
+    let text = encoded
+        .replace("%20", " ")
+        .replace("%2C", ",")
+        .replace("%3A", ":");
     let rest = text.strip_prefix("Error, decoded message length too large: found ")?;
     let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
     let limit = rest.strip_suffix(" bytes")?;

@@ -345,17 +345,22 @@ async fn lock_and_campaign_without_a_lease_get_one_each() {
     let mut a = client(&s).await;
     let b = client(&s).await;
     let held = a.lock("L0", None).await.unwrap();
-    let hex = std::str::from_utf8(held.key()).unwrap().strip_prefix("L0/").unwrap();
+    let hex = std::str::from_utf8(held.key())
+        .unwrap()
+        .strip_prefix("L0/")
+        .unwrap();
     let lease = i64::from_str_radix(hex, 16).unwrap();
     assert_ne!(lease, 0, "the lock's key is on a lease granted for it");
     let ttl = a.lease_time_to_live(lease, None).await.unwrap();
     assert_eq!(ttl.granted_ttl(), 60);
     assert!((55..=60).contains(&ttl.ttl()), "ttl {}", ttl.ttl());
     let mut b1 = b.clone();
-    let waiter =
-        tokio::spawn(async move { b1.lock("L0", None).await.unwrap().key().to_vec() });
+    let waiter = tokio::spawn(async move { b1.lock("L0", None).await.unwrap().key().to_vec() });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!waiter.is_finished(), "a second lease-0 locker got the held lock");
+    assert!(
+        !waiter.is_finished(),
+        "a second lease-0 locker got the held lock"
+    );
     a.unlock(held.key()).await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(10), waiter)
         .await
@@ -369,7 +374,10 @@ async fn lock_and_campaign_without_a_lease_get_one_each() {
     let mut b2 = b.clone();
     let candidate = tokio::spawn(async move { b2.campaign("E0", "b", 0).await.unwrap() });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!candidate.is_finished(), "a second lease-0 candidate was elected too");
+    assert!(
+        !candidate.is_finished(),
+        "a second lease-0 candidate was elected too"
+    );
     a.resign(Some(etcd_client::ResignOptions::new().with_leader(leader)))
         .await
         .unwrap();

@@ -212,7 +212,8 @@ async fn malformed_input_is_refused_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(
-        err.message().starts_with("grpc: received message larger than max ("),
+        err.message()
+            .starts_with("grpc: received message larger than max ("),
         "{err:?}"
     );
 
@@ -332,10 +333,16 @@ async fn a_progress_request_waits_for_a_watch_catching_up() {
             break r.header.unwrap().revision;
         }
         events += r.events.len();
-        last_event = r.events.last().map_or(last_event, |e| e.kv.as_ref().unwrap().mod_revision);
+        last_event = r
+            .events
+            .last()
+            .map_or(last_event, |e| e.kv.as_ref().unwrap().mod_revision);
     };
     assert_eq!(events, puts, "the answer came before every event");
-    assert!(answer <= last_event, "progress at {answer}, events only up to {last_event}");
+    assert!(
+        answer <= last_event,
+        "progress at {answer}, events only up to {last_event}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,7 +135,11 @@ fn no_keep_alive_after_expiry<B: Open>() {
     let s = &h.store;
     let leases: Vec<i64> = (0..300).map(|_| s.lease_grant(0, 2).unwrap().0).collect();
     h.clock.advance(1_999);
-    assert_eq!(s.lease_keep_alive(leases[0]).unwrap(), 2, "alive before its deadline");
+    assert_eq!(
+        s.lease_keep_alive(leases[0]).unwrap(),
+        2,
+        "alive before its deadline"
+    );
     h.clock.advance(1);
     assert_eq!(s.expired_leases().len(), 299);
     for &id in &leases[1..] {

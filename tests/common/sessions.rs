@@ -94,7 +94,10 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
-    async fn timed<T>(&self, f: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> Option<T> {
+    async fn timed<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Option<T> {
         match tokio::time::timeout(self.config.request_timeout, f).await {
             Ok(Ok(resp)) => Some(resp.into_inner()),
             _ => None,
@@ -111,7 +114,10 @@ pub struct SessionTraffic {
 
 impl SessionTraffic {
     pub fn start(endpoints: Vec<String>, config: SessionConfig) -> SessionTraffic {
-        eprintln!("sessions: seed {} (CHAOS_SEED replays the client choices)", config.seed);
+        eprintln!(
+            "sessions: seed {} (CHAOS_SEED replays the client choices)",
+            config.seed
+        );
         let runtime = crate::common::client_runtime();
         let shared = Arc::new(Shared {
             endpoints,
@@ -164,7 +170,13 @@ struct KeptAlive {
 }
 
 impl KeptAlive {
-    fn start(shared: &Arc<Shared>, lease: i64, ttl: i64, granted: Nanos, member: usize) -> KeptAlive {
+    fn start(
+        shared: &Arc<Shared>,
+        lease: i64,
+        ttl: i64,
+        granted: Nanos,
+        member: usize,
+    ) -> KeptAlive {
         let renewed = Arc::new(Mutex::new(vec![granted]));
         let lost = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
@@ -214,7 +226,9 @@ async fn keep_alive(
     while !stop.load(Ordering::Relaxed) {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let mut client = LeaseClient::new(shared.channel(member));
-        let Some(mut answers) = shared.timed(client.lease_keep_alive(ReceiverStream::new(rx))).await
+        let Some(mut answers) = shared
+            .timed(client.lease_keep_alive(ReceiverStream::new(rx)))
+            .await
         else {
             member += 1;
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -225,7 +239,11 @@ async fn keep_alive(
                 return;
             }
             let sent = shared.now();
-            if tx.send(pb::LeaseKeepAliveRequest { id: lease }).await.is_err() {
+            if tx
+                .send(pb::LeaseKeepAliveRequest { id: lease })
+                .await
+                .is_err()
+            {
                 break;
             }
             match tokio::time::timeout(shared.config.request_timeout, answers.message()).await {
@@ -278,7 +296,9 @@ async fn grant(shared: &Arc<Shared>, rng: &mut StdRng) -> Option<Granted> {
 
 async fn revoke(shared: &Shared, member: usize, id: i64) {
     let mut client = LeaseClient::new(shared.channel(member));
-    let _ = shared.timed(client.lease_revoke(pb::LeaseRevokeRequest { id })).await;
+    let _ = shared
+        .timed(client.lease_revoke(pb::LeaseRevokeRequest { id }))
+        .await;
 }
 
 /// One session after another: grant, attach a key, keep alive through another member for a few
@@ -313,14 +333,19 @@ async fn session(shared: Arc<Shared>, s: usize, mut rng: StdRng) {
         let revoke_called = shared.now();
         let renewed = kept.finish(&shared).await;
         revoke(&shared, member, lease).await;
-        shared.recording.lock().unwrap().sessions.push(LeaseSession {
-            lease,
-            ttl_secs: ttl,
-            key: key.into_bytes(),
-            attached,
-            renewed,
-            revoke_called: Some(revoke_called),
-        });
+        shared
+            .recording
+            .lock()
+            .unwrap()
+            .sessions
+            .push(LeaseSession {
+                lease,
+                ttl_secs: ttl,
+                key: key.into_bytes(),
+                attached,
+                renewed,
+                revoke_called: Some(revoke_called),
+            });
     }
 }
 
