@@ -24,6 +24,7 @@
 //! | `linearizable` | [`check_linearizable`]: runs the above in order and explains a failure. |
 //! | `watch` | [`check_watches`]. |
 //! | `leases` | [`check_leases`]: keys of kept-alive leases stay, one lock holder at a time. |
+//! | `permissions` | [`check_permissions`]: each read allowed or refused by the auth state at its read point. |
 //! | `result`, `report` | The verdicts and their human-readable form. |
 //!
 //! Architecture invariant: this crate is pure logic over recorded values. It never talks to a
@@ -39,6 +40,7 @@ mod linearizable;
 mod model;
 mod order;
 mod partition;
+pub mod permissions;
 mod report;
 mod responses;
 mod result;
@@ -48,5 +50,6 @@ mod watch;
 pub use history::{EventKind, Input, Kv, Nanos, Operation, Output, Watch, WatchEvent};
 pub use leases::{check_leases, KeysRead, LeaseResult, LeaseSession, LockHold};
 pub use linearizable::check_linearizable;
+pub use permissions::{check_permissions, GuardedRead, PermissionChange, PermissionResult};
 pub use result::{LinResult, Unsupported, WatchResult};
 pub use watch::check_watches;
