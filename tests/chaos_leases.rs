@@ -94,8 +94,9 @@ fn run(fault: LeaderFault) {
             &recording.holds,
             ALLOWANCE_NS,
         );
+        let saved = save(&recording, &name);
         eprintln!(
-            "{name}: {} sessions, {} renewals, {} leases lost, {} reads ({} after the fault began), {} lock holds; {result}; in {:?}",
+            "{name} (saved to {saved}): {} sessions, {} renewals, {} leases lost, {} reads ({} after the fault began), {} lock holds; {result}; in {:?}",
             recording.sessions.len(),
             recording.renewals,
             recording.lost,
@@ -104,13 +105,31 @@ fn run(fault: LeaderFault) {
             recording.holds.len(),
             started.elapsed()
         );
-        assert!(matches!(result, LeaseResult::Ok { .. }), "{name}: {result}");
+        assert!(
+            matches!(result, LeaseResult::Ok { .. }),
+            "{name}: {result} (history saved to {saved})"
+        );
         assert!(
             recording.reads.len() > before,
             "{name}: no read answered after the fault"
         );
         c.wait_converged();
     }
+}
+
+/// Writes the recording as JSON beside the test's temporary files; returns the path.
+fn save(recording: &sessions::SessionRecording, name: &str) -> String {
+    let path = std::env::temp_dir().join(format!(
+        "ballast-lease-chaos-{name}-{}.json",
+        std::process::id()
+    ));
+    let json = serde_json::json!({
+        "sessions": recording.sessions,
+        "reads": recording.reads,
+        "holds": recording.holds,
+    });
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    path.display().to_string()
 }
 
 #[test]

@@ -197,8 +197,13 @@ pub(crate) async fn call(
         Err(status) if status.code() == tonic::Code::FailedPrecondition => {
             return Err(ReplicaError::NoLeader)
         }
+        // A request that may be sent again is, to whoever leads by then.
         Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
-            return Err(ReplicaError::Timeout)
+            return Err(if req.may_repeat() {
+                ReplicaError::NoLeader
+            } else {
+                ReplicaError::Timeout
+            })
         }
         Err(status) => return Err(ReplicaError::Other(status.message().to_owned())),
     };
@@ -234,12 +239,13 @@ mod tests {
         let connect = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(refused))));
         assert_eq!(connect.code(), tonic::Code::Unavailable);
         assert!(never_delivered(&connect));
-        let refused_stream = tonic::Status::from_error(Box::new(h2::Error::from(
-            h2::Reason::REFUSED_STREAM,
-        )));
+        let refused_stream =
+            tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::REFUSED_STREAM)));
         assert!(never_delivered(&refused_stream));
         // What a dropped connection or an unanswered keep-alive ping gives.
-        assert!(!never_delivered(&tonic::Status::unavailable("connection closed")));
+        assert!(!never_delivered(&tonic::Status::unavailable(
+            "connection closed"
+        )));
         let reset = tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::CANCEL)));
         assert!(!never_delivered(&reset));
     }

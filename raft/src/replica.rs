@@ -559,7 +559,16 @@ impl Replica {
                                     .await
                             }
                             (Some(node), _) => {
-                                let timeout = self.inner.election_timeout * 5;
+                                // A read point or a lease query gets one election timeout per
+                                // attempt, then goes to whoever leads by then (etcd sends a
+                                // ReadIndex again every 500 ms): a leader cut off mid-call held
+                                // every read of this member for 5 election timeouts, though
+                                // another leader took over after one.
+                                let timeout = if req.may_repeat() {
+                                    self.inner.election_timeout
+                                } else {
+                                    self.inner.election_timeout * 5
+                                };
                                 forward::call(&self.inner.network, leader, node, &req, timeout)
                                     .await
                             }

@@ -32,6 +32,7 @@ const LOCK: &str = "chaos-lock";
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub sessions: usize,
+    /// Reader `r` reads through member `r`.
     pub readers: usize,
     pub lockers: usize,
     /// Each lease gets one of these TTLs (seconds).
@@ -44,7 +45,7 @@ impl Default for SessionConfig {
     fn default() -> SessionConfig {
         SessionConfig {
             sessions: 6,
-            readers: 2,
+            readers: 3,
             lockers: 3,
             ttls: vec![2, 3],
             request_timeout: Duration::from_secs(1),
@@ -133,7 +134,7 @@ impl SessionTraffic {
             tasks.push(runtime.spawn(session(shared.clone(), s, rng(s as u64))));
         }
         for r in 0..config.readers {
-            tasks.push(runtime.spawn(reader(shared.clone(), rng(100 + r as u64))));
+            tasks.push(runtime.spawn(reader(shared.clone(), r)));
         }
         for l in 0..config.lockers {
             tasks.push(runtime.spawn(locker(shared.clone(), l, rng(200 + l as u64))));
@@ -349,11 +350,12 @@ async fn session(shared: Arc<Shared>, s: usize, mut rng: StdRng) {
     }
 }
 
-/// Reads every session key, linearizably, through a random member, again and again.
-async fn reader(shared: Arc<Shared>, mut rng: StdRng) {
+/// Reads every session key, linearizably, through member `member` (mod the member count), again
+/// and again: one reader per member keeps reads coming through the members that still serve
+/// while one is cut off.
+async fn reader(shared: Arc<Shared>, member: usize) {
+    let mut kv = KvClient::new(shared.channel(member));
     while !shared.stopped() {
-        let member = rng.gen_range(0..shared.endpoints.len());
-        let mut kv = KvClient::new(shared.channel(member));
         let req = pb::RangeRequest {
             key: PREFIX.into(),
             range_end: PREFIX_END.into(),
