@@ -26,6 +26,8 @@ pub struct LeaseSession {
     pub renewed: Vec<Nanos>,
     /// When the client itself asked to revoke the lease (its key may vanish from then on).
     pub revoke_called: Option<Nanos>,
+    /// When a keep-alive answered that the lease no longer exists (TTL 0), if one did.
+    pub gone: Option<Nanos>,
 }
 
 impl LeaseSession {
@@ -72,6 +74,12 @@ pub enum LeaseResult {
         judged: usize,
         holds: usize,
     },
+    /// A keep-alive answered "no such lease" while the lease was guaranteed alive.
+    LeaseGone {
+        lease: i64,
+        answered: Nanos,
+        alive_until: Nanos,
+    },
     /// A key missing from a read while its lease was guaranteed alive.
     KeyLost {
         key: Vec<u8>,
@@ -95,6 +103,16 @@ impl std::fmt::Display for LeaseResult {
             } => write!(
                 f,
                 "leases OK: {sessions} sessions, {reads} reads ({judged} key checks), {holds} lock holds, 0 violations"
+            ),
+            LeaseResult::LeaseGone {
+                lease,
+                answered,
+                alive_until,
+            } => write!(
+                f,
+                "a keep-alive of lease {lease:x} answered at {:.1} ms that it was gone, though it was alive until {:.1} ms",
+                ms(*answered),
+                ms(*alive_until)
             ),
             LeaseResult::KeyLost {
                 key,
@@ -135,6 +153,13 @@ pub fn check_leases(
     let mut judged = 0;
     for s in sessions {
         let until = s.alive_until(allowance);
+        if let Some(answered) = s.gone.filter(|&gone| gone < until) {
+            return LeaseResult::LeaseGone {
+                lease: s.lease,
+                answered,
+                alive_until: until,
+            };
+        }
         for r in reads {
             let in_life = r.call >= s.attached
                 && r.ret < until
@@ -192,6 +217,7 @@ mod tests {
             attached: S,
             renewed: renewed.to_vec(),
             revoke_called: None,
+            gone: None,
         }
     }
 
@@ -227,6 +253,18 @@ mod tests {
         assert!(matches!(
             check_leases(&s, &[read(S / 2, S / 2 + 10, false)], &[], 0),
             LeaseResult::Ok { judged: 0, .. }
+        ));
+        // A keep-alive told "gone" before the last renewal's TTL ran out; after it, fine.
+        let mut gone = session(&[0, 2 * S]);
+        gone.gone = Some(3 * S);
+        assert!(matches!(
+            check_leases(&[gone.clone()], &[], &[], 0),
+            LeaseResult::LeaseGone { .. }
+        ));
+        gone.gone = Some(4 * S + 1);
+        assert!(matches!(
+            check_leases(&[gone], &[], &[], 0),
+            LeaseResult::Ok { .. }
         ));
         let mut revoked = session(&[0, 2 * S]);
         revoked.revoke_called = Some(3 * S);

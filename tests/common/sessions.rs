@@ -9,7 +9,7 @@
 //!
 //! A client that loses its member moves on to the next one, as a client library fails over.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -165,7 +165,8 @@ impl SessionTraffic {
 /// A lease kept alive by a background task through one member at a time.
 struct KeptAlive {
     renewed: Arc<Mutex<Vec<Nanos>>>,
-    lost: Arc<AtomicBool>,
+    /// When a keep-alive answered TTL 0 (the lease is gone); 0 while none has.
+    lost: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -179,7 +180,7 @@ impl KeptAlive {
         member: usize,
     ) -> KeptAlive {
         let renewed = Arc::new(Mutex::new(vec![granted]));
-        let lost = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn(keep_alive(
             shared.clone(),
@@ -198,17 +199,22 @@ impl KeptAlive {
         }
     }
 
-    /// Stops renewing; returns the send times of the grant and every renewal answered.
-    async fn finish(self, shared: &Shared) -> Vec<Nanos> {
+    /// Whether a keep-alive found the lease gone.
+    fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed) != 0
+    }
+
+    /// Stops renewing; returns the send times of the grant and every renewal answered, and when
+    /// a keep-alive answered that the lease was gone.
+    async fn finish(self, shared: &Shared) -> (Vec<Nanos>, Option<Nanos>) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
         let renewed = std::mem::take(&mut *self.renewed.lock().unwrap());
+        let gone = Some(self.lost.load(Ordering::Relaxed)).filter(|&at| at != 0);
         let mut rec = shared.recording.lock().unwrap();
         rec.renewals += renewed.len() - 1;
-        if self.lost.load(Ordering::Relaxed) {
-            rec.lost += 1;
-        }
-        renewed
+        rec.lost += usize::from(gone.is_some());
+        (renewed, gone)
     }
 }
 
@@ -220,7 +226,7 @@ async fn keep_alive(
     ttl: i64,
     mut member: usize,
     renewed: Arc<Mutex<Vec<Nanos>>>,
-    lost: Arc<AtomicBool>,
+    lost: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) {
     let every = Duration::from_millis(ttl as u64 * 1000 / 3);
@@ -250,7 +256,7 @@ async fn keep_alive(
             match tokio::time::timeout(shared.config.request_timeout, answers.message()).await {
                 Ok(Ok(Some(resp))) if resp.ttl > 0 => renewed.lock().unwrap().push(sent),
                 Ok(Ok(Some(_))) => {
-                    lost.store(true, Ordering::Relaxed);
+                    lost.store(shared.now().max(1), Ordering::Relaxed);
                     return;
                 }
                 _ => break,
@@ -328,11 +334,11 @@ async fn session(shared: Arc<Shared>, s: usize, mut rng: StdRng) {
         }
         let attached = shared.now();
         let until = Instant::now() + Duration::from_millis(rng.gen_range(3000..8000));
-        while Instant::now() < until && !shared.stopped() && !kept.lost.load(Ordering::Relaxed) {
+        while Instant::now() < until && !shared.stopped() && !kept.is_lost() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let (renewed, gone) = kept.finish(&shared).await;
         let revoke_called = shared.now();
-        let renewed = kept.finish(&shared).await;
         revoke(&shared, member, lease).await;
         shared
             .recording
@@ -346,6 +352,7 @@ async fn session(shared: Arc<Shared>, s: usize, mut rng: StdRng) {
                 attached,
                 renewed,
                 revoke_called: Some(revoke_called),
+                gone,
             });
     }
 }
@@ -406,7 +413,7 @@ async fn locker(shared: Arc<Shared>, client: usize, mut rng: StdRng) {
         let _ = shared
             .timed(lock.unlock(v3lockpb::UnlockRequest { key }))
             .await;
-        let renewed = kept.finish(&shared).await;
+        let (renewed, _) = kept.finish(&shared).await;
         revoke(&shared, member, lease).await;
         let alive_until = renewed.iter().max().copied().unwrap_or(0) + ttl as u64 * 1_000_000_000;
         shared.recording.lock().unwrap().holds.push(LockHold {
