@@ -55,6 +55,9 @@ pub struct LockHold {
     pub released: Nanos,
     /// `LeaseSession::alive_until` of the lease the lock was taken on.
     pub alive_until: Nanos,
+    /// The lease id, and when a keep-alive answered that it was gone, if one did.
+    pub lease: i64,
+    pub gone: Option<Nanos>,
 }
 
 impl LockHold {
@@ -178,6 +181,16 @@ pub fn check_leases(
             }
         }
     }
+    if let Some(h) = holds
+        .iter()
+        .find(|h| h.gone.is_some_and(|gone| gone < h.alive_until))
+    {
+        return LeaseResult::LeaseGone {
+            lease: h.lease,
+            answered: h.gone.unwrap_or_default(),
+            alive_until: h.alive_until,
+        };
+    }
     let mut sorted: Vec<&LockHold> = holds.iter().filter(|h| h.held().0 < h.held().1).collect();
     sorted.sort_by_key(|h| h.held());
     // Sorted by start: an overlap, if any, is with the hold that reaches furthest so far.
@@ -280,6 +293,8 @@ mod tests {
             acquired,
             released,
             alive_until,
+            lease: 1,
+            gone: None,
         }
     }
 

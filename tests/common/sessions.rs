@@ -413,7 +413,7 @@ async fn locker(shared: Arc<Shared>, client: usize, mut rng: StdRng) {
         let _ = shared
             .timed(lock.unlock(v3lockpb::UnlockRequest { key }))
             .await;
-        let (renewed, _) = kept.finish(&shared).await;
+        let (renewed, gone) = kept.finish(&shared).await;
         revoke(&shared, member, lease).await;
         let alive_until = renewed.iter().max().copied().unwrap_or(0) + ttl as u64 * 1_000_000_000;
         shared.recording.lock().unwrap().holds.push(LockHold {
@@ -421,6 +421,8 @@ async fn locker(shared: Arc<Shared>, client: usize, mut rng: StdRng) {
             acquired,
             released,
             alive_until,
+            lease,
+            gone,
         });
     }
 }
