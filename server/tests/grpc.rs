@@ -316,11 +316,18 @@ async fn a_progress_request_waits_for_a_watch_catching_up() {
     let mut w = WatchStream::open(&s).await;
     w.send(create("h", 0)).await;
     assert!(w.next().await.created);
-    // Unread, these fill the stream's buffer and the watcher's: it falls back to disk.
+    // Unread, these fill the connection's flow-control windows, then the stream's buffer and
+    // the watcher's: it falls back to catching up from disk.
     let puts = 1000;
+    let value = "x".repeat(16 << 10);
     for i in 0..puts {
-        kv.put(put("h", &i.to_string())).await.unwrap();
+        kv.put(put("h", &format!("{i}{value}"))).await.unwrap();
     }
+    assert!(
+        s.node.store().watch_stats().unsynced > 0,
+        "the watch should be catching up: {:?}",
+        s.node.store().watch_stats()
+    );
     w.send(control(pb::watch_request::RequestUnion::ProgressRequest(
         pb::WatchProgressRequest {},
     )))
