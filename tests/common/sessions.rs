@@ -231,7 +231,11 @@ async fn keep_alive(
 ) {
     let every = Duration::from_millis(ttl as u64 * 1000 / 3);
     while !stop.load(Ordering::Relaxed) {
+        // The first request goes out with the call: gRPC-Go (etcd) sends the response headers
+        // only with the first answer, so the call returns only once a request was answered.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut sent = shared.now();
+        let _ = tx.send(pb::LeaseKeepAliveRequest { id: lease }).await;
         let mut client = LeaseClient::new(shared.channel(member));
         let Some(mut answers) = shared
             .timed(client.lease_keep_alive(ReceiverStream::new(rx)))
@@ -242,17 +246,6 @@ async fn keep_alive(
             continue;
         };
         loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let sent = shared.now();
-            if tx
-                .send(pb::LeaseKeepAliveRequest { id: lease })
-                .await
-                .is_err()
-            {
-                break;
-            }
             match tokio::time::timeout(shared.config.request_timeout, answers.message()).await {
                 Ok(Ok(Some(resp))) if resp.ttl > 0 => renewed.lock().unwrap().push(sent),
                 Ok(Ok(Some(_))) => {
@@ -262,6 +255,17 @@ async fn keep_alive(
                 _ => break,
             }
             tokio::time::sleep(every).await;
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            sent = shared.now();
+            if tx
+                .send(pb::LeaseKeepAliveRequest { id: lease })
+                .await
+                .is_err()
+            {
+                break;
+            }
         }
         member += 1;
     }
