@@ -14,7 +14,6 @@ mod common;
 #[path = "common/traffic.rs"]
 mod traffic;
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ballast_check::{check_linearizable, check_watches, LinResult, WatchResult};
@@ -22,12 +21,6 @@ use common::cluster::{Cluster, NetCluster};
 use common::members::Members;
 use common::proxy::LinkFault;
 use traffic::{Config, Recording, Traffic};
-
-/// One cluster at a time (see tests/cluster.rs): fault timing assumes an otherwise idle machine.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Traffic before the fault and after recovering from it.
 const PHASE: Duration = Duration::from_secs(2);
@@ -187,11 +180,8 @@ fn run(fault: Fault, size: usize, config: Config) -> Recording {
 
 /// Writes the recording as JSON next to the test's temporary files and returns the path.
 fn save(recording: &Recording, name: &str) -> String {
-    let path =
-        std::env::temp_dir().join(format!("ballast-chaos-{name}-{}.json", std::process::id()));
     let json = serde_json::json!({ "ops": recording.ops, "watches": recording.watches });
-    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
-    path.display().to_string()
+    common::save_json("chaos", name, &json)
 }
 
 /// Checks one recording: linearizable, watches valid and live.
@@ -223,20 +213,13 @@ fn check(recording: &Recording, name: &str) {
     );
 }
 
-fn rounds() -> u64 {
-    std::env::var("CHAOS_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
-
 fn chaos(fault: Fault) {
     chaos_of(fault, 3);
 }
 
 fn chaos_of(fault: Fault, size: usize) {
-    let _serial = one_at_a_time();
-    for round in 0..rounds() {
+    let _serial = common::one_at_a_time();
+    for round in 0..common::chaos_rounds() {
         let config = Config::default();
         let name = format!("{fault:?}-{size}m-{round}-seed{}", config.seed);
         let recording = run(fault, size, config);
@@ -314,7 +297,7 @@ fn chaos_five_members_partition_leader() {
 /// from its old state), the checker must find a stale read.
 #[test]
 fn serializable_reads_are_caught() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let config = Config {
         serializable_reads: true,
         ..Config::default()

@@ -9,7 +9,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ballast_check::{check_permissions, GuardedRead, PermissionChange, PermissionResult};
@@ -17,21 +17,9 @@ use common::cluster::NetCluster;
 use etcd_client::{Client, ConnectOptions, Permission};
 use rand::{Rng, SeedableRng};
 
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 const KEY: &str = "guarded";
 const HOLD: Duration = Duration::from_secs(4);
 const PHASE: Duration = Duration::from_secs(3);
-
-fn rounds() -> u64 {
-    std::env::var("CHAOS_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
 
 #[derive(Debug, Default)]
 struct Recorded {
@@ -119,8 +107,8 @@ async fn reader(
 }
 
 fn run(cut_off_leader: bool) {
-    let _serial = one_at_a_time();
-    for round in 0..rounds() {
+    let _serial = common::one_at_a_time();
+    for round in 0..common::chaos_rounds() {
         let c = NetCluster::start(3, &[]);
         for args in [
             &["user", "add", "root:rootpw"][..],

@@ -15,18 +15,12 @@ mod common;
 #[path = "common/sessions.rs"]
 mod sessions;
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ballast_check::{check_leases, LeaseResult};
 use common::cluster::{Cluster, NetCluster};
 use common::members::Members;
 use sessions::{SessionConfig, SessionTraffic};
-
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Longer than every TTL the sessions use (2-3 s), so the cut-off leader's countdowns all run out.
 const HOLD: Duration = Duration::from_secs(6);
@@ -44,16 +38,9 @@ enum LeaderFault {
     Kill,
 }
 
-fn rounds() -> u64 {
-    std::env::var("CHAOS_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
-
 fn run(fault: LeaderFault) {
-    let _serial = one_at_a_time();
-    for round in 0..rounds() {
+    let _serial = common::one_at_a_time();
+    for round in 0..common::chaos_rounds() {
         let started = Instant::now();
         let mut c = if fault == LeaderFault::Partition {
             Members::Net(NetCluster::start(3, &[]))
@@ -119,17 +106,12 @@ fn run(fault: LeaderFault) {
 
 /// Writes the recording as JSON beside the test's temporary files; returns the path.
 fn save(recording: &sessions::SessionRecording, name: &str) -> String {
-    let path = std::env::temp_dir().join(format!(
-        "ballast-lease-chaos-{name}-{}.json",
-        std::process::id()
-    ));
     let json = serde_json::json!({
         "sessions": recording.sessions,
         "reads": recording.reads,
         "holds": recording.holds,
     });
-    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
-    path.display().to_string()
+    common::save_json("lease-chaos", name, &json)
 }
 
 #[test]

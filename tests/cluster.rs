@@ -7,19 +7,10 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, NetCluster, Server, Writer};
 use common::proxy::LinkFault;
-
-/// One cluster at a time, also under a plain `cargo test` (which runs tests in parallel): the
-/// timing assertions (a new leader within 10 s) assume the machine is not running three other
-/// clusters too.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The line a member logs when it installed a snapshot sent by the leader.
 fn snapshot_installed_line(server: Server) -> &'static str {
@@ -68,7 +59,7 @@ fn put_sequential_keys(endpoints: &str, keys: u64, val_size: usize) {
 /// write and the same data.
 #[test]
 fn leader_killed_under_write_load() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let mut c = Cluster::start(3, &[]);
     let writer = Writer::start(&c, 4);
@@ -115,7 +106,7 @@ fn leader_killed_under_write_load() {
 /// snapshot, and then holds exactly the others' data.
 #[test]
 fn lagging_member_catches_up_by_snapshot() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let mut c = Cluster::start(3, &["--snapshot-count", "100"]);
     c.ok(0, &["put", "before", "down"]);
@@ -208,7 +199,7 @@ fn lagging_member_catches_up_by_snapshot() {
 /// which replaces its whole store. (Ballast's watches used to stop silently there.)
 #[test]
 fn watch_survives_a_snapshot_install_on_its_member() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let c = Cluster::start_proxied(3, &["--snapshot-count", "100"]);
     let lagging = (c.leader() + 1) % 3;
@@ -276,7 +267,7 @@ fn watch_survives_a_snapshot_install_on_its_member() {
 /// follower) while clients write; no acknowledged write is lost.
 #[test]
 fn membership_changes_under_writes() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let mut c = Cluster::start(3, &[]);
     let writer = Writer::start(&c, 4);
@@ -346,7 +337,7 @@ fn membership_changes_under_writes() {
 /// data once the majority has moved on); serializable reads still answer from its own copy.
 #[test]
 fn isolated_leader_stops_serving_linearizable_reads() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let c = NetCluster::start(3, &[]);
     let out = c.ctl_any(&["put", "k", "v1"]);
@@ -429,7 +420,7 @@ fn isolated_leader_stops_serving_linearizable_reads() {
 /// neither cluster gets the other's data.
 #[test]
 fn a_peer_url_serving_another_cluster_is_refused_its_messages() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let a = Cluster::start(3, &[]);
     let b = Cluster::start(1, &[]);
     let b_id = b.member_id(0);

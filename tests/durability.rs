@@ -30,7 +30,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ballast_proto::pb;
@@ -56,12 +56,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows per range request when reading everything back.
 const PAGE: i64 = 5000;
-
-/// One test at a time: kill timing assumes an otherwise idle machine (as tests/chaos.rs).
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// A member's ports on 127.0.0.1: client, peer, and the peer port it advertises (the same, or a
 /// proxy's in front of it).
@@ -629,7 +623,7 @@ fn print_last_log(run: &Run) {
 
 #[test]
 fn acknowledged_writes_survive_power_loss() {
-    let _one = one_at_a_time();
+    let _one = common::one_at_a_time();
     let cycles = std::env::var("DURABILITY_CYCLES").map_or(DEFAULT_CYCLES, |s| {
         s.parse().expect("DURABILITY_CYCLES must be a number")
     });
@@ -669,7 +663,7 @@ fn acknowledged_writes_survive_power_loss() {
 
 #[test]
 fn fsync_disabled_control_is_caught() {
-    let _one = one_at_a_time();
+    let _one = common::one_at_a_time();
     assert!(
         Command::new("eatmydata")
             .arg("true")
@@ -700,7 +694,7 @@ fn fsync_disabled_control_is_caught() {
 /// to the kernel), so a second member on the same directory is refused while the first runs.
 #[test]
 fn a_second_member_on_the_same_directory_is_refused() {
-    let _one = one_at_a_time();
+    let _one = common::one_at_a_time();
     let Some(mut run) = Run::new(None, seed()) else {
         return;
     };
@@ -826,7 +820,7 @@ fn after_wal_damage(damage: Damage, seed: u64) -> Option<Result<String, String>>
 /// member served without the last 1-90 acknowledged puts, silently.
 #[test]
 fn raft_wal_tail_damage() {
-    let _one = one_at_a_time();
+    let _one = common::one_at_a_time();
     let seed = seed();
     let mut bad = Vec::new();
     for damage in [
@@ -939,7 +933,7 @@ const BEHIND: usize = 5600;
 /// `DURABILITY_INSTALL_CYCLES=N` (default 2).
 #[test]
 fn kill_during_snapshot_install() {
-    let _one = one_at_a_time();
+    let _one = common::one_at_a_time();
     if !Path::new("/dev/fuse").exists() {
         eprintln!("SKIPPED: /dev/fuse is absent, lazyfs cannot be mounted here");
         return;
@@ -1092,7 +1086,7 @@ fn restarted_leader_reads_its_acknowledged_write() {
     use common::proxy::{LinkFault, Proxy};
     use pb::maintenance_client::MaintenanceClient;
 
-    let _one = one_at_a_time();
+    let _one = common::one_at_a_time();
     if !Path::new("/dev/fuse").exists() {
         eprintln!("SKIPPED: /dev/fuse is absent, lazyfs cannot be mounted here");
         return;

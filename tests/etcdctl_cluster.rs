@@ -10,19 +10,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Child;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{base64_decode, Cluster, NetCluster};
 use common::{collect_lines, json};
 use serde_json::Value;
-
-/// One cluster at a time, also under a plain `cargo test` (the failover and lease timings assume
-/// the machine is not running other clusters too).
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The two members other than `i`, in order.
 fn others(i: usize) -> (usize, usize) {
@@ -121,7 +113,7 @@ fn member_list(c: &Cluster, via: usize) -> Vec<(u64, String, Vec<String>, Vec<St
 ///    writes every member has the same hash; `member list -w table` shows three started members.
 #[test]
 fn endpoint_commands_with_cluster_flag_through_one_member() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let c = Cluster::start(3, &[]);
     let via = 1;
@@ -349,7 +341,7 @@ fn endpoint_commands_with_cluster_flag_through_one_member() {
 ///    not lead refuses with "etcdserver: not leader"; an unknown id is a bad transferee.
 #[test]
 fn move_leader() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let c = Cluster::start(3, &[]);
     let ids: Vec<u64> = (0..3).map(|i| c.member_id(i)).collect();
@@ -507,7 +499,7 @@ fn etcdctl_all(c: &Cluster, args: &[&str]) -> String {
 ///    revisions; `txn -i` through a follower.
 #[test]
 fn writes_through_one_member_reads_watches_and_txns_through_another() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let c = Cluster::start(3, &[]);
     let leader = c.leader();
@@ -665,7 +657,7 @@ fn writes_through_one_member_reads_watches_and_txns_through_another() {
 ///    get through it must not answer with the value it holds once the others have moved on.
 #[test]
 fn linearizable_read_through_a_cut_off_follower_is_never_stale() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let c = NetCluster::start(3, &[]);
     let leader = c.leader();
@@ -733,7 +725,7 @@ fn linearizable_read_through_a_cut_off_follower_is_never_stale() {
 ///    its old deadline) and then, with no keep-alives, revokes it.
 #[test]
 fn leases_across_members_and_a_leader_failover() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let mut c = Cluster::start(3, &[]);
     let leader = c.leader();
@@ -882,7 +874,7 @@ fn dump(
 ///    same hash as the original cluster at that revision.
 #[test]
 fn snapshot_restored_into_a_new_three_member_cluster() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("snap.db");
@@ -980,7 +972,7 @@ fn snapshot_restored_into_a_new_three_member_cluster() {
 /// everywhere.
 #[test]
 fn alarms_are_the_same_on_every_member() {
-    let _serial = one_at_a_time();
+    let _serial = common::one_at_a_time();
     let c = Cluster::start(3, &["--quota-backend-bytes", "300000"]);
     let big = "x".repeat(20_000);
     let mut refused = None;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::service::Routes;
+use tonic::Status;
 
 use crate::auth::AuthService;
 use crate::authority::FixAuthority;
@@ -109,38 +110,29 @@ pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
 /// two codes differently (OutOfRange is what a compacted revision gets). The refusal of a unary
 /// request is a trailers-only response, its status in the headers: this rewrites that one.
 fn as_grpc_go_size_refusal<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    // Most responses say 0 (or nothing) here: only an OutOfRange is decoded.
     const OUT_OF_RANGE: &[u8] = b"11";
-    const RESOURCE_EXHAUSTED: &str = "8";
     let headers = resp.headers_mut();
     if headers.get("grpc-status").map(|v| v.as_bytes()) != Some(OUT_OF_RANGE) {
         return resp;
     }
-    let Some(sizes) = headers
-        .get("grpc-message")
-        .and_then(|m| m.to_str().ok())
-        .and_then(tonic_size_refusal)
+    let Some((found, limit)) =
+        Status::from_header_map(headers).and_then(|s| tonic_size_refusal(s.message()))
     else {
         return resp;
     };
-    let (found, limit) = sizes;
-    let message = format!("grpc: received message larger than max ({found} vs. {limit})");
-    if let Ok(message) = http::HeaderValue::from_str(&message) {
-        headers.insert(
-            "grpc-status",
-            http::HeaderValue::from_static(RESOURCE_EXHAUSTED),
-        );
-        headers.insert("grpc-message", message);
+    let refusal = Status::resource_exhausted(format!(
+        "grpc: received message larger than max ({found} vs. {limit})"
+    ));
+    if let Err(err) = refusal.add_header(headers) {
+        tracing::warn!(%err, "could not rewrite an oversized request's refusal");
     }
     resp
 }
 
-/// The sizes in tonic's (percent-encoded) refusal of an oversized message, if that is what it is.
-fn tonic_size_refusal(encoded: &str) -> Option<(u64, u64)> {
-    let text = encoded
-        .replace("%20", " ")
-        .replace("%2C", ",")
-        .replace("%3A", ":");
-    let rest = text.strip_prefix("Error, decoded message length too large: found ")?;
+/// The sizes in tonic's refusal of an oversized message, if that is what `message` is.
+fn tonic_size_refusal(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
     let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
     let limit = rest.strip_suffix(" bytes")?;
     Some((found.parse().ok()?, limit.parse().ok()?))
@@ -263,18 +255,25 @@ mod tests {
             resp.headers_mut()
                 .insert("grpc-message", http::HeaderValue::from_static(message));
             let resp = as_grpc_go_size_refusal(resp);
-            let header = |name| resp.headers()[name].to_str().unwrap().to_owned();
-            (header("grpc-status"), header("grpc-message"))
+            let status = Status::from_header_map(resp.headers()).unwrap();
+            let raw = resp.headers()["grpc-message"].to_str().unwrap().to_owned();
+            (status.code(), status.message().to_owned(), raw)
         };
-        assert_eq!(
-            refusal(
-                "11",
-                "Error,%20decoded%20message%20length%20too%20large:%20found%20700%20bytes,%20the%20limit%20is:%20600%20bytes"
-            ),
-            ("8".into(), "grpc: received message larger than max (700 vs. 600)".into())
+        let (code, message, _) = refusal(
+            "11",
+            "Error,%20decoded%20message%20length%20too%20large:%20found%20700%20bytes,%20the%20limit%20is:%20600%20bytes",
         );
+        assert_eq!(
+            (code, message.as_str()),
+            (
+                tonic::Code::ResourceExhausted,
+                "grpc: received message larger than max (700 vs. 600)"
+            )
+        );
+        // Any other OutOfRange is left as it was.
         let compacted = "etcdserver:%20mvcc:%20required%20revision%20has%20been%20compacted";
-        assert_eq!(refusal("11", compacted), ("11".into(), compacted.into()));
+        let (code, _, raw) = refusal("11", compacted);
+        assert_eq!((code, raw.as_str()), (tonic::Code::OutOfRange, compacted));
     }
 
     #[test]

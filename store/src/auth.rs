@@ -418,11 +418,7 @@ impl AuthState {
         user: Option<&str>,
         keys: impl IntoIterator<Item = &'a Bytes>,
     ) -> Result<()> {
-        if !self.enabled || user.is_some_and(|u| self.is_root(u)) {
-            return Ok(());
-        }
-        keys.into_iter()
-            .try_for_each(|k| self.check(user, k, &[], Access::Write))
+        self.check_keys(user, keys, Access::Write)
     }
 
     /// etcd 3.4.26's `checkLeaseTimeToLive` (CVE-2023-32082, lease ids are guessable): with auth
@@ -433,15 +429,24 @@ impl AuthState {
         user: Option<&str>,
         keys: impl IntoIterator<Item = &'a Bytes>,
     ) -> Result<()> {
-        if !self.enabled {
-            return Ok(());
+        if self.enabled {
+            named(user)?;
         }
-        let name = named(user)?;
-        if self.is_root(name) {
+        self.check_keys(user, keys, Access::Read)
+    }
+
+    /// `access` to each of `keys` (root, or auth off: all of them).
+    fn check_keys<'a>(
+        &self,
+        user: Option<&str>,
+        keys: impl IntoIterator<Item = &'a Bytes>,
+        access: Access,
+    ) -> Result<()> {
+        if !self.enabled || user.is_some_and(|u| self.is_root(u)) {
             return Ok(());
         }
         keys.into_iter()
-            .try_for_each(|k| self.check(user, k, &[], Access::Read))
+            .try_for_each(|k| self.check(user, k, &[], access))
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {

@@ -13,6 +13,44 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// One cluster (or fault test) at a time within a test binary, also under a plain `cargo test`,
+/// which runs a binary's tests in parallel: failover, fault and kill timings assume the machine is
+/// not running other clusters too.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How many times each chaos test runs, each time with a new seed: `CHAOS_ROUNDS`, default 1.
+pub fn chaos_rounds() -> u64 {
+    std::env::var("CHAOS_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Writes a recorded history as JSON beside the tests' temporary files
+/// (`ballast-<what>-<name>-<pid>.json`); returns the path, for a failure message to name.
+pub fn save_json(what: &str, name: &str, json: &serde_json::Value) -> String {
+    let path =
+        std::env::temp_dir().join(format!("ballast-{what}-{name}-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_vec(json).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+/// A lazily connected channel to a member (`host:port`) for recorded client traffic; `timeout`
+/// bounds each request on it (none for long-lived streams such as keep-alives).
+pub fn client_channel(endpoint: &str, timeout: Option<Duration>) -> tonic::transport::Channel {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(1));
+    match timeout {
+        Some(t) => endpoint.timeout(t),
+        None => endpoint,
+    }
+    .connect_lazy()
+}
+
 /// The runtime the recorded client traffic runs on (chaos and lease chaos): two workers, beside
 /// the members' processes on the same two cores.
 pub fn client_runtime() -> tokio::runtime::Runtime {

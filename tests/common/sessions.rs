@@ -22,7 +22,7 @@ use ballast_proto::v3lockpb::lock_client::LockClient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 const PREFIX: &str = "session/";
 const PREFIX_END: &str = "session0";
@@ -84,11 +84,9 @@ impl Shared {
     }
 
     fn channel(&self, member: usize) -> Channel {
-        let url = format!("http://{}", self.endpoints[member % self.endpoints.len()]);
-        Endpoint::from_shared(url)
-            .unwrap()
-            .connect_timeout(Duration::from_secs(1))
-            .connect_lazy()
+        // No request timeout on the channel: keep-alive streams outlive any; requests are
+        // bounded one by one (`timed`).
+        crate::common::client_channel(&self.endpoints[member % self.endpoints.len()], None)
     }
 
     fn stopped(&self) -> bool {

@@ -25,7 +25,7 @@ use ballast_proto::pb::lease_client::LeaseClient;
 use ballast_proto::pb::watch_client::WatchClient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// Every key the traffic touches starts with this; watches and ranges cover `[PREFIX, PREFIX_END)`.
@@ -136,12 +136,8 @@ impl Shared {
     }
 
     fn channel(&self, member: usize) -> Channel {
-        let url = format!("http://{}", self.endpoints[member % self.endpoints.len()]);
-        Endpoint::from_shared(url)
-            .unwrap()
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(self.config.request_timeout)
-            .connect_lazy()
+        let endpoint = &self.endpoints[member % self.endpoints.len()];
+        crate::common::client_channel(endpoint, Some(self.config.request_timeout))
     }
 
     fn value(&self, client: usize) -> Vec<u8> {
@@ -673,14 +669,8 @@ async fn watcher(
             )),
         };
         // A watch stream outlives any request timeout: its own channel, without one.
-        let url = format!(
-            "http://{}",
-            shared.endpoints[member % shared.endpoints.len()]
-        );
-        let channel = Endpoint::from_shared(url)
-            .unwrap()
-            .connect_timeout(Duration::from_secs(1))
-            .connect_lazy();
+        let endpoint = &shared.endpoints[member % shared.endpoints.len()];
+        let channel = crate::common::client_channel(endpoint, None);
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tx.send(create).await.unwrap();
         let stream = match WatchClient::new(channel)
