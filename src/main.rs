@@ -151,13 +151,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("data-dir {:?} exists", data_dir.display());
             }
             std::fs::create_dir_all(&data_dir)?;
-            let restored =
-                ballast_server::snapshot::unpack(&file, &data_dir.join("kv")).and_then(|()| {
-                    // The restored member starts a new cluster with a new log: forget the old position.
-                    let store = DiskStore::open(data_dir.join("kv"), StoreOptions::default())
-                        .map_err(std::io::Error::other)?;
-                    store.reset_applied().map_err(std::io::Error::other)
-                });
+            let store_dir = data_dir.join(ballast_server::layout::STORE_DIR);
+            let restored = ballast_server::snapshot::unpack(&file, &store_dir).and_then(|()| {
+                // The restored member starts a new cluster with a new log: forget the old position.
+                let store = DiskStore::open(&store_dir, StoreOptions::default())
+                    .map_err(std::io::Error::other)?;
+                store.reset_applied().map_err(std::io::Error::other)
+            });
             restored.inspect_err(|_| {
                 let _ = std::fs::remove_dir_all(&data_dir);
             })?;
@@ -173,23 +173,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn run_kv(args: ballast_server::KvArgs) -> anyhow::Result<()> {
-    let node_opts = args.node_options()?;
+    let member_opts = args.member_options()?;
     let serve_opts = args.serve_options()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ballast-rt")
         .build()?;
     runtime.block_on(async move {
-        let data_dir = node_opts.data_dir.clone();
-        let node = ballast_server::Node::open(node_opts)
+        let data_dir = member_opts.data_dir.clone();
+        let member = ballast_server::Member::open(member_opts)
             .await
             .with_context(|| format!("opening member at {}", data_dir.display()))?;
         let (addrs, serving) =
-            ballast_server::serve(node.clone(), serve_opts, shutdown_signal()).await?;
+            ballast_server::serve(member.clone(), serve_opts, shutdown_signal()).await?;
         // Listening already (peers need the peer port to elect a leader); "ready" once published.
         let serving = tokio::spawn(serving);
-        node.wait_published().await;
-        let id = node.identity();
+        member.wait_published().await;
+        let id = member.identity();
         tracing::info!(
             member = format_args!("{:x}", id.member_id),
             cluster = format_args!("{:x}", id.cluster_id),

@@ -3,6 +3,18 @@
 //! more than the input can fill (serde caps length-prefixed preallocation).
 
 use serde::de::DeserializeOwned;
+
+/// The format of what raft writes to its log and its state machine's position (log entries, the
+/// applied position, snapshot metadata). postcard numbers enum variants by their order, so a
+/// reordered or inserted variant changes what old bytes mean: `raft/tests/formats.rs` holds the
+/// bytes of every variant and fails when they change under the same version. A log written in
+/// another format is refused when opened.
+pub const LOG_FORMAT: u32 = 1;
+
+/// The format of the messages members exchange besides openraft's (`wire`: forwarded work and its
+/// answers), sent with every peer RPC (`network::WIRE_FORMAT_HEADER`); a member refuses a peer
+/// that speaks another.
+pub const WIRE_FORMAT: u32 = 1;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //!
 //! Writes travel in batches, as etcd's proposals do in its raft stream: one RPC per write cost
 //! the two members about 50 µs of HTTP/2 and tonic per write, a third of a put's CPU with 256
-//! clients spread over 3 members. A [`Forwarder`] queues the writes of its member and sends
+//! clients spread over 3 members. A [`WriteForwarder`] queues the writes of its member and sends
 //! everything queued whenever fewer than [`MAX_IN_FLIGHT`] batches are on their way, so a lone
 //! write leaves at once and a crowd waits at most one round trip to share one RPC. The leader
 //! proposes a batch with one message to openraft's core (`client_write_many`) and answers each
@@ -40,7 +40,7 @@ struct Pending {
 
 /// The write queue of one member. Cheap to clone.
 #[derive(Clone)]
-pub(crate) struct Forwarder {
+pub(crate) struct WriteForwarder {
     shared: Arc<Shared>,
 }
 
@@ -53,9 +53,9 @@ struct Shared {
     in_flight: Arc<Semaphore>,
 }
 
-impl Forwarder {
+impl WriteForwarder {
     pub(crate) fn new(network: Network, metrics: Arc<Metrics>, timeout: Duration) -> Self {
-        Forwarder {
+        WriteForwarder {
             shared: Arc::new(Shared {
                 network,
                 metrics,

@@ -21,7 +21,7 @@ use rocksdb::{
     WriteOptions, DB,
 };
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, LOG_FORMAT};
 use crate::metrics::Metrics;
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
@@ -30,6 +30,8 @@ const CF_META: &str = "meta";
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_PURGED: &[u8] = b"purged";
+/// The log's format version ([`LOG_FORMAT`]).
+const KEY_FORMAT: &[u8] = b"format";
 
 /// The log. Cheap to clone: clones share the database and the sync thread.
 #[derive(Clone)]
@@ -88,14 +90,29 @@ impl LogStore {
         let thread = std::thread::Builder::new()
             .name("ballast-log-sync".into())
             .spawn(move || sync_loop(&sync_db, &rx, &sync_metrics))?;
-        Ok(Self {
+        let store = Self {
             db,
             metrics,
             syncer: Arc::new(Syncer {
                 tx: Some(syncs),
                 thread: Some(thread),
             }),
-        })
+        };
+        store.check_format(path)?;
+        Ok(store)
+    }
+
+    /// Refuses a log written in another format ([`LOG_FORMAT`]); marks a new one (or one from
+    /// before formats were versioned, which is format 1) with this build's.
+    fn check_format(&self, path: &Path) -> io::Result<()> {
+        match self.get_meta::<u32>(KEY_FORMAT, "log format")? {
+            Some(format) if format == LOG_FORMAT => Ok(()),
+            Some(format) => Err(io::Error::other(format!(
+                "the raft log in {} is in format {format}; this ballast reads format {LOG_FORMAT}",
+                path.display()
+            ))),
+            None => self.put_meta(KEY_FORMAT, &LOG_FORMAT, true),
+        }
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {

@@ -25,8 +25,8 @@ use serde::Serialize;
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::codec::{decode, encode};
-use crate::state_machine::SnapshotFiles;
+use crate::checkpoints::SnapshotFiles;
+use crate::codec::{decode, encode, WIRE_FORMAT};
 use crate::types::{MemberNode, NodeId, TypeConfig, Vote};
 
 /// Snapshot files travel in pieces of this size.
@@ -41,15 +41,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// learned it, and raft messages of one cluster must not reach another.
 pub const TO_MEMBER: &str = "ballast-to-member";
 
+/// The gRPC metadata key that names the sender's wire format ([`WIRE_FORMAT`]). A member refuses
+/// an RPC in another (a peer without the key predates versioning and speaks format 1).
+pub const WIRE_FORMAT_HEADER: &str = "ballast-wire-format";
+
 /// `message` as a peer RPC addressed to member `to`.
 pub fn addressed<T>(message: T, to: NodeId) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
+    let metadata = request.metadata_mut();
+    metadata.insert(
         TO_MEMBER,
         format!("{to:x}")
             .parse()
             .expect("hex digits are valid metadata"),
     );
+    metadata.insert(WIRE_FORMAT_HEADER, WIRE_FORMAT.into());
     request
 }
 

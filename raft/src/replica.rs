@@ -18,31 +18,33 @@ use std::time::Duration;
 
 use ballast_proto::raftpb::peer_server::{Peer as PeerRpc, PeerServer};
 use ballast_proto::raftpb::{Blob, SnapshotChunk};
+use ballast_store::backend::RocksBackend;
 use ballast_store::{
     DiskStore, LeaseId, LeaseStatus, StoreError, StoreOptions, WriteRequest, WriteResponse,
 };
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesRequest;
-use openraft::{
-    ChangeMembers, Config, Instant as _, Raft, ReadPolicy, ServerState, SnapshotPolicy,
-};
+use openraft::{ChangeMembers, Config, Instant as _, Raft, ServerState, SnapshotPolicy};
 use serde::Serialize;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::codec::{decode, encode};
-use crate::forward::{self, Forwarder};
+use crate::checkpoints::{self, Checkpoints, SnapshotFiles};
+use crate::codec::{decode, encode, WIRE_FORMAT};
+use crate::forward::{self, WriteForwarder};
+use crate::layout;
+use crate::leadership::{self, LeaderWatch};
 use crate::log_store::LogStore;
 use crate::metrics::Metrics;
-use crate::network::{Network, TO_MEMBER};
+use crate::network::{Network, TO_MEMBER, WIRE_FORMAT_HEADER};
 use crate::reconfig;
-use crate::state_machine::{self, SnapshotFiles, StateMachine, StoreCell};
+use crate::state_machine::{StateMachine, StoreCell};
 use crate::types::{Command, MemberNode, NodeId, Reply, SnapshotMeta, TypeConfig, Vote};
 pub use crate::wire::ReplicaError;
 use crate::wire::{LeaderReply, LeaderRequest};
 
-type OpenRaft = Raft<TypeConfig, StateMachine>;
+type OpenRaft = Raft<TypeConfig, StateMachine<Checkpoints>>;
 
 /// How a member is started.
 #[derive(Debug, Clone)]
@@ -104,7 +106,7 @@ struct Inner {
     id: NodeId,
     read_rounds: parking_lot::Mutex<ReadRounds>,
     raft: OpenRaft,
-    cell: Arc<StoreCell>,
+    cell: Arc<StoreCell<RocksBackend>>,
     network: Network,
     metrics: Arc<Metrics>,
     data_dir: PathBuf,
@@ -113,7 +115,7 @@ struct Inner {
     /// open indefinitely, and a server's graceful shutdown would wait for it).
     closing: tokio::sync::watch::Sender<bool>,
     /// Batches the writes this member forwards to the leader.
-    forwarder: Forwarder,
+    forwarder: WriteForwarder,
 }
 
 /// One member. Cheap to clone.
@@ -136,7 +138,7 @@ impl Replica {
     /// elect one leader); a member joining an existing cluster waits to be replicated to.
     pub async fn open(opts: ReplicaOptions) -> io::Result<Self> {
         std::fs::create_dir_all(&opts.data_dir)?;
-        state_machine::recover_install(&opts.data_dir)?;
+        checkpoints::recover_install(&opts.data_dir)?;
         let store_opts = StoreOptions {
             // The log is synced before anything is applied; the store's own sync would be a second fsync.
             sync: false,
@@ -144,20 +146,16 @@ impl Replica {
             expire_leases: false,
             ..opts.store.clone()
         };
-        let store = DiskStore::open(
-            state_machine::store_dir(&opts.data_dir)?,
-            store_opts.clone(),
-        )
-        .map_err(io::Error::other)?;
+        let store = DiskStore::open(checkpoints::store_dir(&opts.data_dir)?, store_opts.clone())
+            .map_err(io::Error::other)?;
         let cell = Arc::new(StoreCell::new(store));
         let metrics = Arc::new(Metrics::default());
         let sm = StateMachine::new(
             cell.clone(),
-            opts.data_dir.clone(),
-            store_opts,
+            Checkpoints::new(opts.data_dir.clone(), store_opts),
             metrics.clone(),
         )?;
-        let log = LogStore::open(&opts.data_dir.join("raft"), metrics.clone())?;
+        let log = LogStore::open(&opts.data_dir.join(layout::RAFT_LOG_DIR), metrics.clone())?;
         let heartbeat = opts.heartbeat.as_millis() as u64;
         let election = opts.election_timeout.as_millis() as u64;
         let config = Config {
@@ -226,7 +224,7 @@ impl Replica {
                 data_dir: opts.data_dir.clone(),
                 election_timeout: opts.election_timeout,
                 closing: tokio::sync::watch::Sender::new(false),
-                forwarder: Forwarder::new(network.clone(), metrics, opts.election_timeout * 5),
+                forwarder: WriteForwarder::new(network.clone(), metrics, opts.election_timeout * 5),
             }),
         };
         tokio::spawn(lease_loop(Arc::downgrade(&replica.inner)));
@@ -350,39 +348,19 @@ impl Replica {
 
     /// Waits until this member has applied up to `index`.
     async fn wait_applied(&self, index: u64) -> Result<(), ReplicaError> {
-        if self
-            .inner
-            .metrics
-            .applied_index
-            .load(std::sync::atomic::Ordering::Acquire)
-            >= index
-        {
-            return Ok(());
-        }
-        self.inner
-            .raft
-            .wait(Some(self.inner.election_timeout * 5))
-            .applied_index_at_least(Some(index), "linearizable read")
-            .await
-            .map_err(|_| ReplicaError::Timeout)?;
-        Ok(())
+        let inner = &self.inner;
+        leadership::wait_applied(
+            &inner.raft,
+            &inner.metrics,
+            index,
+            inner.election_timeout * 5,
+        )
+        .await
     }
 
     /// A read point confirmed by a quorum, on this member as leader (openraft's ReadIndex).
     async fn read_index(&self) -> Result<u64, ReplicaError> {
-        let (read_log_id, _) = self
-            .inner
-            .raft
-            .get_read_log_id(ReadPolicy::ReadIndex)
-            .await
-            .map_err(|err| match err {
-                RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(_)) => {
-                    ReplicaError::NoLeader
-                }
-                RaftError::APIError(_) => ReplicaError::Timeout,
-                RaftError::Fatal(_) => ReplicaError::Stopped,
-            })?;
-        Ok(read_log_id.index())
+        leadership::read_index(&self.inner.raft).await
     }
 
     /// Runs ReadIndex rounds while reads wait for one.
@@ -422,7 +400,10 @@ impl Replica {
         id: LeaseId,
         keys: bool,
     ) -> Result<LeaseStatus, ReplicaError> {
-        match self.leader_op(LeaderRequest::TimeToLive(id, keys)).await? {
+        match self
+            .leader_op(LeaderRequest::TimeToLive { lease: id, keys })
+            .await?
+        {
             LeaderReply::TimeToLive(status) => Ok(status),
             other => Err(unexpected(&other)),
         }
@@ -435,7 +416,7 @@ impl Replica {
         node: MemberNode,
         learner: bool,
     ) -> Result<(), ReplicaError> {
-        self.leader_op(LeaderRequest::AddMember(id, node, learner))
+        self.leader_op(LeaderRequest::AddMember { id, node, learner })
             .await
             .map(drop)
     }
@@ -618,13 +599,13 @@ impl Replica {
                 self.confirm_leadership().await?;
                 self.leader_only(|| LeaderReply::KeepAlive(self.store().lease_keep_alive(*id)))
             }
-            LeaderRequest::TimeToLive(id, keys) => {
+            LeaderRequest::TimeToLive { lease, keys } => {
                 self.confirm_leadership().await?;
                 self.leader_only(|| {
-                    LeaderReply::TimeToLive(self.store().lease_time_to_live(*id, *keys))
+                    LeaderReply::TimeToLive(self.store().lease_time_to_live(*lease, *keys))
                 })
             }
-            LeaderRequest::AddMember(id, node, learner) => {
+            LeaderRequest::AddMember { id, node, learner } => {
                 reconfig::may_add(&self.voters_seen(), *learner)?;
                 let members = self.members();
                 if members.iter().any(|m| m.id == *id) {
@@ -755,45 +736,24 @@ impl Replica {
             .collect()
     }
 
-    /// etcd's `ensureLeadership` (etcd-io/etcd#15247) before a lease answer: a quorum confirms
-    /// that this member still leads in the term it led in (a ReadIndex round), and the store here
-    /// has applied everything committed before. A deposed or isolated leader's countdowns are
-    /// not the cluster's (they told clients "remaining 6-9 s" while the majority expired the
-    /// lease), and a new leader's store may not yet hold a lease granted just before its election.
-    /// `NoLeader` makes the caller look for the leader again.
+    /// Before a lease answer (`leadership::confirm_leadership`). Not `linearize`, whose shared
+    /// rounds go through `leader_op`, which runs this.
     async fn confirm_leadership(&self) -> Result<(), ReplicaError> {
-        let term = self.term();
-        if !self.is_leader() {
-            return Err(ReplicaError::NoLeader);
-        }
-        // Not `linearize`, whose shared rounds go through `leader_op`, which runs this.
-        let index = self.read_index().await?;
-        self.wait_applied(index).await?;
-        if !self.is_leader() || self.term() != term {
-            return Err(ReplicaError::NoLeader);
-        }
-        Ok(())
+        let inner = &self.inner;
+        leadership::confirm_leadership(&inner.raft, &inner.metrics, inner.election_timeout * 5)
+            .await
     }
 
     /// The term this member leads in, if it leads and a quorum acknowledged it within the
-    /// election timeout (etcd's CheckQuorum: a leader that has not heard from a quorum for that
-    /// long may already have been replaced, so it stops deciding anything on its own clock).
+    /// election timeout (`leadership::leading_with_quorum`).
     fn leading_with_quorum(&self) -> Option<u64> {
-        if !self.is_leader() {
-            return None;
-        }
-        let term = self.term();
-        let metrics = self.raft_metrics();
-        if metrics.state != ServerState::Leader || metrics.current_term != term {
-            return None;
-        }
-        let membership = metrics.membership_config.membership();
-        let alone = membership.voter_ids().eq([self.inner.id]);
-        let heard = metrics
-            .last_quorum_acked
-            .as_ref()
-            .is_some_and(|acked| acked.elapsed() < self.inner.election_timeout);
-        (alone || heard).then_some(term)
+        let inner = &self.inner;
+        leadership::leading_with_quorum(
+            &inner.metrics,
+            &self.raft_metrics(),
+            inner.id,
+            inner.election_timeout,
+        )
     }
 
     fn leader_only(&self, f: impl FnOnce() -> LeaderReply) -> Result<LeaderReply, ReplicaError> {
@@ -827,12 +787,13 @@ fn write_error(err: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Repl
     }
 }
 
-/// Counts leader changes; a member that becomes leader restarts every lease countdown at once.
+/// Follows leadership (`leadership::LeaderWatch`): a member that becomes leader restarts every
+/// lease countdown at once.
 async fn watch_leader(
     inner: std::sync::Weak<Inner>,
     mut metrics: openraft::alias::WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>,
 ) {
-    let mut last: Option<(Option<NodeId>, u64)> = None;
+    let mut watch = LeaderWatch::default();
     loop {
         let (leader, leading, term) = {
             let m = metrics.borrow_and_update();
@@ -843,31 +804,7 @@ async fn watch_leader(
             )
         };
         let Some(inner) = inner.upgrade() else { return };
-        inner
-            .metrics
-            .term
-            .store(term, std::sync::atomic::Ordering::Relaxed);
-        // A new leadership is a new term, even with the same leader (re-elected after a
-        // partition): its countdowns restart before the member acts as leader (`leading`), so
-        // the lease loop never sees deadlines from an earlier leadership.
-        let new_leadership = last != Some((leader, term));
-        if new_leadership && leading {
-            inner.cell.get().extend_leases();
-            tracing::info!(term, "became leader");
-        }
-        inner
-            .metrics
-            .leading
-            .store(leading, std::sync::atomic::Ordering::Release);
-        if new_leadership {
-            if leader.is_some() && last.is_none_or(|(before, _)| before != leader) {
-                inner
-                    .metrics
-                    .leader_changes
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            last = Some((leader, term));
-        }
+        watch.observe(leader, leading, term, &inner.metrics, &inner.cell.get());
         drop(inner);
         if metrics.changed().await.is_err() {
             return;
@@ -875,11 +812,12 @@ async fn watch_leader(
     }
 }
 
-/// The leader revokes expired leases through the log, itself: an expiry is proposed only by a
-/// member that leads with a quorum that heard from it lately, straight into its own log (never
-/// forwarded), and carries its term, so that it applies only if that leadership logged it
-/// (`Command::ExpireLease`). An isolated leader's countdowns run on while the majority elects
-/// another leader and keeps the lease alive; forwarded at heal, its expiries revoked live leases.
+/// The leader revokes expired leases through the log, itself (`leadership::expire_leases`): an
+/// expiry is proposed only by a member that leads with a quorum that heard from it lately,
+/// straight into its own log (never forwarded), and carries its term, so that it applies only if
+/// that leadership logged it (`Command::ExpireLease`). An isolated leader's countdowns run on
+/// while the majority elects another leader and keeps the lease alive; forwarded at heal, its
+/// expiries revoked live leases.
 async fn lease_loop(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -888,24 +826,7 @@ async fn lease_loop(inner: std::sync::Weak<Inner>) {
         let Some(term) = replica.leading_with_quorum() else {
             continue;
         };
-        for lease in replica.store().expired_leases() {
-            let expire = Command::ExpireLease { term, lease };
-            match replica.inner.raft.client_write(expire).await {
-                Ok(resp) => match resp.data {
-                    Reply::Store(Ok(_)) | Reply::Store(Err(StoreError::LeaseNotFound)) => {}
-                    Reply::Store(Err(err)) => {
-                        tracing::warn!(lease, %err, "revoking an expired lease")
-                    }
-                    Reply::None => {
-                        tracing::debug!(lease, term, "an expiry from another term was not applied")
-                    }
-                },
-                Err(err) => {
-                    tracing::debug!(lease, %err, "revoking an expired lease");
-                    break;
-                }
-            }
-        }
+        leadership::expire_leases(&replica.inner.raft, &replica.store(), term).await;
     }
 }
 
@@ -919,6 +840,15 @@ impl PeerService {
     /// Refuses an RPC addressed to another member (see [`TO_MEMBER`]), unread.
     fn for_me<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let me = self.replica.inner.id;
+        let format = match request.metadata().get(WIRE_FORMAT_HEADER) {
+            None => Some(1),
+            Some(value) => value.to_str().ok().and_then(|v| v.parse::<u32>().ok()),
+        };
+        if format != Some(WIRE_FORMAT) {
+            return Err(Status::failed_precondition(format!(
+                "a peer speaks wire format {format:?}; member {me:x} speaks format {WIRE_FORMAT}"
+            )));
+        }
         let to = request
             .metadata()
             .get(TO_MEMBER)
@@ -1048,8 +978,9 @@ impl PeerRpc for PeerService {
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
         let (vote, meta): (Vote, SnapshotMeta) =
             decode("snapshot header", &first.header).map_err(|e| bad_request(&e))?;
-        let dir = StateMachine::snapshots_dir(&self.replica.inner.data_dir).join(format!(
-            "recv-{}",
+        let dir = checkpoints::snapshots_dir(&self.replica.inner.data_dir).join(format!(
+            "{}{}",
+            layout::RECEIVING_PREFIX,
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()

@@ -37,14 +37,22 @@ pub enum ReplicaError {
     Unhealthy,
 }
 
-/// Work a follower hands to the leader.
+/// Work a follower hands to the leader. Encoded by variant order and field order (postcard):
+/// new variants go last (`raft/tests/formats.rs` holds the bytes).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum LeaderRequest {
     Write(Command),
     ReadIndex,
     KeepAlive(LeaseId),
-    TimeToLive(LeaseId, bool),
-    AddMember(NodeId, MemberNode, bool),
+    TimeToLive {
+        lease: LeaseId,
+        keys: bool,
+    },
+    AddMember {
+        id: NodeId,
+        node: MemberNode,
+        learner: bool,
+    },
     Promote(NodeId),
     Remove(NodeId),
     SetNode(NodeId, MemberNode),
@@ -59,7 +67,9 @@ impl LeaderRequest {
     pub fn may_repeat(&self) -> bool {
         matches!(
             self,
-            LeaderRequest::ReadIndex | LeaderRequest::KeepAlive(_) | LeaderRequest::TimeToLive(..)
+            LeaderRequest::ReadIndex
+                | LeaderRequest::KeepAlive(_)
+                | LeaderRequest::TimeToLive { .. }
         )
     }
 }

@@ -9,20 +9,20 @@ use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
 use crate::identity;
-use crate::node::Node;
+use crate::member::Member;
 
 #[derive(Debug, Clone)]
 pub struct ClusterService {
-    node: Node,
+    member: Member,
 }
 
 impl ClusterService {
-    pub fn new(node: Node) -> Self {
-        Self { node }
+    pub fn new(member: Member) -> Self {
+        Self { member }
     }
 
     fn members(&self) -> Vec<pb::Member> {
-        self.node.replica().members().iter().map(to_pb).collect()
+        self.member.replica().members().iter().map(to_pb).collect()
     }
 }
 
@@ -42,20 +42,20 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        self.node.permit_admin(request.metadata())?;
+        self.member.permit_admin(request.metadata())?;
         let req = request.into_inner();
         if req.peer_ur_ls.is_empty() {
             return Err(Status::invalid_argument(
                 "etcdserver: member peer URLs are not provided",
             ));
         }
-        let id = identity::member_id(&req.peer_ur_ls, &self.node.options().cluster_token);
+        let id = identity::member_id(&req.peer_ur_ls, &self.member.options().cluster_token);
         let node = MemberNode {
             name: String::new(),
             peer_urls: req.peer_ur_ls.clone(),
             client_urls: Vec::new(),
         };
-        self.node
+        self.member
             .replica()
             .add_member(id, node.clone(), req.is_learner)
             .await
@@ -66,7 +66,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             is_learner: req.is_learner,
         });
         Ok(Response::new(pb::MemberAddResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             member: Some(member),
             members: self.members(),
         }))
@@ -76,15 +76,15 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        self.node.permit_admin(request.metadata())?;
+        self.member.permit_admin(request.metadata())?;
         let id = request.into_inner().id;
-        self.node
+        self.member
             .replica()
             .remove_member(id)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::MemberRemoveResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             members: self.members(),
         }))
     }
@@ -93,15 +93,15 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        self.node.permit_admin(request.metadata())?;
+        self.member.permit_admin(request.metadata())?;
         let req = request.into_inner();
-        self.node
+        self.member
             .replica()
             .update_member(req.id, req.peer_ur_ls)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::MemberUpdateResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             members: self.members(),
         }))
     }
@@ -111,7 +111,7 @@ impl pb::cluster_server::Cluster for ClusterService {
         _request: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
         Ok(Response::new(pb::MemberListResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             members: self.members(),
         }))
     }
@@ -120,15 +120,15 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        self.node.permit_admin(request.metadata())?;
+        self.member.permit_admin(request.metadata())?;
         let id = request.into_inner().id;
-        self.node
+        self.member
             .replica()
             .promote_member(id)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::MemberPromoteResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             members: self.members(),
         }))
     }

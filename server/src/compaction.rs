@@ -7,7 +7,7 @@ use ballast_store::WriteRequest;
 use tokio::time::Instant;
 
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::member::Member;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoCompaction {
@@ -22,39 +22,17 @@ pub enum AutoCompaction {
 const REVISION_CHECK: Duration = Duration::from_secs(300);
 
 impl AutoCompaction {
-    pub fn parse(mode: &str, retention: &str) -> Result<Self, String> {
-        let retention = retention.trim();
-        if retention == "0" || retention.is_empty() {
-            return Ok(AutoCompaction::Off);
-        }
-        match mode {
-            "periodic" => {
-                // etcd reads a bare number as hours.
-                let d = match retention.parse::<f64>() {
-                    Ok(hours) if hours > 0.0 => Duration::from_secs_f64(hours * 3600.0),
-                    Ok(_) => return Err(format!("invalid --auto-compaction-retention {retention:?}")),
-                    Err(_) => crate::config::parse_duration(retention)?,
-                };
-                Ok(AutoCompaction::Periodic(d))
-            }
-            "revision" => match retention.parse::<i64>() {
-                Ok(n) if n > 0 => Ok(AutoCompaction::Revision(n)),
-                _ => Err(format!("--auto-compaction-retention must be a positive revision count, not {retention:?}")),
-            },
-            other => Err(format!("--auto-compaction-mode must be periodic or revision, not {other:?}")),
-        }
-    }
-
     /// Runs until the member stops.
-    pub async fn run(self, node: Node) {
+    pub async fn run(self, member: Member) {
         match self {
             AutoCompaction::Off => {}
             AutoCompaction::Revision(keep) => {
                 let mut tick = tokio::time::interval(REVISION_CHECK);
                 loop {
                     tick.tick().await;
-                    let target = node.store().revision() - keep;
-                    if target > node.store().compact_revision() && !compact(&node, target).await {
+                    let target = member.store().revision() - keep;
+                    if target > member.store().compact_revision() && !compact(&member, target).await
+                    {
                         return;
                     }
                 }
@@ -68,7 +46,7 @@ impl AutoCompaction {
                 loop {
                     tick.tick().await;
                     let now = Instant::now();
-                    samples.push_back((now, node.store().revision()));
+                    samples.push_back((now, member.store().revision()));
                     let mut target = None;
                     while let Some(&(at, rev)) = samples.front() {
                         if now.duration_since(at) < retention {
@@ -78,7 +56,7 @@ impl AutoCompaction {
                         samples.pop_front();
                     }
                     if let Some(rev) = target {
-                        if rev > node.store().compact_revision() && !compact(&node, rev).await {
+                        if rev > member.store().compact_revision() && !compact(&member, rev).await {
                             return;
                         }
                     }
@@ -90,11 +68,11 @@ impl AutoCompaction {
 
 /// False once the member has stopped. Only the leader compacts (etcd pauses the compactor on
 /// every other member): N members each proposing the same compaction would log it N times.
-async fn compact(node: &Node, rev: i64) -> bool {
-    if !node.replica().is_leader() {
+async fn compact(member: &Member, rev: i64) -> bool {
+    if !member.replica().is_leader() {
         return true;
     }
-    match node.propose(WriteRequest::Compact(rev)).await {
+    match member.propose(WriteRequest::Compact(rev)).await {
         Ok(_) => {
             tracing::info!(revision = rev, "auto-compaction done");
             true
@@ -104,32 +82,5 @@ async fn compact(node: &Node, rev: i64) -> bool {
             tracing::warn!(revision = rev, %err, "auto-compaction failed");
             true
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_etcds_forms() {
-        assert_eq!(
-            AutoCompaction::parse("periodic", "0").unwrap(),
-            AutoCompaction::Off
-        );
-        assert_eq!(
-            AutoCompaction::parse("periodic", "1").unwrap(),
-            AutoCompaction::Periodic(Duration::from_secs(3600))
-        );
-        assert_eq!(
-            AutoCompaction::parse("periodic", "30m").unwrap(),
-            AutoCompaction::Periodic(Duration::from_secs(1800))
-        );
-        assert_eq!(
-            AutoCompaction::parse("revision", "1000").unwrap(),
-            AutoCompaction::Revision(1000)
-        );
-        assert!(AutoCompaction::parse("revision", "1h").is_err());
-        assert!(AutoCompaction::parse("weekly", "1").is_err());
     }
 }

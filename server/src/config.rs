@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::compaction::AutoCompaction;
 use crate::error::OpenError;
-use crate::node::{NodeOptions, DEFAULT_MAX_REQUEST_BYTES};
+use crate::member::{MemberOptions, DEFAULT_MAX_REQUEST_BYTES};
 use crate::serve::ServeOptions;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -59,7 +59,7 @@ pub struct KvArgs {
     #[arg(long, default_value_t = 1000)]
     pub election_timeout: u64,
     /// Number of committed transactions to trigger a snapshot to disk.
-    #[arg(long, default_value_t = crate::node::DEFAULT_SNAPSHOT_COUNT)]
+    #[arg(long, default_value_t = crate::member::DEFAULT_SNAPSHOT_COUNT)]
     pub snapshot_count: u64,
     /// Interval of progress notifications for watches that ask for them.
     #[arg(long = "experimental-watch-progress-notify-interval", default_value = "10m", value_parser = parse_duration)]
@@ -87,6 +87,34 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--auto-compaction-mode` and `--auto-compaction-retention`, as etcd reads them.
+pub fn auto_compaction(mode: &str, retention: &str) -> Result<AutoCompaction, String> {
+    let retention = retention.trim();
+    if retention == "0" || retention.is_empty() {
+        return Ok(AutoCompaction::Off);
+    }
+    match mode {
+        "periodic" => {
+            // etcd reads a bare number as hours.
+            let d = match retention.parse::<f64>() {
+                Ok(hours) if hours > 0.0 => Duration::from_secs_f64(hours * 3600.0),
+                Ok(_) => return Err(format!("invalid --auto-compaction-retention {retention:?}")),
+                Err(_) => parse_duration(retention)?,
+            };
+            Ok(AutoCompaction::Periodic(d))
+        }
+        "revision" => match retention.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(AutoCompaction::Revision(n)),
+            _ => Err(format!(
+                "--auto-compaction-retention must be a positive revision count, not {retention:?}"
+            )),
+        },
+        other => Err(format!(
+            "--auto-compaction-mode must be periodic or revision, not {other:?}"
+        )),
+    }
+}
+
 fn urls(list: &str) -> Vec<String> {
     list.split(',')
         .map(str::trim)
@@ -96,7 +124,7 @@ fn urls(list: &str) -> Vec<String> {
 }
 
 impl KvArgs {
-    pub fn node_options(&self) -> Result<NodeOptions, OpenError> {
+    pub fn member_options(&self) -> Result<MemberOptions, OpenError> {
         let peer_urls = urls(&self.initial_advertise_peer_urls);
         let mut initial_cluster: Vec<(String, Vec<String>)> = Vec::new();
         if let Some(cluster) = &self.initial_cluster {
@@ -150,7 +178,7 @@ impl KvArgs {
             .data_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("{}.ballast", self.name)));
-        Ok(NodeOptions {
+        Ok(MemberOptions {
             name: self.name.clone(),
             data_dir,
             peer_urls,
@@ -172,7 +200,7 @@ impl KvArgs {
             listen_client_urls: urls(&self.listen_client_urls),
             listen_peer_urls: urls(&self.listen_peer_urls),
             watch_progress_interval: self.watch_progress_notify_interval,
-            auto_compaction: AutoCompaction::parse(
+            auto_compaction: auto_compaction(
                 &self.auto_compaction_mode,
                 &self.auto_compaction_retention,
             )
@@ -184,6 +212,28 @@ impl KvArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_etcds_forms() {
+        assert_eq!(
+            auto_compaction("periodic", "0").unwrap(),
+            AutoCompaction::Off
+        );
+        assert_eq!(
+            auto_compaction("periodic", "1").unwrap(),
+            AutoCompaction::Periodic(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            auto_compaction("periodic", "30m").unwrap(),
+            AutoCompaction::Periodic(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            auto_compaction("revision", "1000").unwrap(),
+            AutoCompaction::Revision(1000)
+        );
+        assert!(auto_compaction("revision", "1h").is_err());
+        assert!(auto_compaction("weekly", "1").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -17,20 +17,20 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::auth::Caller;
+use crate::access::Caller;
 use crate::convert;
 use crate::error::ApiError;
 use crate::lock::{create_once, session_lease, wait_for_turn, Abandon};
-use crate::node::Node;
+use crate::member::Member;
 
 #[derive(Debug, Clone)]
 pub struct ElectionService {
-    node: Node,
+    member: Member,
 }
 
 impl ElectionService {
-    pub fn new(node: Node) -> Self {
-        Self { node }
+    pub fn new(member: Member) -> Self {
+        Self { member }
     }
 
     fn prefix(name: &[u8]) -> Vec<u8> {
@@ -45,7 +45,7 @@ impl ElectionService {
             sort_target: SortTarget::Create,
             ..RangeRequest::prefix(Bytes::from(Self::prefix(name)))
         };
-        let resp = self.node.store().range(&req)?;
+        let resp = self.member.store().range(&req)?;
         Ok((resp.kvs.into_iter().next(), resp.revision))
     }
 
@@ -59,7 +59,7 @@ impl ElectionService {
     ) -> Result<i64, Status> {
         let leader =
             leader.ok_or_else(|| Status::invalid_argument("\"leader\" field must be provided"))?;
-        self.node.permit_prefix(
+        self.member.permit_prefix(
             caller,
             &Self::prefix(&leader.name),
             &[Access::Read, Access::Write],
@@ -74,11 +74,15 @@ impl ElectionService {
             success: vec![op],
             failure: vec![],
         };
-        match self.node.propose_as(caller, WriteRequest::Txn(txn)).await? {
+        match self
+            .member
+            .propose_as(caller, WriteRequest::Txn(txn))
+            .await?
+        {
             WriteResponse::Txn(t) if t.succeeded => Ok(t.revision),
             // etcd's ErrElectionNotLeader, which its server returns as is (code Unknown).
             WriteResponse::Txn(_) => Err(Status::unknown("election: not leader")),
-            other => Err(crate::kv::unexpected(other)),
+            other => Err(crate::access::unexpected(other).into()),
         }
     }
 }
@@ -94,26 +98,26 @@ impl v3electionpb::election_server::Election for ElectionService {
         &self,
         request: Request<v3electionpb::CampaignRequest>,
     ) -> Result<Response<v3electionpb::CampaignResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let req = request.into_inner();
         let prefix = Self::prefix(&req.name);
-        self.node
+        self.member
             .permit_prefix(&caller, &prefix, &[Access::Read, Access::Write])?;
-        let lease = session_lease(&self.node, &caller, req.lease).await?;
+        let lease = session_lease(&self.member, &caller, req.lease).await?;
         let key = Bytes::from([prefix.clone(), format!("{lease:x}").into_bytes()].concat());
-        let mine = create_once(&self.node, &caller, &key, lease, req.value.clone()).await?;
-        let guard = Abandon::new(&self.node, &key);
+        let mine = create_once(&self.member, &caller, &key, lease, req.value.clone()).await?;
+        let guard = Abandon::new(&self.member, &key);
         if mine.value != req.value {
             // Campaigning again with a new value proclaims it (etcd does the same).
             let put = PutRequest {
                 ignore_lease: true,
                 ..PutRequest::new(key.clone(), req.value.clone())
             };
-            self.node
+            self.member
                 .propose_as(&caller, WriteRequest::Put(put))
                 .await?;
         }
-        let revision = wait_for_turn(&self.node, &prefix, mine.create_revision).await?;
+        let revision = wait_for_turn(&self.member, &prefix, mine.create_revision).await?;
         guard.keep();
         let leader = v3electionpb::LeaderKey {
             name: req.name,
@@ -122,7 +126,7 @@ impl v3electionpb::election_server::Election for ElectionService {
             lease,
         };
         Ok(Response::new(v3electionpb::CampaignResponse {
-            header: Some(self.node.header(revision)),
+            header: Some(self.member.header(revision)),
             leader: Some(leader),
         }))
     }
@@ -131,7 +135,7 @@ impl v3electionpb::election_server::Election for ElectionService {
         &self,
         request: Request<v3electionpb::ProclaimRequest>,
     ) -> Result<Response<v3electionpb::ProclaimResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let req = request.into_inner();
         let value = req.value;
         let put = |key| {
@@ -142,7 +146,7 @@ impl v3electionpb::election_server::Election for ElectionService {
         };
         let revision = self.if_still_leader(&caller, req.leader, put).await?;
         Ok(Response::new(v3electionpb::ProclaimResponse {
-            header: Some(self.node.header(revision)),
+            header: Some(self.member.header(revision)),
         }))
     }
 
@@ -150,16 +154,17 @@ impl v3electionpb::election_server::Election for ElectionService {
         &self,
         request: Request<v3electionpb::LeaderRequest>,
     ) -> Result<Response<v3electionpb::LeaderResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let name = request.into_inner().name;
         let prefix = Self::prefix(&name);
-        self.node.linearize().await?;
-        self.node.permit_prefix(&caller, &prefix, &[Access::Read])?;
+        self.member.linearize().await?;
+        self.member
+            .permit_prefix(&caller, &prefix, &[Access::Read])?;
         let (kv, revision) = self.leader_kv(&name)?;
         // etcd's ErrElectionNoLeader, returned as is (code Unknown).
         let kv = kv.ok_or_else(|| Status::unknown("election: no leader"))?;
         Ok(Response::new(v3electionpb::LeaderResponse {
-            header: Some(self.node.header(revision)),
+            header: Some(self.member.header(revision)),
             kv: Some(convert::key_value(kv)),
         }))
     }
@@ -168,10 +173,11 @@ impl v3electionpb::election_server::Election for ElectionService {
         &self,
         request: Request<v3electionpb::LeaderRequest>,
     ) -> Result<Response<ObserveStream>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let name = request.into_inner().name;
         let prefix = Self::prefix(&name);
-        self.node.permit_prefix(&caller, &prefix, &[Access::Read])?;
+        self.member
+            .permit_prefix(&caller, &prefix, &[Access::Read])?;
         let (tx, rx) = mpsc::channel(16);
         let this = self.clone();
         tokio::spawn(async move {
@@ -190,7 +196,7 @@ impl v3electionpb::election_server::Election for ElectionService {
                     if last.as_ref() != Some(&seen) {
                         last = Some(seen);
                         let resp = v3electionpb::LeaderResponse {
-                            header: Some(this.node.header(revision)),
+                            header: Some(this.member.header(revision)),
                             kv: Some(convert::key_value(kv)),
                         };
                         if tx.send(Ok(resp)).await.is_err() {
@@ -205,7 +211,7 @@ impl v3electionpb::election_server::Election for ElectionService {
                     start_revision: revision + 1,
                     ..Default::default()
                 };
-                let Ok(mut watcher) = this.node.store().watch(watch) else {
+                let Ok(mut watcher) = this.member.store().watch(watch) else {
                     return;
                 };
                 tokio::select! {
@@ -221,11 +227,11 @@ impl v3electionpb::election_server::Election for ElectionService {
         &self,
         request: Request<v3electionpb::ResignRequest>,
     ) -> Result<Response<v3electionpb::ResignResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let req = request.into_inner();
         let delete = |key| RequestOp::DeleteRange(DeleteRangeRequest::key(key));
         let revision = self.if_still_leader(&caller, req.leader, delete).await?;
-        let header: pb::ResponseHeader = self.node.header(revision);
+        let header: pb::ResponseHeader = self.member.header(revision);
         Ok(Response::new(v3electionpb::ResignResponse {
             header: Some(header),
         }))

@@ -9,18 +9,19 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::node::Node;
+use crate::member::Member;
 
-pub fn router(node: Node) -> Router {
-    let health_node = node.clone();
+pub fn router(member: Member) -> Router {
+    let health_node = member.clone();
     Router::new()
         .route("/health", get(move || health(health_node.clone())))
-        .route("/metrics", get(move || metrics(node.clone())))
+        .route("/metrics", get(move || metrics(member.clone())))
 }
 
-async fn health(node: Node) -> impl IntoResponse {
+async fn health(member: Member) -> impl IntoResponse {
     // etcd 3.4 reports unhealthy with an active alarm or without a leader.
-    let healthy = node.is_running() && !node.has_alarm() && node.raft_status().leader.is_some();
+    let healthy =
+        member.is_running() && !member.has_alarm() && member.raft_status().leader.is_some();
     let status = if healthy {
         StatusCode::OK
     } else {
@@ -34,15 +35,15 @@ async fn health(node: Node) -> impl IntoResponse {
     (status, [(header::CONTENT_TYPE, "application/json")], body)
 }
 
-async fn metrics(node: Node) -> impl IntoResponse {
-    let body = render(&node);
+async fn metrics(member: Member) -> impl IntoResponse {
+    let body = render(&member);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-pub fn render(node: &Node) -> String {
-    let m = node.metrics();
-    let store = node.store().status();
-    let watch = node.store().watch_stats();
+pub fn render(member: &Member) -> String {
+    let m = member.metrics();
+    let store = member.store().status();
+    let watch = member.store().watch_stats();
     let mut out = String::new();
     let mut gauge = |name: &str, kind: &str, help: &str, value: f64| {
         let _ = writeln!(
@@ -50,8 +51,8 @@ pub fn render(node: &Node) -> String {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     };
-    let raft = node.raft_status();
-    let replica = node.replica();
+    let raft = member.raft_status();
+    let replica = member.replica();
     gauge(
         "etcd_server_has_leader",
         "gauge",

@@ -6,6 +6,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+use ballast_raft::layout::IDENTITY_FILE as FILE;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +47,6 @@ pub fn cluster_id(member_ids: &[u64]) -> u64 {
     let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
     hash_u64(&[&bytes])
 }
-
-const FILE: &str = "identity";
 
 /// Loads the identity kept in `dir`, or stores `fresh` there if there is none.
 pub fn load_or_store(dir: &Path, fresh: Identity) -> io::Result<Identity> {

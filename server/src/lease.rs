@@ -9,18 +9,18 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::access::answer;
 use crate::error::ApiError;
-use crate::kv::unexpected;
-use crate::node::Node;
+use crate::member::Member;
 
 #[derive(Debug, Clone)]
 pub struct LeaseService {
-    node: Node,
+    member: Member,
 }
 
 impl LeaseService {
-    pub fn new(node: Node) -> Self {
-        Self { node }
+    pub fn new(member: Member) -> Self {
+        Self { member }
     }
 }
 
@@ -35,47 +35,39 @@ impl pb::lease_server::Lease for LeaseService {
         &self,
         request: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let req = request.into_inner();
-        match self
-            .node
-            .propose_as(
-                &caller,
-                WriteRequest::LeaseGrant {
-                    id: req.id,
-                    ttl: req.ttl,
-                },
-            )
-            .await?
-        {
-            WriteResponse::LeaseGrant { id, ttl, revision } => {
-                Ok(Response::new(pb::LeaseGrantResponse {
-                    header: Some(self.node.header(revision)),
-                    id,
-                    ttl,
-                    error: String::new(),
-                }))
-            }
-            other => Err(unexpected(other)),
-        }
+        let grant = WriteRequest::LeaseGrant {
+            id: req.id,
+            ttl: req.ttl,
+        };
+        let resp = self.member.propose_as(&caller, grant).await?;
+        let (id, ttl, revision) = answer!(
+            resp,
+            WriteResponse::LeaseGrant { id, ttl, revision } => (id, ttl, revision)
+        )?;
+        Ok(Response::new(pb::LeaseGrantResponse {
+            header: Some(self.member.header(revision)),
+            id,
+            ttl,
+            error: String::new(),
+        }))
     }
 
     async fn lease_revoke(
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let req = request.into_inner();
-        match self
-            .node
+        let resp = self
+            .member
             .propose_as(&caller, WriteRequest::LeaseRevoke(req.id))
-            .await?
-        {
-            WriteResponse::LeaseRevoke { revision } => Ok(Response::new(pb::LeaseRevokeResponse {
-                header: Some(self.node.header(revision)),
-            })),
-            other => Err(unexpected(other)),
-        }
+            .await?;
+        let revision = answer!(resp, WriteResponse::LeaseRevoke { revision } => revision)?;
+        Ok(Response::new(pb::LeaseRevokeResponse {
+            header: Some(self.member.header(revision)),
+        }))
     }
 
     async fn lease_keep_alive(
@@ -84,19 +76,19 @@ impl pb::lease_server::Lease for LeaseService {
     ) -> Result<Response<KeepAliveStream>, Status> {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(16);
-        let node = self.node.clone();
+        let member = self.member.clone();
         tokio::spawn(async move {
             while let Some(Ok(req)) = inbound.next().await {
                 // etcd answers TTL 0 for a lease that does not exist (or expired meanwhile).
                 // Only the leader's countdown counts: a follower asks the leader.
-                let resp = match node.replica().lease_keep_alive(req.id).await {
+                let resp = match member.replica().lease_keep_alive(req.id).await {
                     Ok(Ok(ttl)) => Ok(pb::LeaseKeepAliveResponse {
-                        header: Some(node.current_header()),
+                        header: Some(member.current_header()),
                         id: req.id,
                         ttl,
                     }),
                     Ok(Err(StoreError::LeaseNotFound)) => Ok(pb::LeaseKeepAliveResponse {
-                        header: Some(node.current_header()),
+                        header: Some(member.current_header()),
                         id: req.id,
                         ttl: 0,
                     }),
@@ -116,21 +108,21 @@ impl pb::lease_server::Lease for LeaseService {
         &self,
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let req = request.into_inner();
         // The keys are always fetched, from the lease's authority (the leader), because they are
         // what the caller must be allowed to read, whether or not it asked for them.
         let status = self
-            .node
+            .member
             .replica()
             .lease_time_to_live(req.id, true)
             .await
             .map_err(ApiError::from)?;
-        self.node.permit(&caller, |auth, user| {
+        self.member.permit(&caller, |auth, user| {
             auth.check_lease_readable(user, &status.keys)
         })?;
         Ok(Response::new(pb::LeaseTimeToLiveResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             id: req.id,
             ttl: status.ttl,
             granted_ttl: status.granted_ttl,
@@ -143,14 +135,14 @@ impl pb::lease_server::Lease for LeaseService {
         _request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
         let leases = self
-            .node
+            .member
             .store()
             .lease_leases()
             .into_iter()
             .map(|id| pb::LeaseStatus { id })
             .collect();
         Ok(Response::new(pb::LeaseLeasesResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             leases,
         }))
     }

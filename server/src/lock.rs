@@ -12,18 +12,18 @@ use ballast_store::{
 use bytes::Bytes;
 use tonic::{Request, Response, Status};
 
-use crate::auth::Caller;
+use crate::access::{answer, Caller};
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::member::Member;
 
 #[derive(Debug, Clone)]
 pub struct LockService {
-    node: Node,
+    member: Member,
 }
 
 impl LockService {
-    pub fn new(node: Node) -> Self {
-        Self { node }
+    pub fn new(member: Member) -> Self {
+        Self { member }
     }
 }
 
@@ -36,7 +36,11 @@ pub(crate) const SESSION_TTL: i64 = 60;
 /// keeps alive (the server orphans the session): two such callers get two keys, so the second
 /// waits, and an abandoned lock ends when its lease expires. Sharing a key `name/0` instead
 /// gave both callers the lock.
-pub(crate) async fn session_lease(node: &Node, caller: &Caller, lease: i64) -> Result<i64, Status> {
+pub(crate) async fn session_lease(
+    member: &Member,
+    caller: &Caller,
+    lease: i64,
+) -> Result<i64, Status> {
     if lease != 0 {
         return Ok(lease);
     }
@@ -44,17 +48,15 @@ pub(crate) async fn session_lease(node: &Node, caller: &Caller, lease: i64) -> R
         id: 0,
         ttl: SESSION_TTL,
     };
-    match node.propose_as(caller, grant).await? {
-        WriteResponse::LeaseGrant { id, .. } => Ok(id),
-        other => Err(crate::kv::unexpected(other)),
-    }
+    let resp = member.propose_as(caller, grant).await?;
+    Ok(answer!(resp, WriteResponse::LeaseGrant { id, .. } => id)?)
 }
 
 /// Creates `key` on `lease` (with `value`) unless it exists; returns the key's version: its
 /// create revision, mod revision and value. etcd's `Mutex.Lock` and `Election.Campaign` start so.
 /// Proposed as `caller`, so that a permission revoked meanwhile refuses it at apply time.
 pub(crate) async fn create_once(
-    node: &Node,
+    member: &Member,
     caller: &Caller,
     key: &Bytes,
     lease: i64,
@@ -73,10 +75,8 @@ pub(crate) async fn create_once(
         failure: vec![RequestOp::Range(RangeRequest::key(key.clone()))],
     };
     // Answered from the txn itself: this member's store may not have applied it yet.
-    let resp = match node.propose_as(caller, WriteRequest::Txn(txn)).await? {
-        WriteResponse::Txn(resp) => resp,
-        other => return Err(crate::kv::unexpected(other)),
-    };
+    let resp = member.propose_as(caller, WriteRequest::Txn(txn)).await?;
+    let resp = answer!(resp, WriteResponse::Txn(resp) => resp)?;
     if resp.succeeded {
         let rev = resp.revision;
         return Ok(ballast_store::KeyValue {
@@ -97,10 +97,14 @@ pub(crate) async fn create_once(
 
 /// Waits until no key under `prefix` was created before `rev` (etcd's `waitDeletes`): watches the
 /// newest such key for its deletion, again and again. Returns the revision it saw the turn at.
-pub(crate) async fn wait_for_turn(node: &Node, prefix: &[u8], rev: i64) -> Result<i64, ApiError> {
+pub(crate) async fn wait_for_turn(
+    member: &Member,
+    prefix: &[u8],
+    rev: i64,
+) -> Result<i64, ApiError> {
     // This member must have applied `rev` (and everything before it) before it reads.
-    node.linearize().await?;
-    let store = node.store();
+    member.linearize().await?;
+    let store = member.store();
     loop {
         let ahead = RangeRequest {
             limit: 1,
@@ -130,14 +134,14 @@ pub(crate) async fn wait_for_turn(node: &Node, prefix: &[u8], rev: i64) -> Resul
 
 /// Deletes a key if the wait for it is abandoned (the client went away), as etcd's clients do.
 pub(crate) struct Abandon {
-    node: Node,
+    member: Member,
     key: Option<Bytes>,
 }
 
 impl Abandon {
-    pub(crate) fn new(node: &Node, key: &Bytes) -> Self {
+    pub(crate) fn new(member: &Member, key: &Bytes) -> Self {
         Self {
-            node: node.clone(),
+            member: member.clone(),
             key: Some(key.clone()),
         }
     }
@@ -151,9 +155,9 @@ impl Abandon {
 impl Drop for Abandon {
     fn drop(&mut self) {
         if let (Some(key), Ok(runtime)) = (self.key.take(), tokio::runtime::Handle::try_current()) {
-            let node = self.node.clone();
+            let member = self.member.clone();
             runtime.spawn(async move {
-                let _ = node
+                let _ = member
                     .propose(WriteRequest::DeleteRange(DeleteRangeRequest::key(key)))
                     .await;
             });
@@ -170,11 +174,11 @@ impl LockService {
     ) -> Result<(Bytes, i64), Status> {
         let mut prefix = name.to_vec();
         prefix.push(b'/');
-        let lease = session_lease(&self.node, caller, lease).await?;
+        let lease = session_lease(&self.member, caller, lease).await?;
         let key = Bytes::from([prefix.clone(), format!("{lease:x}").into_bytes()].concat());
-        let mine = create_once(&self.node, caller, &key, lease, Bytes::new()).await?;
-        let guard = Abandon::new(&self.node, &key);
-        let revision = wait_for_turn(&self.node, &prefix, mine.create_revision).await?;
+        let mine = create_once(&self.member, caller, &key, lease, Bytes::new()).await?;
+        let guard = Abandon::new(&self.member, &key);
+        let revision = wait_for_turn(&self.member, &prefix, mine.create_revision).await?;
         guard.keep();
         Ok((key, revision))
     }
@@ -186,17 +190,17 @@ impl v3lockpb::lock_server::Lock for LockService {
         &self,
         request: Request<v3lockpb::LockRequest>,
     ) -> Result<Response<v3lockpb::LockResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let req = request.into_inner();
         if req.name.is_empty() {
             return Err(ApiError::Store(ballast_store::StoreError::EmptyKey).into());
         }
         let prefix = [req.name.as_ref(), b"/"].concat();
-        self.node
+        self.member
             .permit_prefix(&caller, &prefix, &[Access::Read, Access::Write])?;
         let (key, revision) = self.acquire(&caller, req.name, req.lease).await?;
         Ok(Response::new(v3lockpb::LockResponse {
-            header: Some(self.node.header(revision)),
+            header: Some(self.member.header(revision)),
             key,
         }))
     }
@@ -205,20 +209,17 @@ impl v3lockpb::lock_server::Lock for LockService {
         &self,
         request: Request<v3lockpb::UnlockRequest>,
     ) -> Result<Response<v3lockpb::UnlockResponse>, Status> {
-        let caller = self.node.caller(request.metadata())?;
+        let caller = self.member.caller(request.metadata())?;
         let key = request.into_inner().key;
         let resp = self
-            .node
+            .member
             .propose_as(
                 &caller,
                 WriteRequest::DeleteRange(DeleteRangeRequest::key(key)),
             )
             .await?;
-        let revision = match resp {
-            ballast_store::WriteResponse::DeleteRange(d) => d.revision,
-            other => return Err(crate::kv::unexpected(other)),
-        };
-        let header: pb::ResponseHeader = self.node.header(revision);
+        let revision = answer!(resp, ballast_store::WriteResponse::DeleteRange(d) => d.revision)?;
+        let header: pb::ResponseHeader = self.member.header(revision);
         Ok(Response::new(v3lockpb::UnlockResponse {
             header: Some(header),
         }))

@@ -9,28 +9,27 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::access::blocking;
 use crate::error::ApiError;
-use crate::node::Node;
+use crate::layout;
+use crate::member::Member;
 use crate::snapshot;
 
 /// The etcd API version this server speaks, as `Status` reports it.
 pub const API_VERSION: &str = "3.4.0";
-/// Snapshot checkpoints are made in the data directory under this prefix; a restart removes any
-/// left behind.
-pub const SNAPSHOT_TMP_PREFIX: &str = "snapshot-tmp-";
 /// Bytes per snapshot message (etcd sends 32 KiB).
 const SNAPSHOT_CHUNK: usize = 32 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct MaintenanceService {
-    node: Node,
+    member: Member,
 }
 
 impl MaintenanceService {
     /// etcd 3.4's maintenance server checks admin rights itself and returns the auth package's own
     /// error, not the gRPC one: code Unknown, "auth: permission denied" (etcdctl prints it so).
     fn admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        self.node
+        self.member
             .permit_admin(request.metadata())
             .map(|_| ())
             .map_err(|err| match err {
@@ -41,8 +40,8 @@ impl MaintenanceService {
             })
     }
 
-    pub fn new(node: Node) -> Self {
-        Self { node }
+    pub fn new(member: Member) -> Self {
+        Self { member }
     }
 }
 
@@ -70,14 +69,14 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             })
         })?;
         let alarms = self
-            .node
+            .member
             .alarm(action, req.member_id, req.alarm)
             .await?
             .into_iter()
             .map(|(member_id, alarm)| pb::AlarmMember { member_id, alarm })
             .collect();
         Ok(Response::new(pb::AlarmResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             alarms,
         }))
     }
@@ -86,16 +85,16 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let node = &self.node;
-        let size = node.db_size() as i64;
-        let errors = node
+        let member = &self.member;
+        let size = member.db_size() as i64;
+        let errors = member
             .alarms()
             .into_iter()
             .map(|(member, alarm)| format!("memberID:{member} alarm:{} ", alarm_name(alarm)))
             .collect();
-        let raft = node.raft_status();
+        let raft = member.raft_status();
         Ok(Response::new(pb::StatusResponse {
-            header: Some(node.current_header()),
+            header: Some(member.current_header()),
             version: API_VERSION.to_owned(),
             db_size: size,
             leader: raft.leader.unwrap_or(0),
@@ -114,13 +113,13 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         self.admin(&request)?;
         // Online: RocksDB compacts in the background of live reads and writes; nothing stops.
-        let store = self.node.store();
+        let store = self.member.store();
         tokio::task::spawn_blocking(move || store.defragment())
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::DefragmentResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
         }))
     }
 
@@ -129,10 +128,10 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         request: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
         self.admin(&request)?;
-        let store = self.node.store();
-        let (hash, _, rev) = crate::kv::blocking(|| store.hash_kv(0)).map_err(ApiError::from)?;
+        let store = self.member.store();
+        let (hash, _, rev) = blocking(|| store.hash_kv(0)).map_err(ApiError::from)?;
         Ok(Response::new(pb::HashResponse {
-            header: Some(self.node.header(rev)),
+            header: Some(self.member.header(rev)),
             hash,
         }))
     }
@@ -143,11 +142,11 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         self.admin(&request)?;
         let rev = request.into_inner().revision;
-        let store = self.node.store();
+        let store = self.member.store();
         let (hash, compact_revision, _) =
-            crate::kv::blocking(|| store.hash_kv(rev)).map_err(ApiError::from)?;
+            blocking(|| store.hash_kv(rev)).map_err(ApiError::from)?;
         Ok(Response::new(pb::HashKvResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
             hash,
             compact_revision,
         }))
@@ -158,10 +157,10 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         self.admin(&request)?;
-        let node = self.node.clone();
+        let member = self.member.clone();
         let (tx, rx) = mpsc::channel::<Result<pb::SnapshotResponse, Status>>(4);
         tokio::task::spawn_blocking(move || {
-            if let Err(err) = send_snapshot(&node, &tx) {
+            if let Err(err) = send_snapshot(&member, &tx) {
                 let _ = tx.blocking_send(Err(ApiError::Snapshot(err).into()));
             }
         });
@@ -174,17 +173,17 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
         let target = request.into_inner().target_id;
         // etcd: only the leader moves leadership, and only to a voting member.
-        let status = self.node.raft_status();
-        if status.leader != Some(self.node.identity().member_id) {
+        let status = self.member.raft_status();
+        if status.leader != Some(self.member.identity().member_id) {
             return Err(Status::failed_precondition("etcdserver: not leader"));
         }
-        if target == self.node.identity().member_id {
+        if target == self.member.identity().member_id {
             return Ok(Response::new(pb::MoveLeaderResponse {
-                header: Some(self.node.current_header()),
+                header: Some(self.member.current_header()),
             }));
         }
         if !self
-            .node
+            .member
             .replica()
             .members()
             .iter()
@@ -192,29 +191,30 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         {
             return Err(ApiError::BadLeaderTransferee.into());
         }
-        self.node
+        self.member
             .replica()
             .transfer_leader(target)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::MoveLeaderResponse {
-            header: Some(self.node.current_header()),
+            header: Some(self.member.current_header()),
         }))
     }
 }
 
 /// Checkpoints the store and streams the checkpoint in chunks; the checkpoint is removed after.
 fn send_snapshot(
-    node: &Node,
+    member: &Member,
     tx: &mpsc::Sender<Result<pb::SnapshotResponse, Status>>,
 ) -> std::io::Result<()> {
-    let tmp = tempdir_in(&node.options().data_dir)?;
+    let tmp = tempdir_in(&member.options().data_dir)?;
     let dir = tmp.join("db");
     let result = (|| {
-        node.store()
+        member
+            .store()
             .checkpoint(&dir)
             .map_err(std::io::Error::other)?;
-        let header = node.current_header();
+        let header = member.current_header();
         let files = snapshot::list_files(&dir)?;
         let (_, total) = snapshot::sizes(&files);
         let mut sent = 0u64;
@@ -255,7 +255,11 @@ fn send_snapshot(
 fn tempdir_in(parent: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = parent.join(format!("{SNAPSHOT_TMP_PREFIX}{}-{n}", std::process::id()));
+    let dir = parent.join(format!(
+        "{}{}-{n}",
+        layout::SNAPSHOT_TMP_PREFIX,
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

@@ -22,7 +22,7 @@ use crate::kv::KvService;
 use crate::lease::LeaseService;
 use crate::lock::LockService;
 use crate::maintenance::MaintenanceService;
-use crate::node::Node;
+use crate::member::Member;
 use crate::watch::WatchService;
 
 #[derive(Debug, Clone)]
@@ -64,28 +64,28 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr, OpenError> {
 }
 
 /// The router with every service of a member.
-pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
-    let limit = node.options().max_request_bytes + GRPC_OVERHEAD;
-    let kv = pb::kv_server::KvServer::new(KvService::new(node.clone()))
+pub fn routes(member: &Member, opts: &ServeOptions) -> Routes {
+    let limit = member.options().max_request_bytes + GRPC_OVERHEAD;
+    let kv = pb::kv_server::KvServer::new(KvService::new(member.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX);
     let watch = pb::watch_server::WatchServer::new(WatchService::new(
-        node.clone(),
+        member.clone(),
         opts.watch_progress_interval,
     ))
     .max_decoding_message_size(limit)
     .max_encoding_message_size(usize::MAX);
-    let lease = pb::lease_server::LeaseServer::new(LeaseService::new(node.clone()))
+    let lease = pb::lease_server::LeaseServer::new(LeaseService::new(member.clone()))
         .max_decoding_message_size(limit);
-    let cluster = pb::cluster_server::ClusterServer::new(ClusterService::new(node.clone()))
+    let cluster = pb::cluster_server::ClusterServer::new(ClusterService::new(member.clone()))
         .max_decoding_message_size(limit);
     let maintenance =
-        pb::maintenance_server::MaintenanceServer::new(MaintenanceService::new(node.clone()))
+        pb::maintenance_server::MaintenanceServer::new(MaintenanceService::new(member.clone()))
             .max_decoding_message_size(limit)
             .max_encoding_message_size(usize::MAX);
-    let auth = pb::auth_server::AuthServer::new(AuthService::new(node.clone()))
+    let auth = pb::auth_server::AuthServer::new(AuthService::new(member.clone()))
         .max_decoding_message_size(limit);
-    Routes::from(crate::http::router(node.clone()))
+    Routes::from(crate::http::router(member.clone()))
         .add_service(kv)
         .add_service(watch)
         .add_service(lease)
@@ -93,12 +93,12 @@ pub fn routes(node: &Node, opts: &ServeOptions) -> Routes {
         .add_service(maintenance)
         .add_service(auth)
         .add_service(
-            ballast_proto::v3lockpb::lock_server::LockServer::new(LockService::new(node.clone()))
+            ballast_proto::v3lockpb::lock_server::LockServer::new(LockService::new(member.clone()))
                 .max_decoding_message_size(limit),
         )
         .add_service(
             ballast_proto::v3electionpb::election_server::ElectionServer::new(
-                ElectionService::new(node.clone()),
+                ElectionService::new(member.clone()),
             )
             .max_decoding_message_size(limit),
         )
@@ -156,7 +156,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Binds every client URL (so that a bad address fails before anything runs) and returns the bound
 /// addresses with the future that serves them until `shutdown` resolves.
 pub async fn serve(
-    node: Node,
+    member: Member,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(Vec<SocketAddr>, impl Future<Output = Result<(), OpenError>>), OpenError> {
@@ -185,7 +185,7 @@ pub async fn serve(
     for listener in peer_listeners {
         let mut stop = stop_tx.subscribe();
         let server = tonic::transport::Server::builder()
-            .add_service(node.replica().peer_service())
+            .add_service(member.replica().peer_service())
             .serve_with_incoming_shutdown(incoming(listener), async move {
                 let _ = stop.recv().await;
             });
@@ -199,11 +199,11 @@ pub async fn serve(
             .layer(tower::util::MapResponseLayer::new(
                 as_grpc_go_size_refusal::<tonic::body::Body>,
             ))
-            .add_routes(routes(&node, &opts))
+            .add_routes(routes(&member, &opts))
             .serve_with_incoming_shutdown(incoming(listener), async move {
                 let _ = stop.recv().await;
             });
-        let published = node.clone();
+        let published = member.clone();
         servers.push(tokio::spawn(async move {
             // As etcd: clients are served once this member has published its name and client
             // URLs to the cluster (the listener is bound already; connections wait in its backlog).
@@ -213,11 +213,11 @@ pub async fn serve(
             }
         }));
     }
-    let compactor = tokio::spawn(opts.auto_compaction.run(node.clone()));
+    let compactor = tokio::spawn(opts.auto_compaction.run(member.clone()));
     let run = async move {
         shutdown.await;
         let _ = stop_tx.send(());
-        node.replica().close_peer_streams();
+        member.replica().close_peer_streams();
         compactor.abort();
         // Streams that never end by themselves (a watch held for hours, a keep-alive) would hold
         // a graceful shutdown forever: as etcd, give them a moment, then stop regardless.
@@ -236,7 +236,7 @@ pub async fn serve(
                 }
             }
         }
-        node.shutdown().await;
+        member.shutdown().await;
         Ok(())
     };
     Ok((addrs, run))

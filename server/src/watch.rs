@@ -30,7 +30,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
-use crate::node::Node;
+use crate::member::Member;
 
 /// Responses buffered per stream before forwarding tasks wait for the client.
 const STREAM_BUFFER: usize = 128;
@@ -40,15 +40,15 @@ const PROGRESS_RETRY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct WatchService {
-    node: Node,
+    member: Member,
     /// How often watches created with `progress_notify` get an empty response (etcd: 10 minutes).
     progress_interval: Duration,
 }
 
 impl WatchService {
-    pub fn new(node: Node, progress_interval: Duration) -> Self {
+    pub fn new(member: Member, progress_interval: Duration) -> Self {
         Self {
-            node,
+            member,
             progress_interval,
         }
     }
@@ -66,7 +66,7 @@ impl pb::watch_server::Watch for WatchService {
     ) -> Result<Response<WatchStream>, Status> {
         // The stream's token speaks for every watch created on it, checked again at each
         // create (as etcd): a token that expired or was invalidated since creates nothing.
-        self.node.caller(request.metadata())?;
+        self.member.caller(request.metadata())?;
         let mut token = MetadataMap::new();
         if let Some(value) = request.metadata().get("token") {
             token.insert("token", value.clone());
@@ -74,7 +74,7 @@ impl pb::watch_server::Watch for WatchService {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = StreamState {
-            node: self.node.clone(),
+            member: self.member.clone(),
             token,
             out: tx,
             watches: HashMap::new(),
@@ -104,14 +104,14 @@ struct WatchEntry {
 /// Lets the control task ask a watch for progress, and tells its forwarding task whether an answer
 /// belongs to the stream's round or is the watch's own `progress_notify`.
 struct Progress {
-    /// Replaced when the watch moves to a new store (see `Forwarder::run`).
+    /// Replaced when the watch moves to a new store (see `WatchRelay::run`).
     requester: Mutex<ProgressRequester>,
     /// Progress answers owed to the stream's round.
     round_acks: Mutex<usize>,
 }
 
 struct StreamState {
-    node: Node,
+    member: Member,
     /// The stream's `token` metadata, if it had one.
     token: MetadataMap,
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
@@ -168,7 +168,7 @@ impl StreamState {
                     w.task.abort();
                     // Its answer to a round under way will never come.
                     self.round.lock().active = false;
-                    let header = self.node.current_header();
+                    let header = self.member.current_header();
                     let resp = pb::WatchResponse {
                         header: Some(header),
                         watch_id: cancel.watch_id,
@@ -185,7 +185,7 @@ impl StreamState {
     }
 
     async fn create(&mut self, create: pb::WatchCreateRequest) -> bool {
-        let header = self.node.current_header();
+        let header = self.member.current_header();
         let refuse = |reason: String| pb::WatchResponse {
             header: Some(header),
             watch_id: -1,
@@ -212,9 +212,9 @@ impl StreamState {
             )
         };
         let permitted = self
-            .node
+            .member
             .caller(&self.token)
-            .and_then(|caller| self.node.permit(&caller, readable));
+            .and_then(|caller| self.member.permit(&caller, readable));
         if permitted.is_err() {
             // etcd 3.4 answers with the watch id asked for, and keeps the stream.
             // The reason is the gRPC error's own text, which etcd's client maps back to the error.
@@ -249,7 +249,7 @@ impl StreamState {
             Ok(req) => req,
             Err(err) => return self.send(refuse(err.to_string())).await,
         };
-        let watcher = match self.node.store().watch(req.clone()) {
+        let watcher = match self.member.store().watch(req.clone()) {
             Ok(w) => w,
             Err(err) => return self.send(refuse(err.to_string())).await,
         };
@@ -266,13 +266,13 @@ impl StreamState {
             requester: Mutex::new(watcher.progress_requester()),
             round_acks: Mutex::new(0),
         });
-        let fwd = Forwarder {
-            node: self.node.clone(),
+        let fwd = WatchRelay {
+            member: self.member.clone(),
             req,
             out: self.out.clone(),
             id,
             fragment: create.fragment,
-            max_bytes: self.node.options().max_request_bytes,
+            max_bytes: self.member.options().max_request_bytes,
             progress: progress.clone(),
             round: self.round.clone(),
         };
@@ -293,7 +293,7 @@ impl StreamState {
         self.deferred = false;
         if self.watches.is_empty() {
             let resp = pb::WatchResponse {
-                header: Some(self.node.current_header()),
+                header: Some(self.member.current_header()),
                 watch_id: -1,
                 ..Default::default()
             };
@@ -350,8 +350,10 @@ enum Ack {
     Answer(pb::WatchResponse),
 }
 
-struct Forwarder {
-    node: Node,
+/// Relays one watch's events from the store to the client's stream, following the store across
+/// snapshot installs.
+struct WatchRelay {
+    member: Member,
     /// What the client asked for, to watch on from where it got to on a new store.
     req: WatchRequest,
     out: mpsc::Sender<Result<pb::WatchResponse, Status>>,
@@ -362,7 +364,7 @@ struct Forwarder {
     round: Arc<Mutex<Round>>,
 }
 
-impl Forwarder {
+impl WatchRelay {
     /// Forwards the watcher's responses until the client goes or the watch is canceled. When the
     /// store closes under it (a snapshot install replaced the store; etcd keeps such watches too),
     /// it watches on in the new store from the first revision it has not forwarded; when the
@@ -379,7 +381,7 @@ impl Forwarder {
                 start_revision: next,
                 ..self.req.clone()
             };
-            match self.node.store().watch(req) {
+            match self.member.store().watch(req) {
                 Ok(w) => {
                     tracing::debug!(
                         watch_id = self.id,
@@ -399,7 +401,7 @@ impl Forwarder {
     /// `next` becomes the first revision not yet accounted for.
     async fn forward(&self, resp: ballast_store::WatchResponse, next: &mut i64) -> bool {
         if resp.canceled {
-            let header = self.node.header(resp.revision);
+            let header = self.member.header(resp.revision);
             let reason = ballast_store::StoreError::Compacted.to_string();
             let msg = pb::WatchResponse {
                 header: Some(header),
@@ -424,7 +426,7 @@ impl Forwarder {
                 Ack::Answer(msg) => return self.out.send(Ok(msg)).await.is_ok(),
             }
         }
-        let header = self.node.header(resp.revision);
+        let header = self.member.header(resp.revision);
         let events: Vec<_> = resp.events.into_iter().map(convert::event).collect();
         for msg in self.split(header, events) {
             if self.out.send(Ok(msg)).await.is_err() {
@@ -475,7 +477,7 @@ impl Forwarder {
         }
         round.active = false;
         Ack::Answer(pb::WatchResponse {
-            header: Some(self.node.header(round.min_rev)),
+            header: Some(self.member.header(round.min_rev)),
             watch_id: -1,
             ..Default::default()
         })

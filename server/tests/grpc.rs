@@ -324,9 +324,9 @@ async fn a_progress_request_waits_for_a_watch_catching_up() {
         kv.put(put("h", &format!("{i}{value}"))).await.unwrap();
     }
     assert!(
-        s.node.store().watch_stats().unsynced > 0,
+        s.member.store().watch_stats().unsynced > 0,
         "the watch should be catching up: {:?}",
-        s.node.store().watch_stats()
+        s.member.store().watch_stats()
     );
     w.send(control(pb::watch_request::RequestUnion::ProgressRequest(
         pb::WatchProgressRequest {},
@@ -598,7 +598,7 @@ async fn concurrent_writes_share_commits() {
         (2..258).collect::<Vec<i64>>(),
         "every put got its own revision"
     );
-    let metrics = ballast_server::http::render(&s.node);
+    let metrics = ballast_server::http::render(&s.member);
     let count = |name: &str| -> u64 {
         metrics
             .lines()
@@ -622,5 +622,5 @@ async fn concurrent_writes_share_commits() {
         commits < 128,
         "256 concurrent puts took {commits} store commits: no group commit"
     );
-    assert!(s.node.applied_index() >= 256);
+    assert!(s.member.applied_index() >= 256);
 }

@@ -15,13 +15,13 @@
 //! in memory only, and forgotten after [`TOKEN_TTL`] unused.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::error::{BackendError, Result, StoreError};
-use crate::types::{DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use crate::error::{Result, StoreError};
+use crate::types::{DeleteRangeRequest, Millis, PutRequest, RangeRequest, RequestOp, TxnRequest};
 
 /// The user that must exist, with the role that grants everything, before auth can be enabled.
 pub const ROOT: &str = "root";
@@ -48,7 +48,7 @@ impl PermKind {
         )
     }
 
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             PermKind::Read => 0,
             PermKind::Write => 1,
@@ -56,7 +56,7 @@ impl PermKind {
         }
     }
 
-    fn from_code(code: u8) -> Option<Self> {
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
         [PermKind::Read, PermKind::Write, PermKind::ReadWrite]
             .get(usize::from(code))
             .copied()
@@ -448,82 +448,6 @@ impl AuthState {
         keys.into_iter()
             .try_for_each(|k| self.check(user, k, &[], access))
     }
-
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut w = Writer(vec![FORMAT]);
-        w.0.push(u8::from(self.enabled));
-        w.0.extend_from_slice(&self.revision.to_be_bytes());
-        w.len(self.users.len());
-        for (name, user) in &self.users {
-            w.bytes(name.as_bytes());
-            w.bytes(user.password_hash.as_bytes());
-            w.0.push(u8::from(user.no_password));
-            w.len(user.roles.len());
-            for role in &user.roles {
-                w.bytes(role.as_bytes());
-            }
-        }
-        w.len(self.roles.len());
-        for (name, role) in &self.roles {
-            w.bytes(name.as_bytes());
-            w.len(role.perms.len());
-            for perm in &role.perms {
-                w.0.push(perm.kind.code());
-                w.bytes(&perm.key);
-                w.bytes(&perm.range_end);
-            }
-        }
-        w.0
-    }
-
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, BackendError> {
-        let mut r = Reader(bytes);
-        if r.u8()? != FORMAT {
-            return Err(corrupt("unknown format"));
-        }
-        let enabled = r.u8()? != 0;
-        let revision = u64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"));
-        let mut state = AuthState {
-            enabled,
-            revision,
-            ..AuthState::default()
-        };
-        for _ in 0..r.len()? {
-            let name = r.string()?;
-            let password_hash = r.string()?;
-            let no_password = r.u8()? != 0;
-            let roles = (0..r.len()?)
-                .map(|_| r.string())
-                .collect::<Result<_, _>>()?;
-            state.users.insert(
-                name,
-                User {
-                    password_hash,
-                    no_password,
-                    roles,
-                },
-            );
-        }
-        for _ in 0..r.len()? {
-            let name = r.string()?;
-            let perms = (0..r.len()?)
-                .map(|_| {
-                    let kind = PermKind::from_code(r.u8()?)
-                        .ok_or_else(|| corrupt("unknown permission type"))?;
-                    Ok(Permission {
-                        kind,
-                        key: Bytes::copy_from_slice(r.bytes()?),
-                        range_end: Bytes::copy_from_slice(r.bytes()?),
-                    })
-                })
-                .collect::<Result<_, BackendError>>()?;
-            state.roles.insert(name, Role { perms });
-        }
-        if !r.0.is_empty() {
-            return Err(corrupt("trailing bytes"));
-        }
-        Ok(state)
-    }
 }
 
 /// Does the union of `granted` cover `[key, range_end)` (a single key if `range_end` is empty;
@@ -576,77 +500,24 @@ fn covers_from(
     false
 }
 
-/// The first byte of the encoded state; a later layout gets another.
-const FORMAT: u8 = 1;
-
-fn corrupt(what: &'static str) -> BackendError {
-    BackendError::Corrupt {
-        space: "auth",
-        what,
-    }
-}
-
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn len(&mut self, n: usize) {
-        self.0.extend_from_slice(
-            &u32::try_from(n)
-                .expect("auth state sizes fit u32")
-                .to_be_bytes(),
-        );
-    }
-
-    fn bytes(&mut self, b: &[u8]) {
-        self.len(b.len());
-        self.0.extend_from_slice(b);
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], BackendError> {
-        if self.0.len() < n {
-            return Err(corrupt("truncated"));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, BackendError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn len(&mut self) -> Result<usize, BackendError> {
-        let n = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes"));
-        usize::try_from(n).map_err(|_| corrupt("length"))
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], BackendError> {
-        let n = self.len()?;
-        self.take(n)
-    }
-
-    fn string(&mut self) -> Result<String, BackendError> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| corrupt("name is not UTF-8"))
-    }
-}
-
-/// Tokens handed out, each with its user and when it was last used (in memory only).
+/// Tokens handed out, each with its user and when it was last used on the store's clock (in
+/// memory only).
 #[derive(Debug, Default)]
 pub(crate) struct Tokens {
-    map: Mutex<HashMap<String, (String, Instant)>>,
+    map: Mutex<HashMap<String, (String, Millis)>>,
+}
+
+/// Has a token last used at `used` gone unused longer than [`TOKEN_TTL`] at `now`?
+fn idle(used: Millis, now: Millis) -> bool {
+    u128::from(now.saturating_sub(used)) > TOKEN_TTL.as_millis()
 }
 
 impl Tokens {
-    /// The token's user; using a token keeps it alive for another [`TOKEN_TTL`].
-    pub fn user(&self, token: &str) -> Option<String> {
+    /// The token's user at `now`; using a token keeps it alive for another [`TOKEN_TTL`].
+    pub fn user(&self, token: &str, now: Millis) -> Option<String> {
         let mut map = self.map.lock();
-        let now = Instant::now();
         let (user, used) = map.get_mut(token)?;
-        if now.duration_since(*used) > TOKEN_TTL {
+        if idle(*used, now) {
             map.remove(token);
             return None;
         }
@@ -654,13 +525,13 @@ impl Tokens {
         Some(user.clone())
     }
 
-    pub fn apply(&self, effect: TokenEffect) {
+    /// Applies a committed batch's effect on tokens at `now` (a grant also forgets idle tokens).
+    pub fn apply(&self, effect: TokenEffect, now: Millis) {
         let mut map = self.map.lock();
         match effect {
             TokenEffect::None => {}
             TokenEffect::Grant { token, user } => {
-                let now = Instant::now();
-                map.retain(|_, (_, used)| now.duration_since(*used) <= TOKEN_TTL);
+                map.retain(|_, (_, used)| !idle(*used, now));
                 map.insert(token, (user, now));
             }
             TokenEffect::RevokeUser(name) => map.retain(|_, (user, _)| *user != name),

@@ -1,4 +1,4 @@
-//! The on-disk encoding of keys and records. Changing anything here needs an upgrade path; the format
+//! The on-disk encoding of keys, records and the auth state. Changing anything here needs an upgrade path; the format
 //! is described in ARCHITECTURE.md ("Storage format").
 //!
 //! `Kv` keys are `escape(user_key) ++ [0x00, 0x01] ++ be64(!revision) ++ be32(!sub)`: the escaping
@@ -7,6 +7,9 @@
 //! The sub-revision is part of the key because one txn can change a key twice in one revision (etcd's
 //! duplicate-key rule lets a nested put be followed by a sibling's delete), and watches replay both.
 
+use bytes::Bytes;
+
+use crate::auth::{AuthState, PermKind, Permission, Role, User};
 use crate::error::BackendError;
 use crate::types::LeaseId;
 
@@ -250,6 +253,145 @@ pub fn decode_alarms(bytes: &[u8]) -> Result<Alarms, BackendError> {
             )
         })
         .collect())
+}
+
+// The auth state: kept whole under one meta key (`META_AUTH`), length-prefixed fields after a
+// format byte.
+
+impl AuthState {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(vec![FORMAT]);
+        w.0.push(u8::from(self.enabled));
+        w.0.extend_from_slice(&self.revision.to_be_bytes());
+        w.len(self.users.len());
+        for (name, user) in &self.users {
+            w.bytes(name.as_bytes());
+            w.bytes(user.password_hash.as_bytes());
+            w.0.push(u8::from(user.no_password));
+            w.len(user.roles.len());
+            for role in &user.roles {
+                w.bytes(role.as_bytes());
+            }
+        }
+        w.len(self.roles.len());
+        for (name, role) in &self.roles {
+            w.bytes(name.as_bytes());
+            w.len(role.perms.len());
+            for perm in &role.perms {
+                w.0.push(perm.kind.code());
+                w.bytes(&perm.key);
+                w.bytes(&perm.range_end);
+            }
+        }
+        w.0
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, BackendError> {
+        let mut r = Reader(bytes);
+        if r.u8()? != FORMAT {
+            return Err(corrupt("unknown format"));
+        }
+        let enabled = r.u8()? != 0;
+        let revision = u64::from_be_bytes(r.take(8)?.try_into().expect("8 bytes"));
+        let mut state = AuthState {
+            enabled,
+            revision,
+            ..AuthState::default()
+        };
+        for _ in 0..r.len()? {
+            let name = r.string()?;
+            let password_hash = r.string()?;
+            let no_password = r.u8()? != 0;
+            let roles = (0..r.len()?)
+                .map(|_| r.string())
+                .collect::<Result<_, _>>()?;
+            state.users.insert(
+                name,
+                User {
+                    password_hash,
+                    no_password,
+                    roles,
+                },
+            );
+        }
+        for _ in 0..r.len()? {
+            let name = r.string()?;
+            let perms = (0..r.len()?)
+                .map(|_| {
+                    let kind = PermKind::from_code(r.u8()?)
+                        .ok_or_else(|| corrupt("unknown permission type"))?;
+                    Ok(Permission {
+                        kind,
+                        key: Bytes::copy_from_slice(r.bytes()?),
+                        range_end: Bytes::copy_from_slice(r.bytes()?),
+                    })
+                })
+                .collect::<Result<_, BackendError>>()?;
+            state.roles.insert(name, Role { perms });
+        }
+        if !r.0.is_empty() {
+            return Err(corrupt("trailing bytes"));
+        }
+        Ok(state)
+    }
+}
+
+/// The first byte of the encoded state; a later layout gets another.
+const FORMAT: u8 = 1;
+
+fn corrupt(what: &'static str) -> BackendError {
+    BackendError::Corrupt {
+        space: "auth",
+        what,
+    }
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn len(&mut self, n: usize) {
+        self.0.extend_from_slice(
+            &u32::try_from(n)
+                .expect("auth state sizes fit u32")
+                .to_be_bytes(),
+        );
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.len(b.len());
+        self.0.extend_from_slice(b);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], BackendError> {
+        if self.0.len() < n {
+            return Err(corrupt("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, BackendError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn len(&mut self) -> Result<usize, BackendError> {
+        let n = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes"));
+        usize::try_from(n).map_err(|_| corrupt("length"))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], BackendError> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
+    fn string(&mut self) -> Result<String, BackendError> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| corrupt("name is not UTF-8"))
+    }
 }
 
 #[cfg(test)]

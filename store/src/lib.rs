@@ -27,7 +27,7 @@ mod types;
 pub mod watch;
 mod write;
 
-pub use auth::{Access, AuthRequest, AuthState, PermKind, Permission};
+pub use auth::{Access, AuthRequest, AuthState, PermKind, Permission, TOKEN_TTL};
 pub use error::{BackendError, GrpcCode, Result, StoreError};
 pub use lease::{Clock, ManualClock, MonotonicClock, MAX_LEASE_TTL};
 pub use range::KeyRange;

@@ -2,7 +2,8 @@
 //! caller's thread at a committed revision; writes are serialized by one lock and committed as one
 //! atomic batch each; watches and physical compaction run on the store's own threads.
 //!
-//! Every method blocks on storage: async callers run them with `spawn_blocking` (ARCHITECTURE.md).
+//! Every method but `Watcher::recv` blocks on storage: an async caller runs it off its worker
+//! (`spawn_blocking`, or `block_in_place` for short reads; ARCHITECTURE.md, "Where blocking work runs").
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -88,7 +89,7 @@ pub(crate) struct Inner<B: Backend> {
     pub backend: B,
     pub opts: StoreOptions,
     /// Serializes writers; holds the lease-id sequence.
-    write: Mutex<i64>,
+    lease_seq: Mutex<i64>,
     current_rev: AtomicI64,
     compact_rev: AtomicI64,
     applied: Mutex<Option<Vec<u8>>>,
@@ -214,7 +215,7 @@ impl<B: Backend> Store<B> {
             hub: Arc::new(Hub::new(rev, compact, opts.watch_capacity)),
             compactor: Compactor::new(compact, compact_done),
             backend,
-            write: Mutex::new(lease_seq),
+            lease_seq: Mutex::new(lease_seq),
             current_rev: AtomicI64::new(rev),
             compact_rev: AtomicI64::new(compact),
             applied: Mutex::new(applied),
@@ -244,7 +245,7 @@ impl<B: Backend> Store<B> {
                     let Some(inner) = weak.upgrade() else { return };
                     let expired = inner.lessor.lock().expired(inner.opts.clock.now());
                     for id in expired {
-                        match apply_batch(&inner, &[WriteRequest::LeaseRevoke(id)], None) {
+                        match commit_batch(&inner, &[WriteRequest::LeaseRevoke(id)], None) {
                             Err(err) => tracing::error!(%err, "lease expiry failed"),
                             Ok(mut out) => match out.pop() {
                                 // Revoked meanwhile by someone else: nothing to do.
@@ -462,7 +463,7 @@ impl<B: Backend> Store<B> {
 
     /// The user a token was handed to, if it is known and has not expired (using it keeps it).
     pub fn token_user(&self, token: &str) -> Option<String> {
-        self.inner.tokens.user(token)
+        self.inner.tokens.user(token, self.inner.opts.clock.now())
     }
 
     pub fn watch_stats(&self) -> WatchStats {
@@ -490,7 +491,7 @@ impl<B: Backend> Store<B> {
     /// cluster, whose log starts afresh).
     pub fn reset_applied(&self) -> Result<()> {
         self.inner.check_healthy()?;
-        let _write = self.inner.write.lock();
+        let _writer = self.inner.lease_seq.lock();
         let mut batch = Batch::default();
         batch.delete(Space::Meta, META_APPLIED.to_vec());
         self.inner.backend.write(batch, true)?;
@@ -513,7 +514,7 @@ impl<B: Backend> Store<B> {
     }
 
     fn apply_one(&self, req: WriteRequest) -> Result<WriteResponse> {
-        apply_batch(&self.inner, std::slice::from_ref(&req), None)?
+        commit_batch(&self.inner, std::slice::from_ref(&req), None)?
             .pop()
             .expect("one response per request")
     }
@@ -526,7 +527,7 @@ impl<B: Backend> Store<B> {
         reqs: &[WriteRequest],
         applied: Option<&[u8]>,
     ) -> Result<Vec<Result<WriteResponse>>> {
-        apply_batch(&self.inner, reqs, applied)
+        commit_batch(&self.inner, reqs, applied)
     }
 }
 
@@ -537,13 +538,21 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| StoreError::Backend(e.into()))
 }
 
-fn apply_batch<B: Backend>(
+/// What the batch did to tokens takes effect once it is committed (or, with nothing to write, at once).
+fn apply_token_effects<B: Backend>(inner: &Inner<B>, exec: &mut Exec<'_, B>) {
+    let now = inner.opts.clock.now();
+    exec.token_effects
+        .drain(..)
+        .for_each(|effect| inner.tokens.apply(effect, now));
+}
+
+fn commit_batch<B: Backend>(
     inner: &Inner<B>,
     reqs: &[WriteRequest],
     applied: Option<&[u8]>,
 ) -> Result<Vec<Result<WriteResponse>>> {
     inner.check_healthy()?;
-    let mut lease_seq = inner.write.lock();
+    let mut lease_seq = inner.lease_seq.lock();
     let mut exec = Exec::new(inner, inner.current_rev.load(Ordering::Acquire), *lease_seq);
     let mut out = Vec::with_capacity(reqs.len());
     for req in reqs {
@@ -556,9 +565,7 @@ fn apply_batch<B: Backend>(
     }
     if !exec.finish(applied) {
         // Nothing to write, yet a token may have been handed out (an embedded store, no log).
-        exec.token_effects
-            .drain(..)
-            .for_each(|effect| inner.tokens.apply(effect));
+        apply_token_effects(inner, &mut exec);
         return Ok(out);
     }
     let batch = std::mem::take(&mut exec.batch);
@@ -582,9 +589,7 @@ fn apply_batch<B: Backend>(
     if let Some(alarms) = exec.alarms.take() {
         *inner.alarms.write() = Arc::new(alarms);
     }
-    exec.token_effects
-        .drain(..)
-        .for_each(|effect| inner.tokens.apply(effect));
+    apply_token_effects(inner, &mut exec);
     let rev = exec.revision();
     if let Some(compact) = exec.compact_to {
         inner.compact_rev.store(compact, Ordering::Release);

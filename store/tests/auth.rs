@@ -1,6 +1,7 @@
 //! The store's auth state on both backends: changes commit with the batch and survive a reopen, a
 //! write checked at an older auth revision is refused with nothing written (the guard that keeps a
-//! revoked permission from letting a write through), and tokens follow users.
+//! revoked permission from letting a write through), and tokens follow users and expire on the
+//! store's clock.
 
 mod common;
 
@@ -181,8 +182,43 @@ fn tokens_follow_users<B: Open>() {
     );
 }
 
+/// A token unused for `TOKEN_TTL` on the store's clock is forgotten; each use restarts its idle time
+/// (etcd's simple-token TTL). Only the store's `Clock` moves here: no wall time passes.
+fn tokens_expire_when_idle_on_the_store_clock<B: Open>() {
+    let h = B::harness(|_| {});
+    let s = &h.store;
+    enable(s);
+    for token in ["kept", "idle"] {
+        auth(
+            s,
+            AuthRequest::Authenticate {
+                name: "u".into(),
+                token: token.into(),
+            },
+        )
+        .unwrap();
+    }
+    let ttl = TOKEN_TTL.as_millis() as u64;
+    h.clock.advance(ttl - 1);
+    assert_eq!(
+        s.token_user("kept").as_deref(),
+        Some("u"),
+        "used within its TTL"
+    );
+    h.clock.advance(ttl - 1);
+    assert_eq!(
+        s.token_user("kept").as_deref(),
+        Some("u"),
+        "the last use restarted it"
+    );
+    assert_eq!(s.token_user("idle"), None, "unused for longer than its TTL");
+    h.clock.advance(ttl + 1);
+    assert_eq!(s.token_user("kept"), None);
+}
+
 both_backends!(
     changes_commit_and_survive_a_reopen,
     a_write_checked_before_an_auth_change_is_refused,
-    tokens_follow_users
+    tokens_follow_users,
+    tokens_expire_when_idle_on_the_store_clock
 );

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ballast_server::compaction::AutoCompaction;
-use ballast_server::{Node, NodeOptions, ServeOptions};
+use ballast_server::{Member, MemberOptions, ServeOptions};
 use tokio::sync::oneshot;
 
 /// Stops serving when dropped.
 pub struct Server {
     pub addr: SocketAddr,
-    pub node: Node,
+    pub member: Member,
     stop: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -33,11 +33,11 @@ impl Server {
 
 /// Starts a member in a fresh directory; `configure` adjusts its options. Watch progress
 /// notifications come every 200 ms (etcd: 10 minutes) so that tests can see them.
-pub async fn start(configure: impl FnOnce(&mut NodeOptions)) -> Server {
+pub async fn start(configure: impl FnOnce(&mut MemberOptions)) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = NodeOptions::new(dir.path().join("data"));
+    let mut opts = MemberOptions::new(dir.path().join("data"));
     configure(&mut opts);
-    let node = Node::open(opts).await.unwrap();
+    let member = Member::open(opts).await.unwrap();
     let serve = ServeOptions {
         listen_client_urls: vec!["http://127.0.0.1:0".into()],
         listen_peer_urls: Vec::new(),
@@ -45,16 +45,16 @@ pub async fn start(configure: impl FnOnce(&mut NodeOptions)) -> Server {
         auto_compaction: AutoCompaction::Off,
     };
     let (stop, stopped) = oneshot::channel::<()>();
-    let (addrs, run) = ballast_server::serve(node.clone(), serve, async move {
+    let (addrs, run) = ballast_server::serve(member.clone(), serve, async move {
         let _ = stopped.await;
     })
     .await
     .unwrap();
     tokio::spawn(run);
-    node.wait_published().await;
+    member.wait_published().await;
     Server {
         addr: addrs[0],
-        node,
+        member,
         stop: Some(stop),
         _dir: dir,
     }

@@ -4,7 +4,7 @@
 //! Writes go through raft ([`Replica::write`]), from any member: a follower forwards to the leader.
 //! Group commit happens twice over: openraft batches proposals into appends, the log syncs every
 //! append queued meanwhile with one fsync, and the state machine applies committed entries in
-//! batches of one store write. Linearizable reads wait for [`Node::linearize`] (ReadIndex), then
+//! batches of one store write. Linearizable reads wait for [`Member::linearize`] (ReadIndex), then
 //! read the local store; serializable reads read it directly.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,15 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_proto::pb;
+use ballast_raft::layout::ALARMS_FILE;
 use ballast_raft::{MemberNode, RaftStatus, Replica, ReplicaOptions};
 use ballast_store::{DiskStore, StoreOptions, WriteRequest, WriteResponse};
 
 use crate::error::{ApiError, ApiResult, OpenError};
-use crate::identity::{self, Identity, Member};
+use crate::identity::{self, Identity};
 
 /// What a member is started with (etcd's flags, resolved).
 #[derive(Debug, Clone)]
-pub struct NodeOptions {
+pub struct MemberOptions {
     pub name: String,
     pub data_dir: PathBuf,
     pub peer_urls: Vec<String>,
@@ -43,7 +44,7 @@ pub struct NodeOptions {
     pub snapshot_count: u64,
 }
 
-impl NodeOptions {
+impl MemberOptions {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             name: "default".to_owned(),
@@ -114,8 +115,9 @@ pub const ALARM_NOSPACE: i32 = pb::AlarmType::Nospace as i32;
 struct Inner {
     replica: Replica,
     identity: Identity,
-    member: Member,
-    opts: NodeOptions,
+    /// This member as the membership lists it once started: its name and URLs.
+    advertised: MemberNode,
+    opts: MemberOptions,
     running: std::sync::atomic::AtomicBool,
     /// True once this member's name and client URLs are in the membership.
     published: tokio::sync::watch::Sender<bool>,
@@ -132,22 +134,22 @@ pub struct Metrics {
 
 /// A running member. Cheap to clone.
 #[derive(Clone)]
-pub struct Node {
+pub struct Member {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Node {
+impl std::fmt::Debug for Member {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("member", &self.inner.member)
+            .field("member", &self.inner.advertised)
             .finish_non_exhaustive()
     }
 }
 
-impl Node {
+impl Member {
     /// Opens the member's data directory and starts its replica (bootstrapping or joining the
     /// cluster as the options say).
-    pub async fn open(opts: NodeOptions) -> Result<Self, OpenError> {
+    pub async fn open(opts: MemberOptions) -> Result<Self, OpenError> {
         std::fs::create_dir_all(&opts.data_dir)?;
         // Checkpoints of snapshots cut short by a crash: hard links that would pin old files.
         for entry in std::fs::read_dir(&opts.data_dir)? {
@@ -155,7 +157,7 @@ impl Node {
             if entry
                 .file_name()
                 .to_string_lossy()
-                .starts_with(crate::maintenance::SNAPSHOT_TMP_PREFIX)
+                .starts_with(ballast_raft::layout::SNAPSHOT_TMP_PREFIX)
             {
                 std::fs::remove_dir_all(entry.path())?;
             }
@@ -197,17 +199,15 @@ impl Node {
         replica_opts.election_timeout = opts.election_timeout;
         replica_opts.snapshot_count = opts.snapshot_count;
         let replica = Replica::open(replica_opts).await?;
-        let member = Member {
-            id: identity.member_id,
+        let advertised = MemberNode {
             name: opts.name.clone(),
             peer_urls: opts.peer_urls.clone(),
             client_urls: opts.client_urls.clone(),
-            is_learner: false,
         };
         let inner = Arc::new(Inner {
             replica,
             identity,
-            member,
+            advertised,
             opts,
             running: std::sync::atomic::AtomicBool::new(true),
             published: tokio::sync::watch::Sender::new(false),
@@ -215,7 +215,10 @@ impl Node {
         });
         let weak = Arc::downgrade(&inner);
         let replica = inner.replica.clone();
-        let (name, client_urls) = (inner.member.name.clone(), inner.member.client_urls.clone());
+        let (name, client_urls) = (
+            inner.advertised.name.clone(),
+            inner.advertised.client_urls.clone(),
+        );
         let data_dir = inner.opts.data_dir.clone();
         tokio::spawn(async move {
             replica.publish(name, client_urls).await;
@@ -261,15 +264,11 @@ impl Node {
         &self.inner.replica
     }
 
-    pub fn member(&self) -> &Member {
-        &self.inner.member
-    }
-
     pub fn identity(&self) -> &Identity {
         &self.inner.identity
     }
 
-    pub fn options(&self) -> &NodeOptions {
+    pub fn options(&self) -> &MemberOptions {
         &self.inner.opts
     }
 
@@ -435,8 +434,6 @@ fn grows(req: &WriteRequest) -> bool {
     }
 }
 
-const ALARMS_FILE: &str = "alarms";
-
 fn load_alarms(dir: &std::path::Path) -> Result<BTreeSet<(u64, i32)>, OpenError> {
     let text = match std::fs::read_to_string(dir.join(ALARMS_FILE)) {
         Ok(text) => text,
@@ -468,14 +465,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn leftover_snapshot_checkpoints_are_removed_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let left = dir
-            .path()
-            .join(format!("{}123-0", crate::maintenance::SNAPSHOT_TMP_PREFIX));
+        let left = dir.path().join(format!(
+            "{}123-0",
+            ballast_raft::layout::SNAPSHOT_TMP_PREFIX
+        ));
         std::fs::create_dir_all(left.join("db")).unwrap();
         std::fs::write(left.join("db").join("000001.sst"), b"x").unwrap();
-        let node = Node::open(NodeOptions::new(dir.path())).await.unwrap();
+        let member = Member::open(MemberOptions::new(dir.path())).await.unwrap();
         assert!(!left.exists());
         assert!(dir.path().join("kv").exists() && dir.path().join("identity").exists());
-        node.shutdown().await;
+        member.shutdown().await;
     }
 }
