@@ -1,7 +1,8 @@
 //! Auth changes meeting a partition: a read through a member that lagged the change is judged by
-//! the auth state at the read's linearization point, not by the member's stale copy.
+//! the auth state at the read's linearization point, not by the member's stale copy: both the
+//! permission and the token it carries.
 //!
-//! `BALLAST_TEST_SERVER=etcd` runs the same test against Debian's etcd 3.4.
+//! `BALLAST_TEST_SERVER=etcd` runs the same tests against Debian's etcd 3.4.
 
 mod common;
 
@@ -9,17 +10,16 @@ use std::time::Duration;
 
 use common::cluster::Cluster;
 use common::proxy::LinkFault;
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, ConnectOptions, Error};
+
+const ROOT: &str = "--user=root:rootpw";
 
 /// Alice may read `secret`; her client is connected (and authenticated) to follower F. F's
-/// incoming peer links go dark; root revokes the permission through the leader (acknowledged);
-/// alice's linearizable read through F, sent then, is answered only after the links heal, and
-/// must be refused: its read point is after the revocation. (Checked before the read point, on
-/// F's stale auth state, it returned the secret.)
-#[test]
-fn a_read_through_a_lagging_member_is_checked_at_its_read_point() {
+/// incoming peer links go dark; root makes `change` through the leader (acknowledged); alice's
+/// linearizable read through F, with her token, sent then, is answered only after the links heal:
+/// its read point is after the change. Returns its error (an answer with data fails the test).
+fn read_through_a_member_that_lagged(change: impl FnOnce(&Cluster, usize)) -> Error {
     let c = Cluster::start_proxied(3, &[]);
-    let root = ["--user=root:rootpw"];
     for args in [
         &["user", "add", "root:rootpw"][..],
         &["user", "add", "alice:alicepw"],
@@ -33,11 +33,7 @@ fn a_read_through_a_lagging_member_is_checked_at_its_read_point() {
     }
     let leader = c.leader();
     let follower = (0..3).find(|&i| i != leader).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::grpc::client_runtime();
     let url = format!("http://{}", c.endpoint(follower));
     let mut alice = rt.block_on(async {
         let opts = ConnectOptions::new().with_user("alice", "alicepw");
@@ -47,15 +43,7 @@ fn a_read_through_a_lagging_member_is_checked_at_its_read_point() {
     assert_eq!(before.kvs()[0].value(), b"s3cr3t");
 
     c.link_fault(follower, LinkFault::Blackhole);
-    let revoke = [
-        &["role", "revoke-permission", "reader", "secret"][..],
-        &root,
-    ]
-    .concat();
-    assert_eq!(
-        c.ok(leader, &revoke),
-        "Permission of key secret is revoked from role reader\n"
-    );
+    change(&c, leader);
     let read = rt.spawn(async move { alice.get("secret", None).await });
     std::thread::sleep(Duration::from_millis(600));
     c.link_fault(follower, LinkFault::Healthy);
@@ -65,15 +53,50 @@ fn a_read_through_a_lagging_member_is_checked_at_its_read_point() {
         .unwrap();
     match answer {
         Ok(resp) => panic!(
-            "alice read {:?} after her permission was revoked",
+            "alice read {:?} after the change",
             resp.kvs()
                 .iter()
                 .map(|kv| kv.value_str().unwrap_or("?").to_owned())
                 .collect::<Vec<_>>()
         ),
-        Err(err) => assert!(
-            err.to_string().contains("etcdserver: permission denied"),
-            "expected a permission error, got {err}"
-        ),
+        Err(err) => err,
     }
+}
+
+/// Root revokes alice's permission: the read must be refused. (Checked before the read point, on
+/// F's stale auth state, it returned the secret.)
+#[test]
+fn a_read_through_a_lagging_member_is_checked_at_its_read_point() {
+    let err = read_through_a_member_that_lagged(|c, leader| {
+        let revoke = ["role", "revoke-permission", "reader", "secret", ROOT];
+        assert_eq!(
+            c.ok(leader, &revoke),
+            "Permission of key secret is revoked from role reader\n"
+        );
+    });
+    assert!(
+        err.to_string().contains("etcdserver: permission denied"),
+        "expected a permission error, got {err}"
+    );
+}
+
+/// Root changes alice's password, which ends her tokens: the read, with the token she had, must
+/// be refused as carrying an invalid token. (Resolved before the read point, from F's stale
+/// tokens, the token was still alice's and the read returned the secret.)
+#[test]
+fn a_token_ended_by_a_password_change_is_refused_by_a_lagging_member() {
+    let err = read_through_a_member_that_lagged(|c, leader| {
+        let passwd = ["user", "passwd", "alice", "--interactive=false", ROOT];
+        let out = c.ctl_stdin(leader, &passwd, "newpw\n");
+        assert_eq!(
+            (out.success, out.stdout.as_str()),
+            (true, "Password updated\n"),
+            "{}",
+            out.stderr
+        );
+    });
+    assert!(
+        err.to_string().contains("etcdserver: invalid auth token"),
+        "expected an invalid token error, got {err}"
+    );
 }

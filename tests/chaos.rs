@@ -11,14 +11,15 @@
 //! linearizable must be rejected, which shows the checker can fail.
 
 mod common;
-#[path = "common/traffic.rs"]
+#[path = "common/traffic/mod.rs"]
 mod traffic;
 
 use std::time::{Duration, Instant};
 
 use ballast_check::{check_linearizable, check_watches, LinResult, WatchResult};
-use common::cluster::{Cluster, NetCluster};
+use common::cluster::Cluster;
 use common::members::Members;
+use common::netns::NetCluster;
 use common::proxy::LinkFault;
 use traffic::{Config, Recording, Traffic};
 
@@ -44,6 +45,10 @@ enum Fault {
     BlackholeFollower,
     /// A follower is removed from the cluster and a new, empty member added in its place.
     ReplaceFollower,
+    /// With a follower down, removing the other follower is refused (strict reconfiguration:
+    /// "etcdserver: unhealthy cluster"); the down member is removed instead and a new, empty
+    /// member added in its place.
+    ReconfigureWithMemberDown,
     RestartAll,
 }
 
@@ -87,6 +92,25 @@ fn inject(c: &mut Members, fault: Fault, hold: Duration) {
             let (new, id) = c.add_member(false);
             c.wait_healthy(new);
             eprintln!("fault: {fault:?}: member {new} ({id:x}) added");
+            return;
+        }
+        Fault::ReconfigureWithMemberDown => {
+            let leader = c.leader();
+            let down = c.follower();
+            let healthy = c.live().into_iter().find(|&i| i != leader && i != down);
+            let healthy_id = c.member_id(healthy.expect("a third member"));
+            c.kill9(down);
+            eprintln!("fault: {fault:?}: member {down} killed");
+            // The leader counts a member as connected for 5 s after it last heard from it (etcd's
+            // HealthInterval).
+            std::thread::sleep(Duration::from_secs(6));
+            let remove = ["member", "remove", &format!("{healthy_id:x}")];
+            c.ctl(leader, &remove)
+                .expect_error(&remove, "etcdserver: unhealthy cluster");
+            c.member_remove(down);
+            let (new, id) = c.add_member(false);
+            c.wait_healthy(new);
+            eprintln!("fault: {fault:?}: removing {healthy_id:x} refused; member {down} removed, {new} ({id:x}) added");
             return;
         }
         Fault::DelayLinks | Fault::DropLinks => {
@@ -136,7 +160,11 @@ fn inject(c: &mut Members, fault: Fault, hold: Duration) {
             std::thread::sleep(hold);
             c.link_fault(target, LinkFault::Healthy);
         }
-        Fault::ReplaceFollower | Fault::DelayLinks | Fault::DropLinks | Fault::RestartAll => {
+        Fault::ReplaceFollower
+        | Fault::ReconfigureWithMemberDown
+        | Fault::DelayLinks
+        | Fault::DropLinks
+        | Fault::RestartAll => {
             unreachable!()
         }
     }
@@ -275,6 +303,11 @@ fn chaos_blackhole_follower() {
 #[test]
 fn chaos_replace_follower() {
     chaos(Fault::ReplaceFollower);
+}
+
+#[test]
+fn chaos_reconfigure_with_a_member_down() {
+    chaos(Fault::ReconfigureWithMemberDown);
 }
 
 #[test]

@@ -1,121 +1,58 @@
-//! Auth chaos: an admin grants and revokes a user's read permission on one key, again and again,
-//! while that user reads the key linearizably through every member and one member (a follower,
-//! or the leader) is cut off and healed. Checked (`ballast_check::check_permissions`): each read
-//! was allowed or refused by the permission's state at its linearization point; a member that
-//! lagged a change must not judge a read by its stale copy.
+//! Auth chaos: an admin changes auth again and again (grants and revokes a user's read permission
+//! on one key, disables and enables auth, changes the user's password) while that user reads the
+//! key linearizably through every member and one member (a follower, or the leader) is cut off
+//! and healed. Each reader holds a token, and authenticates again when it is refused; a prober
+//! per member reads with the tokens the readers were refused, through any member. Checked
+//! (`ballast_check::check_permissions`): each read was allowed or refused by the auth state at its
+//! linearization point (allowed when auth is off or the permission granted), and a token ended by
+//! a password change or an auth disable that returned before the read was sent was refused as
+//! invalid, a token nothing could have ended accepted: a member that lagged a change must not
+//! judge a read, or its token, by its stale copy.
 //!
 //! `CHAOS_ROUNDS=N` runs each fault N times; `BALLAST_TEST_SERVER=etcd` runs them against etcd.
 
+#[path = "chaos_auth/clients.rs"]
+mod clients;
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ballast_check::{check_permissions, GuardedRead, PermissionChange, PermissionResult};
-use common::cluster::NetCluster;
-use etcd_client::{Client, ConnectOptions, Permission};
-use rand::{Rng, SeedableRng};
+use ballast_check::{check_permissions, AuthState, ChangeKind, PermissionResult, ReadOutcome};
+use clients::{Recorded, Shared, ALICE, KEY, PASSWORDS, ROLE, ROOT_PASSWORD};
+use common::netns::NetCluster;
 
-const KEY: &str = "guarded";
 const HOLD: Duration = Duration::from_secs(4);
 const PHASE: Duration = Duration::from_secs(3);
 
-#[derive(Debug, Default)]
-struct Recorded {
-    changes: Vec<PermissionChange>,
-    reads: Vec<GuardedRead>,
+/// "1 Grant, 2 Revoke, ..." for the summary line.
+fn changes_by_kind(r: &Recorded) -> String {
+    use ChangeKind::*;
+    [Grant, Revoke, Disable, Enable, Password]
+        .iter()
+        .map(|&k| {
+            let n = r.changes.iter().filter(|c| c.kind == k).count();
+            format!("{n} {k:?}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-async fn connect(endpoints: Vec<String>, user: &str, password: &str) -> Client {
-    let opts = ConnectOptions::new()
-        .with_user(user, password)
-        .with_timeout(Duration::from_secs(5));
-    loop {
-        if let Ok(client) = Client::connect(endpoints.clone(), Some(opts.clone())).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Revokes and grants alice's read permission, in turn, at random intervals; a change whose
-/// outcome is unknown is sent again until answered (granting twice is harmless; revoking a
-/// revoked permission is refused, which says the first attempt took effect).
-async fn admin(
-    endpoints: Vec<String>,
-    epoch: Instant,
-    stop: Arc<AtomicBool>,
-    seed: u64,
-    out: Arc<Mutex<Recorded>>,
-) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut root = connect(endpoints, "root", "rootpw").await;
-    let mut granted = true;
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1500))).await;
-        let call = epoch.elapsed().as_nanos() as u64;
-        loop {
-            let done = if granted {
-                match root.role_revoke_permission("reader", KEY, None).await {
-                    Ok(_) => true,
-                    Err(e) => e.to_string().contains("permission is not granted"),
-                }
-            } else {
-                root.role_grant_permission("reader", Permission::read(KEY))
-                    .await
-                    .is_ok()
-            };
-            if done {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        granted = !granted;
-        let ret = epoch.elapsed().as_nanos() as u64;
-        out.lock()
-            .unwrap()
-            .changes
-            .push(PermissionChange { call, ret, granted });
-    }
-}
-
-/// Alice reads the key through one member, again and again.
-async fn reader(
-    endpoint: String,
-    epoch: Instant,
-    stop: Arc<AtomicBool>,
-    out: Arc<Mutex<Recorded>>,
-) {
-    let mut alice = connect(vec![endpoint], "alice", "alicepw").await;
-    while !stop.load(Ordering::Relaxed) {
-        let call = epoch.elapsed().as_nanos() as u64;
-        let allowed = match alice.get(KEY, None).await {
-            Ok(_) => Some(true),
-            Err(e) if e.to_string().contains("permission denied") => Some(false),
-            Err(_) => None,
-        };
-        let ret = epoch.elapsed().as_nanos() as u64;
-        if let Some(allowed) = allowed {
-            out.lock()
-                .unwrap()
-                .reads
-                .push(GuardedRead { call, ret, allowed });
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+fn count(r: &Recorded, outcome: ReadOutcome) -> usize {
+    r.reads.iter().filter(|x| x.outcome == outcome).count()
 }
 
 fn run(cut_off_leader: bool) {
     let _serial = common::one_at_a_time();
     for round in 0..common::chaos_rounds() {
         let c = NetCluster::start(3, &[]);
+        let root = format!("root:{ROOT_PASSWORD}");
+        let alice = format!("{ALICE}:{}", PASSWORDS[0]);
         for args in [
-            &["user", "add", "root:rootpw"][..],
-            &["user", "add", "alice:alicepw"],
-            &["role", "add", "reader"],
-            &["role", "grant-permission", "reader", "read", KEY],
-            &["user", "grant-role", "alice", "reader"],
+            &["user", "add", &root][..],
+            &["user", "add", &alice],
+            &["role", "add", ROLE],
+            &["role", "grant-permission", ROLE, "read", KEY],
+            &["user", "grant-role", ALICE, ROLE],
             &["put", KEY, "v"],
             &["auth", "enable"],
         ] {
@@ -133,22 +70,15 @@ fn run(cut_off_leader: bool) {
                 "PartitionFollower"
             }
         );
-        let endpoints: Vec<String> = (0..c.size())
-            .map(|i| format!("http://{}", c.endpoint(i)))
-            .collect();
-        let runtime = common::client_runtime();
-        let epoch = Instant::now();
-        let stop = Arc::new(AtomicBool::new(false));
-        let out = Arc::new(Mutex::new(Recorded::default()));
-        let mut tasks = vec![runtime.spawn(admin(
-            endpoints.clone(),
-            epoch,
-            stop.clone(),
-            seed,
-            out.clone(),
-        ))];
-        for e in &endpoints {
-            tasks.push(runtime.spawn(reader(e.clone(), epoch, stop.clone(), out.clone())));
+        let endpoints: Vec<String> = (0..c.size()).map(|i| c.endpoint(i)).collect();
+        let runtime = common::grpc::client_runtime();
+        let shared = Shared::default();
+        let mut tasks =
+            vec![runtime.spawn(clients::admin(endpoints.clone(), shared.clone(), seed))];
+        for (i, e) in endpoints.iter().enumerate() {
+            tasks.push(runtime.spawn(clients::reader(e.clone(), shared.clone())));
+            let probe_seed = seed ^ (i as u64 + 1);
+            tasks.push(runtime.spawn(clients::prober(e.clone(), shared.clone(), probe_seed)));
         }
         std::thread::sleep(PHASE);
         let leader = c.leader();
@@ -162,28 +92,46 @@ fn run(cut_off_leader: bool) {
         std::thread::sleep(HOLD);
         c.heal(target);
         std::thread::sleep(PHASE);
-        stop.store(true, Ordering::Relaxed);
+        shared.stop();
         runtime.block_on(async {
             for t in tasks {
                 let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
             }
         });
-        let recorded = std::mem::take(&mut *out.lock().unwrap());
-        let result = check_permissions(true, &recorded.changes, &recorded.reads);
-        let refused = recorded.reads.iter().filter(|r| !r.allowed).count();
+        let recorded = shared.take();
+        let initially = AuthState {
+            enabled: true,
+            granted: true,
+        };
+        let result = check_permissions(initially, &recorded.changes, &recorded.reads);
+        let (allowed, denied) = (
+            count(&recorded, ReadOutcome::Allowed),
+            count(&recorded, ReadOutcome::Denied),
+        );
         eprintln!(
-            "{name}: {} changes, {} reads ({refused} refused); {result}",
-            recorded.changes.len(),
-            recorded.reads.len()
+            "{name}: changes {}; {} reads ({allowed} allowed, {denied} permission denied, {} \
+             without user, {} invalid token); {result}",
+            changes_by_kind(&recorded),
+            recorded.reads.len(),
+            count(&recorded, ReadOutcome::NoUser),
+            count(&recorded, ReadOutcome::InvalidToken),
         );
-        assert!(
-            matches!(result, PermissionResult::Ok { .. }),
-            "{name}: {result}"
-        );
-        assert!(
-            refused > 0 && refused < recorded.reads.len(),
-            "{name}: the reads never saw both states"
-        );
+        let failure = match result {
+            PermissionResult::Violation { .. } => Some(result.to_string()),
+            _ if allowed == 0 || denied == 0 => Some("the reads never saw both states".into()),
+            PermissionResult::Ok {
+                ended_tokens: 0, ..
+            } => Some("no read used a token after a change ended it".into()),
+            PermissionResult::Ok { .. } => None,
+        };
+        if let Some(failure) = failure {
+            let json = serde_json::json!({
+                "changes": recorded.changes,
+                "reads": recorded.reads,
+            });
+            let path = common::save_json("auth", &name, &json);
+            panic!("{name}: {failure} (history: {path})");
+        }
     }
 }
 

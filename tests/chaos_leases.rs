@@ -18,8 +18,9 @@ mod sessions;
 use std::time::{Duration, Instant};
 
 use ballast_check::{check_leases, LeaseResult};
-use common::cluster::{Cluster, NetCluster};
+use common::cluster::Cluster;
 use common::members::Members;
+use common::netns::NetCluster;
 use sessions::{SessionConfig, SessionTraffic};
 
 /// Longer than every TTL the sessions use (2-3 s), so the cut-off leader's countdowns all run out.

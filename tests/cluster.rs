@@ -9,8 +9,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, NetCluster, Server, Writer};
+use common::cluster::Cluster;
+use common::netns::NetCluster;
+use common::process::Server;
 use common::proxy::LinkFault;
+use common::writers::Writer;
 
 /// The line a member logs when it installed a snapshot sent by the leader.
 fn snapshot_installed_line(server: Server) -> &'static str {

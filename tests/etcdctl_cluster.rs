@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::cluster::{base64_decode, Cluster, NetCluster};
+use common::cluster::Cluster;
+use common::ctl::base64_decode;
+use common::netns::NetCluster;
 use common::{collect_lines, json};
 use serde_json::Value;
 

@@ -24,7 +24,7 @@
 //! | `linearizable` | [`check_linearizable`]: runs the above in order and explains a failure. |
 //! | `watch` | [`check_watches`]. |
 //! | `leases` | [`check_leases`]: keys of kept-alive leases stay, one lock holder at a time. |
-//! | `permissions` | [`check_permissions`]: each read allowed or refused by the auth state at its read point. |
+//! | `permissions` | [`check_permissions`]: each read allowed or refused by the auth state at its read point (permission granted, auth on or off), and a token ended by a password change or an auth disable refused. |
 //! | `result`, `report` | The verdicts and their human-readable form. |
 //!
 //! Architecture invariant: this crate is pure logic over recorded values. It never talks to a
@@ -50,6 +50,9 @@ mod watch;
 pub use history::{EventKind, Input, Kv, Nanos, Operation, Output, Watch, WatchEvent};
 pub use leases::{check_leases, KeysRead, LeaseResult, LeaseSession, LockHold};
 pub use linearizable::check_linearizable;
-pub use permissions::{check_permissions, GuardedRead, PermissionChange, PermissionResult};
+pub use permissions::{
+    check_permissions, AuthChange, AuthState, ChangeKind, GuardedRead, PermissionResult,
+    ReadOutcome, TokenIssue,
+};
 pub use result::{LinResult, Unsupported, WatchResult};
 pub use watch::check_watches;

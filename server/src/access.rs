@@ -40,7 +40,8 @@ impl Member {
     /// The caller named by a request's `token` metadata. A token that is unknown or expired is
     /// "invalid auth token", which makes etcd's clients authenticate again; as in etcd, that holds
     /// with auth off too (disabling ends every token; clients then send none, since Authenticate
-    /// answers "authentication is not enabled").
+    /// answers "authentication is not enabled"). A linearizable read resolves it after its read
+    /// point (the tokens as of then), as etcd does: see `KvService::range`.
     pub fn caller(&self, meta: &MetadataMap) -> ApiResult<Caller> {
         let Some(token) = meta.get("token") else {
             return Ok(Caller::default());

@@ -1,7 +1,8 @@
 //! A cluster for fault tests: plain processes on 127.0.0.1, or (for partitions) each member in
 //! its own network namespace. Both deref to `Cluster`; only a namespaced one can be partitioned.
 
-use super::cluster::{Cluster, NetCluster};
+use super::cluster::Cluster;
+use super::netns::NetCluster;
 
 pub enum Members {
     Plain(Cluster),

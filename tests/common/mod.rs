@@ -1,10 +1,23 @@
 //! A harness for tests against real `ballast kv` processes and Debian's real `etcdctl` 3.4.
+//!
+//! This file holds what every test binary needs (one member, `Member`; running etcdctl; free
+//! ports); the rest is split by concern: `process` (starting a member process, waiting until it
+//! serves), `cluster` (a multi-member `Cluster`) with `ctl`, `membership`, `netns` (`NetCluster`)
+//! and `members`, `proxy` (link faults), `writers` (background writers that record acknowledged
+//! writes) and `grpc` (gRPC clients for traffic that races faults). The recorded traffic of the
+//! chaos tests (`traffic/`, `sessions.rs`) is included only by the binaries that use it.
 
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod ctl;
+pub mod grpc;
 pub mod members;
+pub mod membership;
+pub mod netns;
+pub mod process;
 pub mod proxy;
+pub mod writers;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -12,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use process::{member_flags, wait_logged_ready, Launch, NotReady, Server};
 
 /// One cluster (or fault test) at a time within a test binary, also under a plain `cargo test`,
 /// which runs a binary's tests in parallel: failover, fault and kill timings assume the machine is
@@ -36,54 +51,6 @@ pub fn save_json(what: &str, name: &str, json: &serde_json::Value) -> String {
         std::env::temp_dir().join(format!("ballast-{what}-{name}-{}.json", std::process::id()));
     std::fs::write(&path, serde_json::to_vec(json).unwrap()).unwrap();
     path.display().to_string()
-}
-
-/// A lazily connected channel to a member (`host:port`) for recorded client traffic; `timeout`
-/// bounds each request on it (none for long-lived streams such as keep-alives).
-pub fn client_channel(endpoint: &str, timeout: Option<Duration>) -> tonic::transport::Channel {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(1));
-    match timeout {
-        Some(t) => endpoint.timeout(t),
-        None => endpoint,
-    }
-    .connect_lazy()
-}
-
-/// The runtime the recorded client traffic runs on (chaos and lease chaos): two workers, beside
-/// the members' processes on the same two cores.
-pub fn client_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// `ballast kv`'s arguments for a member on `data_dir` serving clients on `client_url` and peers
-/// on `peer_url`, which it tells the others to reach at `advertised_peer_url`.
-pub fn kv_args(
-    data_dir: &Path,
-    client_url: &str,
-    peer_url: &str,
-    advertised_peer_url: &str,
-) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = vec!["kv".into(), "--data-dir".into(), data_dir.into()];
-    args.extend(
-        [
-            "--listen-client-urls",
-            client_url,
-            "--advertise-client-urls",
-            client_url,
-            "--listen-peer-urls",
-            peer_url,
-            "--initial-advertise-peer-urls",
-            advertised_peer_url,
-        ]
-        .map(Into::into),
-    );
-    args
 }
 
 /// A port on 127.0.0.1 that nothing listens on, for a process the test starts to bind.
@@ -130,18 +97,31 @@ impl Member {
 
     /// A member on `data_dir` (existing or not), on a new port.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Member {
+        Member::try_start_in(data_dir, None, Launch::new(Server::Ballast), extra)
+            .unwrap_or_else(|e| panic!("ballast kv {e}"))
+    }
+
+    /// A member on `data_dir` (existing or not) on new ports, started as `launch` says (a
+    /// wrapper, environment) with `extra` flags, logging to `log` (by default beside `data_dir`,
+    /// named by its port); waits until it serves, or says why it did not.
+    pub fn try_start_in(
+        data_dir: &Path,
+        log: Option<&Path>,
+        launch: Launch,
+        extra: &[&str],
+    ) -> Result<Member, NotReady> {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
-        let peer = format!("http://127.0.0.1:{}", free_port());
-        let log = data_dir.with_extension(format!("{port}.log"));
         // Each member its own peer port too (etcd's default, 2380, would be shared).
-        let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
-            .args(kv_args(data_dir, &url, &peer, &peer))
+        let peer = format!("http://127.0.0.1:{}", free_port());
+        let log = log.map_or_else(
+            || data_dir.with_extension(format!("{port}.log")),
+            Path::to_owned,
+        );
+        let child = launch
+            .args(member_flags(data_dir, &url, &peer, &peer))
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start ballast kv");
+            .spawn(&log);
         let mut m = Member {
             child,
             port,
@@ -150,26 +130,8 @@ impl Member {
             log,
             _tmp: None,
         };
-        m.wait_ready();
-        m
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains("ready, serving clients") {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("ballast kv exited with {status}:\n{log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ballast kv not ready after 30 s:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_logged_ready(&mut m.child, Server::Ballast, &m.log, 0)?;
+        Ok(m)
     }
 
     pub fn endpoint(&self) -> String {
@@ -209,13 +171,15 @@ impl Member {
             .unwrap()
     }
 
-    /// Stops the member and hands over its temporary directory, so that its data outlives it.
+    /// Kills the member (SIGKILL) and hands over its temporary directory, so that its data
+    /// outlives it.
     pub fn stop_keeping_data(mut self) -> Option<tempfile::TempDir> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self._tmp.take()
     }
 
+    /// Kills the member (SIGKILL) and waits until its process is gone.
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -86,7 +86,7 @@ impl Shared {
     fn channel(&self, member: usize) -> Channel {
         // No request timeout on the channel: keep-alive streams outlive any; requests are
         // bounded one by one (`timed`).
-        crate::common::client_channel(&self.endpoints[member % self.endpoints.len()], None)
+        crate::common::grpc::client_channel(&self.endpoints[member % self.endpoints.len()], None)
     }
 
     fn stopped(&self) -> bool {
@@ -117,7 +117,7 @@ impl SessionTraffic {
             "sessions: seed {} (CHAOS_SEED replays the client choices)",
             config.seed
         );
-        let runtime = crate::common::client_runtime();
+        let runtime = crate::common::grpc::client_runtime();
         let shared = Arc::new(Shared {
             endpoints,
             config: config.clone(),
