@@ -28,6 +28,8 @@ const OLD_REVISION_RETRIES: usize = 16;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     user: Option<String>,
+    /// The token it was resolved from, resolved again at each attempt of a write.
+    token: Option<String>,
 }
 
 impl Caller {
@@ -47,8 +49,16 @@ impl Member {
             return Ok(Caller::default());
         };
         let token = token.to_str().map_err(|_| StoreError::InvalidAuthToken)?;
+        self.resolve(token)
+    }
+
+    /// The caller a token names now, by this member's tokens.
+    fn resolve(&self, token: &str) -> ApiResult<Caller> {
         match self.store().token_user(token) {
-            Some(user) => Ok(Caller { user: Some(user) }),
+            Some(user) => Ok(Caller {
+                user: Some(user),
+                token: Some(token.to_owned()),
+            }),
             None => Err(StoreError::InvalidAuthToken.into()),
         }
     }
@@ -91,15 +101,22 @@ impl Member {
     }
 
     /// Commits a client's write if `caller` may make it: checked here, and again at apply time
-    /// through the auth revision (see the module comment).
+    /// through the auth revision (see the module comment). Each attempt resolves the caller's token
+    /// again, as etcd's `raftRequest` loop does: a token that the change which beat the write ended
+    /// (a password change, auth disabled) is "invalid auth token", not its old user's.
     pub async fn propose_as(&self, caller: &Caller, req: WriteRequest) -> ApiResult<WriteResponse> {
         let (resp, ()) = self
             .propose_checked(|store, auth| {
-                let checked = if auth.enabled {
-                    permit_write(&store, &auth, caller.user(), &req)
-                } else {
-                    Ok(())
+                let now = match &caller.token {
+                    Some(token) => self.resolve(token),
+                    None => Ok(Caller::default()),
                 };
+                let checked = now.and_then(|caller| {
+                    if auth.enabled {
+                        permit_write(&store, &auth, caller.user(), &req)?;
+                    }
+                    Ok(())
+                });
                 let req = req.clone();
                 async move {
                     checked?;
