@@ -7,7 +7,9 @@
 //!   store and snapshots (RocksDB checkpoints) are [`checkpoints`]', the simulation's are in memory.
 //! - [`leadership`]: what a leader does for leases (countdowns, expiry, confirming it leads).
 //! - [`layout`]: every name in a member's data directory.
-//! - [`network`]: openraft's RPCs over gRPC between members.
+//! - [`network`]: openraft's RPCs over gRPC between members (the client); [`peer_service`] answers
+//!   them.
+//! - [`reconfig`]: the leader's membership rules (etcd's strict reconfiguration), pure functions.
 //! - [`replica`]: [`Replica`], the API the rest of Ballast uses (openraft's types stay in this crate).
 //! - [`types`], [`wire`], [`codec`]: what members write to disk and send each other, and its one
 //!   encoding. These build without RocksDB (`--no-default-features`), for the fuzz target that
@@ -26,6 +28,8 @@ pub mod log_store;
 pub mod metrics;
 #[cfg(feature = "rocks")]
 pub mod network;
+#[cfg(feature = "rocks")]
+pub mod peer_service;
 pub mod reconfig;
 #[cfg(feature = "rocks")]
 pub mod replica;

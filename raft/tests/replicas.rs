@@ -81,7 +81,7 @@ impl Cluster {
         opts.catch_up_entries = self.snapshot_count / 2;
         let replica = Replica::open(opts).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let service = replica.peer_service();
+        let service = ballast_raft::peer_service::PeerService::server(replica.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()

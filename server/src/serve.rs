@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ballast_proto::pb;
+use ballast_raft::peer_service::PeerService;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
@@ -185,7 +186,7 @@ pub async fn serve(
     for listener in peer_listeners {
         let mut stop = stop_tx.subscribe();
         let server = tonic::transport::Server::builder()
-            .add_service(member.replica().peer_service())
+            .add_service(PeerService::server(member.replica().clone()))
             .serve_with_incoming_shutdown(incoming(listener), async move {
                 let _ = stop.recv().await;
             });
