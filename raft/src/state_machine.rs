@@ -115,7 +115,7 @@ pub trait StoreHost: fmt::Debug + Send + Sync + 'static {
     /// Sees every applied batch before its replies go out: the store as it now is, and each
     /// entry's log id with what applying it gave. The simulation checks here that every member
     /// applies alike.
-    fn applied(&self, _store: &Store<Self::Backend>, _replies: &[(LogId, &Reply)]) {}
+    fn applied(&self, _store: &Store<Self::Backend>, _replies: &[(LogId, Reply)]) {}
 }
 
 /// The state machine: the store in its [`StoreCell`], and where applying has got to.
@@ -208,8 +208,7 @@ impl<H: StoreHost> StateMachine<H> {
                 ((log_id, reply), responder)
             })
             .unzip();
-        let seen: Vec<(LogId, &Reply)> = replies.iter().map(|(id, reply)| (*id, reply)).collect();
-        self.host.applied(&store, &seen);
+        self.host.applied(&store, &replies);
         for ((_, reply), responder) in replies.into_iter().zip(responders) {
             if let Some(responder) = responder {
                 responder.send(reply);

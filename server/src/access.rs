@@ -105,15 +105,19 @@ impl Member {
     /// again, as etcd's `raftRequest` loop does: a token that the change which beat the write ended
     /// (a password change, auth disabled) is "invalid auth token", not its old user's.
     pub async fn propose_as(&self, caller: &Caller, req: WriteRequest) -> ApiResult<WriteResponse> {
+        let mut retry = false;
         let (resp, ()) = self
             .propose_checked(|store, auth| {
-                let now = match &caller.token {
-                    Some(token) => self.resolve(token),
-                    None => Ok(Caller::default()),
+                // The first attempt checks the caller as the service resolved it, a moment ago.
+                let again = match &caller.token {
+                    Some(token) if retry => self.resolve(token).map(Some),
+                    _ => Ok(None),
                 };
-                let checked = now.and_then(|caller| {
+                retry = true;
+                let checked = again.and_then(|again| {
+                    let user = again.as_ref().map_or(caller.user(), Caller::user);
                     if auth.enabled {
-                        permit_write(&store, &auth, caller.user(), &req)?;
+                        permit_write(&store, &auth, user, &req)?;
                     }
                     Ok(())
                 });

@@ -352,7 +352,7 @@ impl StoreHost for SimHost {
         }
     }
 
-    fn applied(&self, store: &MemStore, replies: &[(LogId, &Reply)]) {
+    fn applied(&self, store: &MemStore, replies: &[(LogId, Reply)]) {
         if !self.alive.load(Ordering::SeqCst) {
             return;
         }
