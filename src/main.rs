@@ -35,6 +35,9 @@ struct Cli {
 enum Command {
     /// Run a KV member serving the etcd v3 API (takes etcd's flags).
     Kv(Box<ballast_server::KvArgs>),
+    /// Run the control plane: a Kubernetes API server on an embedded member (stacked) or on an
+    /// external etcd v3 cluster (`--datastore-endpoint`); takes k3s's flags.
+    Server(Box<ballast_orchestrator::server::ServerArgs>),
     /// Load-test any etcd v3 endpoint (Ballast or etcd): throughput and latency percentiles.
     Bench(Box<bench::BenchArgs>),
     /// Snapshot files (as written by `etcdctl snapshot save` against Ballast).
@@ -126,7 +129,7 @@ fn main() {
     // on every failed heartbeat to a member that is down).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,ballast_raft=info,ballast_server=info,openraft=error",
+            "warn,ballast_raft=info,ballast_server=info,ballast_orchestrator=info,openraft=error",
         )
     });
     tracing_subscriber::fmt()
@@ -143,6 +146,13 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Kv(args) => run_kv(*args),
+        Command::Server(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("ballast-rt")
+                .build()?;
+            runtime.block_on(ballast_orchestrator::server::run(*args, shutdown_signal()))
+        }
         Command::Bench(args) => bench::run(*args),
         Command::Snapshot {
             op: SnapshotOp::Restore { file, data_dir },

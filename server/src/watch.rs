@@ -54,7 +54,7 @@ impl WatchService {
     }
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::watch_server::Watch for WatchService {
@@ -71,7 +71,18 @@ impl pb::watch_server::Watch for WatchService {
         if let Some(value) = request.metadata().get("token") {
             token.insert("token", value.clone());
         }
-        let inbound = request.into_inner();
+        Ok(Response::new(self.open(request.into_inner(), token)))
+    }
+}
+
+impl WatchService {
+    /// One watch stream fed by `inbound`, answered on the returned stream: the gRPC method's
+    /// body, and what an in-process client (the orchestrator's stacked storage) calls directly,
+    /// with no gRPC between. `token` is the stream's `token` metadata, if auth is on.
+    pub fn open<S>(&self, inbound: S, token: MetadataMap) -> WatchStream
+    where
+        S: Stream<Item = Result<pb::WatchRequest, Status>> + Send + Unpin + 'static,
+    {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = StreamState {
             member: self.member.clone(),
@@ -83,7 +94,7 @@ impl pb::watch_server::Watch for WatchService {
             deferred: false,
         };
         tokio::spawn(stream.run(inbound, self.progress_interval));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Box::pin(ReceiverStream::new(rx))
     }
 }
 
@@ -123,7 +134,10 @@ struct StreamState {
 }
 
 impl StreamState {
-    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>, progress_interval: Duration) {
+    async fn run<S>(mut self, mut inbound: S, progress_interval: Duration)
+    where
+        S: Stream<Item = Result<pb::WatchRequest, Status>> + Unpin,
+    {
         let mut ticker = tokio::time::interval(progress_interval);
         ticker.tick().await;
         let mut retry = tokio::time::interval(PROGRESS_RETRY);

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod cluster;
 pub mod ctl;
 pub mod grpc;

@@ -1,0 +1,157 @@
+//! Deletion: an object goes at once, or is marked while finalizers hold it; a namespace is
+//! marked Terminating, emptied and then deleted (what Kubernetes' namespace controller does);
+//! deletecollection.
+
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::handlers::{conflict, encode, list_object, not_found};
+use super::objects::{self, meta_str, with_version};
+use super::path::Target;
+use super::query::Query;
+use super::{resources, Api};
+use crate::clock::rfc3339;
+use crate::registry::{list_prefix, object_key, Stored, Swap};
+
+/// How often a delete that lost a race is tried again.
+const DELETE_ATTEMPTS: usize = 8;
+
+impl Api {
+    /// Deletes the object, or marks it when finalizers hold it. Answers with the object as it
+    /// was last (kube-apiserver's answer for most resources).
+    pub async fn delete(
+        &self,
+        target: &Target,
+        name: &str,
+        query: &Query,
+    ) -> Result<Value, ApiError> {
+        let info = target.resource;
+        for _ in 0..DELETE_ATTEMPTS {
+            let (object, stored) = self.fetch(target, name).await?;
+            if info.kind == "Namespace" {
+                return self.terminate_namespace(target, name, object, stored).await;
+            }
+            if query.dry_run() {
+                return Ok(object);
+            }
+            if !objects::finalizers(&object).is_empty() {
+                if meta_str(&object, "deletionTimestamp").is_some() {
+                    return Ok(object);
+                }
+                let mut marked = self.marked_for_deletion(&object);
+                objects::meta_mut(&mut marked)
+                    .insert("deletionGracePeriodSeconds".into(), json!(0));
+                match self
+                    .registry
+                    .swap(
+                        &self.key(target, name),
+                        stored.mod_revision,
+                        encode(&marked),
+                        0,
+                    )
+                    .await?
+                {
+                    Swap::Done { revision } => return Ok(with_version(marked, revision)),
+                    Swap::Lost { current: None } => return Err(not_found(info, name)),
+                    Swap::Lost { .. } => continue,
+                }
+            }
+            match self
+                .registry
+                .delete(&self.key(target, name), stored.mod_revision)
+                .await?
+            {
+                Swap::Done { .. } => return Ok(object),
+                Swap::Lost { current: None } => return Err(not_found(info, name)),
+                Swap::Lost { .. } => continue,
+            }
+        }
+        Err(conflict(info, name))
+    }
+
+    /// `object` as stored once marked for deletion now (what finalizers, and a namespace's
+    /// contents, hold it in).
+    fn marked_for_deletion(&self, object: &Value) -> Value {
+        let mut marked = object.clone();
+        let meta = objects::meta_mut(&mut marked);
+        meta.remove("resourceVersion");
+        meta.insert("deletionTimestamp".into(), json!(rfc3339(self.clock.now())));
+        marked
+    }
+
+    /// A namespace is deleted in two steps, as Kubernetes' namespace controller does: it is
+    /// marked Terminating (refusing new content), then what is in it is deleted, then it.
+    async fn terminate_namespace(
+        &self,
+        target: &Target,
+        name: &str,
+        object: Value,
+        stored: Stored,
+    ) -> Result<Value, ApiError> {
+        let mut marked = object.clone();
+        if object.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating") {
+            marked = self.marked_for_deletion(&object);
+            marked["status"] = json!({ "phase": "Terminating" });
+            match self
+                .registry
+                .swap(
+                    &self.key(target, name),
+                    stored.mod_revision,
+                    encode(&marked),
+                    0,
+                )
+                .await?
+            {
+                Swap::Done { revision } => marked = with_version(marked, revision),
+                _ => return Err(conflict(target.resource, name)),
+            }
+        }
+        let api = self.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            if let Err(err) = api.empty_namespace(&name).await {
+                tracing::warn!(namespace = %name, %err, "could not finish deleting a namespace");
+            }
+        });
+        Ok(marked)
+    }
+
+    async fn empty_namespace(&self, namespace: &str) -> Result<(), ApiError> {
+        for info in resources::RESOURCES.iter().filter(|r| r.namespaced) {
+            let prefix = list_prefix(info.plural, Some(namespace));
+            let page = self.registry.list(&prefix, None, 0, 0).await?;
+            for stored in page.items {
+                let key = String::from_utf8_lossy(&stored.key).to_string();
+                // Lost: it changed or went meanwhile; the next pass of a retry finds it.
+                self.registry.delete(&key, stored.mod_revision).await?;
+            }
+        }
+        let key = object_key("namespaces", None, namespace);
+        if let (Some(stored), _) = self.registry.get(&key).await? {
+            self.registry.delete(&key, stored.mod_revision).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_collection(
+        &self,
+        target: &Target,
+        query: &Query,
+    ) -> Result<Value, ApiError> {
+        let (items, meta) = self.list(target, query).await?;
+        let mut deleted = Vec::new();
+        for item in items {
+            let name = meta_str(&item, "name").unwrap_or_default().to_string();
+            let one = Target {
+                namespace: meta_str(&item, "namespace").map(String::from),
+                ..target.clone()
+            };
+            match self.delete(&one, &name, query).await {
+                Ok(object) => deleted.push(object),
+                Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(list_object(target.resource, deleted, meta))
+    }
+}
