@@ -114,6 +114,24 @@ fn apply_is_idempotent(s: &ApiServer) {
         before,
         "a re-apply writes nothing"
     );
+    // The server itself writes nothing for an update that changes nothing (kubectl apply decides
+    // "unchanged" on its own; a patch is sent as it is).
+    let same = [
+        "-n",
+        "shop",
+        "patch",
+        "cm",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"color":"blue"}}"#,
+    ];
+    assert_eq!(s.ok(&same).trim(), "configmap/settings patched (no change)");
+    assert_eq!(
+        rv("configmap/settings"),
+        before.1,
+        "an update that changes nothing writes nothing"
+    );
     // An edited re-apply changes what was edited, and only that.
     let out = s.apply(&WEB.replace("color: blue", "color: green"));
     assert!(out.contains("configmap/settings configured"), "{out}");
