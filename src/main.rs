@@ -3,6 +3,7 @@
 //! drives an embedded store directly from the command line.
 
 mod bench;
+mod bench_api;
 
 /// mimalloc instead of glibc's malloc: a member allocates and frees small buffers for every request
 /// (gRPC frames, protobuf messages, RocksDB batches), and glibc's malloc and free took about a tenth
@@ -40,6 +41,8 @@ enum Command {
     Server(Box<ballast_orchestrator::server::ServerArgs>),
     /// Load-test any etcd v3 endpoint (Ballast or etcd): throughput and latency percentiles.
     Bench(Box<bench::BenchArgs>),
+    /// Load-test a Kubernetes API server: create, get, list (1k, 10k), watch delivery.
+    BenchApi(Box<bench_api::BenchApiArgs>),
     /// Snapshot files (as written by `etcdctl snapshot save` against Ballast).
     Snapshot {
         #[command(subcommand)]
@@ -154,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(ballast_orchestrator::server::run(*args, shutdown_signal()))
         }
         Command::Bench(args) => bench::run(*args),
+        Command::BenchApi(args) => bench_api::run(*args),
         Command::Snapshot {
             op: SnapshotOp::Restore { file, data_dir },
         } => {

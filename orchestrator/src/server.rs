@@ -72,6 +72,10 @@ pub struct ServerArgs {
     pub election_timeout: u64,
 }
 
+/// How often terminating namespaces are looked at (kube-controller-manager's namespace
+/// controller resyncs every 5 minutes, but is woken by every change; this one polls).
+const NAMESPACE_SYNC: Duration = Duration::from_secs(2);
+
 /// k3s's default: /var/lib/rancher/k3s as root, ~/.rancher/k3s otherwise; ours likewise.
 fn default_data_dir() -> PathBuf {
     let root =
@@ -238,6 +242,7 @@ pub async fn run(
         registry,
         args.etcd_compaction_interval,
     ));
+    let namespaces = tokio::spawn(api.clone().finish_terminating_namespaces(NAMESPACE_SYNC));
     eprintln!(
         "ballast: API server ready on http://{bound}, store: {}",
         storage.describe()
@@ -252,6 +257,7 @@ pub async fn run(
         })
         .await?;
     compactor.abort();
+    namespaces.abort();
     let _ = stop_tx.send(true);
     if let Some(task) = member_task {
         task.await??;

@@ -28,6 +28,10 @@ pub const ALL: &[(&str, Scenario)] = &[
     ),
     ("get_watch_sees_a_change", get_watch_sees_a_change),
     ("api_resources_and_explain", api_resources_and_explain),
+    (
+        "deleting_a_namespace_deletes_its_contents",
+        deleting_a_namespace_deletes_its_contents,
+    ),
 ];
 
 const WEB: &str = r#"
@@ -439,4 +443,60 @@ pub fn objects_are_under_kubernetes_keys(endpoints: &str) {
         keys.lines().any(|k| k == "/registry/namespaces/team-a"),
         "{keys}"
     );
+}
+
+fn deleting_a_namespace_deletes_its_contents(s: &ApiServer) {
+    shop(s, "doomed");
+    // A finalizer holds one object, and with it the namespace, in Terminating.
+    s.ok(&[
+        "-n",
+        "doomed",
+        "patch",
+        "cm",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    let out = s.ok(&["delete", "namespace", "doomed", "--wait=false"]);
+    assert_eq!(out.trim(), "namespace \"doomed\" deleted");
+    let phase = || jsonpath(s, "default", "namespace/doomed", "{.status.phase}");
+    assert_eq!(phase(), "Terminating");
+    let manifest =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: doomed\n";
+    s.kubectl_stdin(&["create", "-f", "-"], Some(manifest)).fails_with(
+        &["create"],
+        "Error from server (Forbidden): error when creating \"STDIN\": configmaps \"late\" is forbidden: unable to create new content in namespace doomed because it is being terminated",
+    );
+    // Everything without a finalizer goes; the held object stays until its finalizer is removed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = s.ok(&["-n", "doomed", "get", "deploy,svc,cm", "-o", "name"]);
+        if left.trim() == "configmap/settings" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still in the namespace: {left}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    s.ok(&[
+        "-n",
+        "doomed",
+        "patch",
+        "cm",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.kubectl(&["get", "namespace", "doomed"]).success {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the namespace outlived its contents by 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -202,7 +202,12 @@ impl Api {
     }
 
     /// Refuses new objects in a namespace that does not exist or is being deleted.
-    async fn check_namespace(&self, namespace: &str) -> Result<(), ApiError> {
+    async fn check_namespace(
+        &self,
+        info: &ResourceInfo,
+        name: &str,
+        namespace: &str,
+    ) -> Result<(), ApiError> {
         let (ns, _) = self
             .registry
             .get(&object_key("namespaces", None, namespace))
@@ -216,7 +221,8 @@ impl Api {
         let ns = decode(&ns)?;
         if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
             return Err(ApiError::Forbidden(format!(
-                "unable to create new content in namespace {namespace} because it is being terminated"
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                info.group_resource()
             )));
         }
         Ok(())
@@ -268,7 +274,7 @@ impl Api {
             });
         }
         if let Some(ns) = &target.namespace {
-            self.check_namespace(ns).await?;
+            self.check_namespace(info, &name, ns).await?;
         }
         if query.dry_run() {
             return Ok(object);

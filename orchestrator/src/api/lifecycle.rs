@@ -106,31 +106,85 @@ impl Api {
                 _ => return Err(conflict(target.resource, name)),
             }
         }
-        let api = self.clone();
-        let name = name.to_string();
-        tokio::spawn(async move {
-            if let Err(err) = api.empty_namespace(&name).await {
-                tracing::warn!(namespace = %name, %err, "could not finish deleting a namespace");
-            }
-        });
+        // `finish_terminating_namespaces` empties it, and deletes it once empty.
         Ok(marked)
     }
 
+    /// Deletes what is in a terminating namespace, through the API's own delete (an object with
+    /// finalizers is only marked and stays until they are gone), then the namespace once it is
+    /// empty. Idempotent: any API server sharing the store may run it.
     async fn empty_namespace(&self, namespace: &str) -> Result<(), ApiError> {
+        let mut left = 0;
         for info in resources::RESOURCES.iter().filter(|r| r.namespaced) {
             let prefix = list_prefix(info.plural, Some(namespace));
             let page = self.registry.list(&prefix, None, 0, 0).await?;
+            let target = Target {
+                resource: info,
+                namespace: Some(namespace.to_string()),
+                name: None,
+                subresource: None,
+            };
             for stored in page.items {
-                let key = String::from_utf8_lossy(&stored.key).to_string();
-                // Lost: it changed or went meanwhile; the next pass of a retry finds it.
-                self.registry.delete(&key, stored.mod_revision).await?;
+                let object: Value = serde_json::from_slice(&stored.value).unwrap_or_default();
+                let Some(name) = meta_str(&object, "name").map(String::from) else {
+                    continue;
+                };
+                left += 1;
+                match self.delete(&target, &name, &Query::default()).await {
+                    Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
+        }
+        if left > 0 && self.namespace_holds_anything(namespace).await? {
+            return Ok(());
         }
         let key = object_key("namespaces", None, namespace);
         if let (Some(stored), _) = self.registry.get(&key).await? {
             self.registry.delete(&key, stored.mod_revision).await?;
         }
         Ok(())
+    }
+
+    async fn namespace_holds_anything(&self, namespace: &str) -> Result<bool, ApiError> {
+        for info in resources::RESOURCES.iter().filter(|r| r.namespaced) {
+            let page = self
+                .registry
+                .list(&list_prefix(info.plural, Some(namespace)), None, 0, 1)
+                .await?;
+            if !page.items.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Kubernetes' namespace controller, in the API server for now: every `every`, each
+    /// terminating namespace is emptied, and deleted once empty (a namespace whose objects'
+    /// finalizers were removed since goes then; a server restarted mid-deletion finishes it).
+    pub async fn finish_terminating_namespaces(self, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Ok(page) = self
+                .registry
+                .list(&list_prefix("namespaces", None), None, 0, 0)
+                .await
+            else {
+                continue;
+            };
+            for stored in page.items {
+                let object: Value = serde_json::from_slice(&stored.value).unwrap_or_default();
+                if object.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating") {
+                    continue;
+                }
+                if let Some(name) = meta_str(&object, "name") {
+                    if let Err(err) = self.empty_namespace(name).await {
+                        tracing::warn!(namespace = %name, %err, "could not empty a namespace yet");
+                    }
+                }
+            }
+        }
     }
 
     pub async fn delete_collection(
