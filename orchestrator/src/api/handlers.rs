@@ -63,15 +63,22 @@ pub(super) fn encode(object: &Value) -> Vec<u8> {
     serde_json::to_vec(object).expect("a JSON value encodes")
 }
 
-/// Reads a request body as an object of `info`'s type: JSON, checked against the path's type
-/// and decoded through its k8s-openapi type.
-pub fn read_body(info: &ResourceInfo, body: &[u8], query: &Query) -> Result<Value, ApiError> {
+/// A request body as JSON whose apiVersion and kind fit the path (not yet decoded through the
+/// type: an update does that once, in `update_with`).
+fn parse_body(info: &ResourceInfo, body: &[u8]) -> Result<Value, ApiError> {
     let object: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "error decoding request body: couldn't get version/kind; json parse error: {e}"
         ))
     })?;
     objects::check_type(info, &object)?;
+    Ok(object)
+}
+
+/// Reads a request body as an object of `info`'s type: JSON, checked against the path's type
+/// and decoded through its k8s-openapi type.
+pub fn read_body(info: &ResourceInfo, body: &[u8], query: &Query) -> Result<Value, ApiError> {
+    let object = parse_body(info, body)?;
     let normalized = normalize(info, object.clone())?;
     strict_fields(info, query, &object, &normalized)?;
     Ok(normalized)
@@ -387,7 +394,8 @@ impl Api {
         if target.subresource.as_deref() == Some("scale") {
             return self.update_scale(target, name, body, query).await;
         }
-        let new = read_body(info, body, query)?;
+        // Decoded through the type (and checked for unknown fields) by `update_with`, once.
+        let new = parse_body(info, body)?;
         let pinned = match meta_str(&new, "resourceVersion") {
             Some(rv) => Some(
                 rv.parse::<i64>()
