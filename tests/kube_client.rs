@@ -196,23 +196,28 @@ async fn watcher_and_reflector_converge_across_a_forced_relist() {
     let seen = tokio::spawn(async move {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         let mut lists = 0;
+        // The reflector swaps its store in at the end of a list (InitDone): the stream is
+        // only left between lists, or the store read below could be the one before the list.
+        let mut listing = false;
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            let cm = match event {
+            match event {
                 Ok(watcher::Event::Init) => {
                     lists += 1;
-                    continue;
+                    listing = true;
                 }
-                Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => cm,
+                Ok(watcher::Event::InitDone) => listing = false,
+                Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
+                    let value = cm
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("value").cloned())
+                        .unwrap_or_default();
+                    seen.insert(cm.metadata.name.clone().unwrap(), value);
+                }
                 Ok(_) | Err(_) => continue,
-            };
-            let value = cm
-                .data
-                .as_ref()
-                .and_then(|d| d.get("value").cloned())
-                .unwrap_or_default();
-            seen.insert(cm.metadata.name.clone().unwrap(), value);
-            if lists >= 2 && seen.len() == 20 && seen.values().all(|v| v == "3") {
+            }
+            if !listing && lists >= 2 && seen.len() == 20 && seen.values().all(|v| v == "3") {
                 return (seen, lists);
             }
         }
@@ -263,7 +268,6 @@ async fn watcher_and_reflector_converge_across_a_forced_relist() {
     assert_eq!(seen.len(), 20);
     assert!(lists >= 2, "{lists} lists");
     // The reflector's store holds exactly what the server holds.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut cached: Vec<(String, String)> = reader
         .state()
         .iter()

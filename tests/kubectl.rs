@@ -5,13 +5,15 @@
 mod common;
 #[path = "kubectl/scenarios.rs"]
 mod scenarios;
+#[path = "kubectl/typed.rs"]
+mod typed;
 
 use common::apiserver::ApiServer;
 use common::cluster::ClusterConfig;
 use common::process::Server;
 
 fn all(server: &ApiServer) {
-    for (name, scenario) in scenarios::ALL {
+    for (name, scenario) in scenarios::ALL.iter().chain(typed::ALL) {
         eprintln!("scenario {name}");
         scenario(server);
     }
@@ -55,10 +57,22 @@ fn stacked_cluster() {
     assert_eq!(got, "v");
     servers[0].kill();
     // The next write may wait out an election (up to a few seconds) if the killed one led.
-    let patch = ["-n", "shared", "patch", "cm", "c", "--type=merge", "-p", r#"{"data":{"k":"w"}}"#];
+    let patch = [
+        "-n",
+        "shared",
+        "patch",
+        "cm",
+        "c",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"k":"w"}}"#,
+    ];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !servers[2].kubectl(&patch).success {
-        assert!(std::time::Instant::now() < deadline, "no write within 20 s of losing a member");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write within 20 s of losing a member"
+        );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     let got = servers[1].ok(&["-n", "shared", "get", "cm", "c", "-o", "jsonpath={.data.k}"]);

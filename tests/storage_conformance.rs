@@ -1,11 +1,13 @@
 //! The storage seam's conformance suite: every case runs on each adapter the orchestrator can
 //! stand on, the embedded member (stacked), a 3-member `ballast kv` cluster and Debian's etcd 3.4
 //! (external), and must pass on all of them: what the API server builds on is the etcd contract,
-//! not one implementation of it.
+//! not one implementation of it. The watch fan-out above the seam runs on each as well.
 
 #[path = "storage/cases.rs"]
 mod cases;
 mod common;
+#[path = "storage/fanout.rs"]
+mod fanout;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,7 @@ use common::cluster::ClusterConfig;
 use common::process::Server;
 
 async fn run_all(storage: Arc<dyn Storage>) {
-    for (name, case) in cases::ALL {
+    for (name, case) in cases::ALL.iter().chain(fanout::ALL) {
         eprintln!("case {name} on {}", storage.describe());
         case(storage.clone()).await;
     }

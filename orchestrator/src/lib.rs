@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod fanout;
 pub mod registry;
 pub mod server;
 pub mod storage;

@@ -155,6 +155,24 @@ impl Registry {
         Ok((resp.kvs.into_iter().next().map(Stored::from), revision))
     }
 
+    /// Fails with [`StorageError::Compacted`] if the history at `revision` is compacted away
+    /// (one read of one key at that revision).
+    pub async fn check_history(&self, revision: i64) -> StorageResult<()> {
+        let read = self
+            .storage
+            .range(pb::RangeRequest {
+                key: Bytes::from_static(PREFIX.as_bytes()),
+                revision,
+                keys_only: true,
+                ..Default::default()
+            })
+            .await;
+        match read {
+            Ok(_) | Err(StorageError::FutureRevision) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes `key` if `expected` is its mod revision (0: if it does not exist).
     pub async fn swap(
         &self,

@@ -18,6 +18,7 @@ use ballast_server::config::parse_duration;
 use ballast_server::{KvArgs, Member};
 use clap::Parser;
 
+use crate::api::services::ServiceRanges;
 use crate::api::{self, Api};
 use crate::clock::SystemClock;
 use crate::registry::Registry;
@@ -46,6 +47,12 @@ pub struct ServerArgs {
     /// How often the store's history is compacted (kube-apiserver's `--etcd-compaction-interval`).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: Duration,
+    /// The range Services' cluster IPs come from (k3s's flag and default).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// The range Services' node ports come from (kube-apiserver's flag and default).
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
     /// The embedded member's name in its cluster.
     #[arg(long, default_value = "default")]
     pub name: String,
@@ -72,8 +79,9 @@ pub struct ServerArgs {
     pub election_timeout: u64,
 }
 
-/// How often terminating namespaces are looked at (kube-controller-manager's namespace
-/// controller resyncs every 5 minutes, but is woken by every change; this one polls).
+/// How often namespaces are looked at, for missing system namespaces and terminating ones
+/// (kube-controller-manager's namespace controller resyncs every 5 minutes, but is woken by
+/// every change; this one polls).
 const NAMESPACE_SYNC: Duration = Duration::from_secs(2);
 
 /// k3s's default: /var/lib/rancher/k3s as root, ~/.rancher/k3s otherwise; ours likewise.
@@ -222,7 +230,12 @@ pub async fn run(
         }
     };
     let registry = Registry::new(storage.clone());
-    let api = Api::new(registry.clone(), Arc::new(SystemClock));
+    let ranges = ServiceRanges::parse(&args.service_cidr, &args.service_node_port_range)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let api = Api {
+        services: Arc::new(ranges),
+        ..Api::new(registry.clone(), Arc::new(SystemClock))
+    };
     let addr = args.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -242,7 +255,7 @@ pub async fn run(
         registry,
         args.etcd_compaction_interval,
     ));
-    let namespaces = tokio::spawn(api.clone().finish_terminating_namespaces(NAMESPACE_SYNC));
+    let namespaces = tokio::spawn(api.clone().keep_namespaces(NAMESPACE_SYNC));
     eprintln!(
         "ballast: API server ready on http://{bound}, store: {}",
         storage.describe()

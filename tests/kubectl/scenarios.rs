@@ -79,7 +79,7 @@ data:
 "#;
 
 /// `kubectl -n ns get what -o jsonpath=path`.
-fn jsonpath(s: &ApiServer, ns: &str, what: &str, path: &str) -> String {
+pub fn jsonpath(s: &ApiServer, ns: &str, what: &str, path: &str) -> String {
     s.ok(&["-n", ns, "get", what, "-o", &format!("jsonpath={path}")])
 }
 
@@ -392,12 +392,9 @@ fn api_resources_and_explain(s: &ApiServer) {
     assert!(explain.contains("replicas"), "{explain}");
 }
 
-/// Creates namespace `name` from a manifest. (`kubectl create namespace` sends its body as
-/// protobuf, which the API server does not read yet.)
+/// `kubectl create namespace name` (its body is protobuf).
 pub fn create_namespace(s: &ApiServer, name: &str) -> String {
-    let manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
-    s.kubectl_stdin(&["create", "-f", "-"], Some(&manifest))
-        .ok(&["create", "-f", "-"])
+    s.ok(&["create", "namespace", name])
 }
 
 fn namespaces(s: &ApiServer) {
@@ -414,6 +411,32 @@ fn namespaces(s: &ApiServer) {
     s.kubectl_stdin(&["create", "-f", "-"], Some(again)).fails_with(
         &["create", "-f", "-"],
         "Error from server (AlreadyExists): error when creating \"STDIN\": namespaces \"team-a\" already exists",
+    );
+    s.kubectl(&["create", "namespace", "team-a"]).fails_with(
+        &["create", "namespace"],
+        "Error from server (AlreadyExists): namespaces \"team-a\" already exists",
+    );
+    // The system namespaces are there (made by the server soon after it starts), and the
+    // default one stays.
+    let system = [
+        "get",
+        "namespace",
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !s.kubectl(&system).success {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no system namespaces within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    s.kubectl(&["delete", "namespace", "default"]).fails_with(
+        &["delete", "namespace"],
+        "Error from server (Forbidden): namespaces \"default\" is forbidden: this namespace may not be deleted",
     );
 }
 

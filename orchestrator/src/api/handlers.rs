@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use super::conversion;
 use super::error::ApiError;
 use super::objects::{self, meta_str, with_version};
 use super::path::Target;
@@ -12,7 +13,7 @@ use super::query::Query;
 use super::resources::ResourceInfo;
 use super::selector::{FieldSelector, LabelSelector};
 use super::subresources::{continue_token, scale_of};
-use super::{patch, validation, Api};
+use super::{patch, services, validation, Api};
 use crate::clock::rfc3339;
 use crate::registry::{list_prefix, object_key, Stored, Swap};
 use crate::storage::StorageError;
@@ -53,14 +54,25 @@ pub(super) fn conflict(info: &ResourceInfo, name: &str) -> ApiError {
     }
 }
 
-pub(super) fn decode(stored: &Stored) -> Result<Value, ApiError> {
-    let object: Value = serde_json::from_slice(&stored.value)
-        .map_err(|e| ApiError::Internal(format!("stored object is not JSON: {e}")))?;
-    Ok(with_version(object, stored.mod_revision))
+/// Whether `info` is core/v1 Services (whose addresses the API server allocates).
+pub(super) fn is_service(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.kind == "Service"
 }
 
-pub(super) fn encode(object: &Value) -> Vec<u8> {
-    serde_json::to_vec(object).expect("a JSON value encodes")
+/// A stored object of `info` as its version serves it, at its revision.
+pub(super) fn decode(info: &ResourceInfo, stored: &Stored) -> Result<Value, ApiError> {
+    let object: Value = serde_json::from_slice(&stored.value)
+        .map_err(|e| ApiError::Internal(format!("stored object is not JSON: {e}")))?;
+    Ok(with_version(
+        conversion::served(info, object),
+        stored.mod_revision,
+    ))
+}
+
+/// An object of `info`'s served version as it is stored.
+pub(super) fn encode(info: &ResourceInfo, object: &Value) -> Vec<u8> {
+    let stored = conversion::stored(info, object.clone());
+    serde_json::to_vec(&stored).expect("a JSON value encodes")
 }
 
 /// A request body as JSON whose apiVersion and kind fit the path (not yet decoded through the
@@ -132,7 +144,7 @@ impl Api {
     pub async fn fetch(&self, target: &Target, name: &str) -> Result<(Value, Stored), ApiError> {
         let (stored, _) = self.registry.get(&self.key(target, name)).await?;
         let stored = stored.ok_or_else(|| not_found(target.resource, name))?;
-        Ok((decode(&stored)?, stored))
+        Ok((decode(target.resource, &stored)?, stored))
     }
 
     pub async fn get(&self, target: &Target, name: &str) -> Result<Value, ApiError> {
@@ -181,7 +193,7 @@ impl Api {
                 .await?;
             revision = page.revision;
             for stored in &page.items {
-                let object = decode(stored)?;
+                let object = decode(info, stored)?;
                 if matches(&labels, &fields, &object) {
                     items.push(object);
                 }
@@ -225,7 +237,7 @@ impl Api {
                 name: namespace.into(),
             });
         };
-        let ns = decode(&ns)?;
+        let ns: Value = serde_json::from_slice(&ns.value).unwrap_or_default();
         if ns.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") {
             return Err(ApiError::Forbidden(format!(
                 "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
@@ -291,16 +303,27 @@ impl Api {
         } else {
             0
         };
-        match self
+        let allocated = if is_service(info) {
+            self.allocate(&mut object).await?
+        } else {
+            Vec::new()
+        };
+        let written = self
             .registry
-            .swap(&self.key(target, &name), 0, encode(&object), lease)
-            .await?
-        {
-            Swap::Done { revision } => Ok(with_version(object, revision)),
-            Swap::Lost { .. } => Err(ApiError::AlreadyExists {
-                resource: info.group_resource(),
-                name,
-            }),
+            .swap(&self.key(target, &name), 0, encode(info, &object), lease)
+            .await;
+        match written {
+            Ok(Swap::Done { revision }) => Ok(with_version(object, revision)),
+            lost => {
+                self.release(&allocated).await;
+                match lost {
+                    Err(e) => Err(e.into()),
+                    _ => Err(ApiError::AlreadyExists {
+                        resource: info.group_resource(),
+                        name,
+                    }),
+                }
+            }
         }
     }
 
@@ -342,14 +365,28 @@ impl Api {
                 objects::meta_mut(&mut new).insert("namespace".into(), json!(ns));
             }
             objects::prepare_update(info, &mut new, &old, status_only);
+            let mut causes = Vec::new();
+            if is_service(info) {
+                causes.extend(services::carry_over(&old, &mut new).err());
+            }
             validation::default_object(info.group, info.kind, &mut new);
-            let causes = validation::validate(info.group, info.kind, &new, Some(&old));
+            causes.extend(validation::validate(
+                info.group,
+                info.kind,
+                &new,
+                Some(&old),
+            ));
             if !causes.is_empty() {
                 return Err(ApiError::Invalid {
                     kind: info.group_kind(),
                     name: name.to_string(),
                     causes,
                 });
+            }
+            // What the update needs and the Service does not hold yet (a port made a NodePort);
+            // lost in a race, it is released by the repair.
+            if is_service(info) && !query.dry_run() && new != old {
+                self.allocate(&mut new).await?;
             }
             // Nothing changed: nothing is written, and the resourceVersion stays (what makes a
             // repeated `kubectl apply` a no-op).
@@ -368,7 +405,7 @@ impl Api {
                     .swap(
                         &self.key(target, name),
                         stored.mod_revision,
-                        encode(&new),
+                        encode(info, &new),
                         0,
                     )
                     .await?

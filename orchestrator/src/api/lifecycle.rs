@@ -5,16 +5,23 @@
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::handlers::{conflict, encode, list_object, not_found};
+use super::handlers::{conflict, encode, is_service, list_object, not_found};
 use super::objects::{self, meta_str, with_version};
 use super::path::Target;
 use super::query::Query;
-use super::{resources, Api};
+use super::{resources, services, Api};
 use crate::clock::rfc3339;
 use crate::registry::{list_prefix, object_key, Stored, Swap};
 
 /// How often a delete that lost a race is tried again.
 const DELETE_ATTEMPTS: usize = 8;
+
+/// The namespaces kube-apiserver keeps: created at start, and again if they go.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// The system namespaces that may not be deleted (kube-node-lease may).
+const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 impl Api {
     /// Deletes the object, or marks it when finalizers hold it. Answers with the object as it
@@ -26,6 +33,11 @@ impl Api {
         query: &Query,
     ) -> Result<Value, ApiError> {
         let info = target.resource;
+        if info.kind == "Namespace" && UNDELETABLE_NAMESPACES.contains(&name) {
+            return Err(ApiError::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         for _ in 0..DELETE_ATTEMPTS {
             let (object, stored) = self.fetch(target, name).await?;
             if info.kind == "Namespace" {
@@ -46,7 +58,7 @@ impl Api {
                     .swap(
                         &self.key(target, name),
                         stored.mod_revision,
-                        encode(&marked),
+                        encode(target.resource, &marked),
                         0,
                     )
                     .await?
@@ -61,7 +73,12 @@ impl Api {
                 .delete(&self.key(target, name), stored.mod_revision)
                 .await?
             {
-                Swap::Done { .. } => return Ok(object),
+                Swap::Done { .. } => {
+                    if is_service(info) {
+                        self.release(&services::held(&object)).await;
+                    }
+                    return Ok(object);
+                }
                 Swap::Lost { current: None } => return Err(not_found(info, name)),
                 Swap::Lost { .. } => continue,
             }
@@ -97,7 +114,7 @@ impl Api {
                 .swap(
                     &self.key(target, name),
                     stored.mod_revision,
-                    encode(&marked),
+                    encode(target.resource, &marked),
                     0,
                 )
                 .await?
@@ -106,7 +123,7 @@ impl Api {
                 _ => return Err(conflict(target.resource, name)),
             }
         }
-        // `finish_terminating_namespaces` empties it, and deletes it once empty.
+        // `keep_namespaces` empties it, and deletes it once empty.
         Ok(marked)
     }
 
@@ -159,10 +176,12 @@ impl Api {
         Ok(false)
     }
 
-    /// Kubernetes' namespace controller, in the API server for now: every `every`, each
-    /// terminating namespace is emptied, and deleted once empty (a namespace whose objects'
-    /// finalizers were removed since goes then; a server restarted mid-deletion finishes it).
-    pub async fn finish_terminating_namespaces(self, every: std::time::Duration) {
+    /// kube-apiserver's and Kubernetes' namespace controllers, in the API server for now: every
+    /// `every`, a missing system namespace is created (at start, and again if one goes), the
+    /// Services' leaked allocations are released, and each terminating namespace is emptied,
+    /// and deleted once empty (a namespace whose objects' finalizers were removed since goes
+    /// then; a server restarted mid-deletion finishes it).
+    pub async fn keep_namespaces(self, every: std::time::Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
@@ -173,8 +192,20 @@ impl Api {
             else {
                 continue;
             };
-            for stored in page.items {
-                let object: Value = serde_json::from_slice(&stored.value).unwrap_or_default();
+            let present: Vec<Value> = page
+                .items
+                .iter()
+                .map(|stored| serde_json::from_slice(&stored.value).unwrap_or_default())
+                .collect();
+            for name in SYSTEM_NAMESPACES {
+                if !present.iter().any(|o| meta_str(o, "name") == Some(*name)) {
+                    self.create_system_namespace(name).await;
+                }
+            }
+            if let Err(err) = self.repair_service_allocations().await {
+                tracing::warn!(%err, "could not repair the Services' allocations yet");
+            }
+            for object in present {
                 if object.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating") {
                     continue;
                 }
@@ -183,6 +214,30 @@ impl Api {
                         tracing::warn!(namespace = %name, %err, "could not empty a namespace yet");
                     }
                 }
+            }
+        }
+    }
+
+    async fn create_system_namespace(&self, name: &str) {
+        let target = Target {
+            resource: resources::find("", "v1", "namespaces").expect("namespaces are served"),
+            namespace: None,
+            name: None,
+            subresource: None,
+        };
+        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match self
+            .create(
+                &target,
+                &serde_json::to_vec(&body).expect("a JSON value encodes"),
+                &Query::default(),
+            )
+            .await
+        {
+            // Another API server on the same store made it first: as good.
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(err) => {
+                tracing::warn!(namespace = %name, %err, "could not create a system namespace yet")
             }
         }
     }

@@ -6,6 +6,7 @@
 //! asks for them); every failure is an [`error::ApiError`] answered as a `Status` by one function.
 //! TLS and authentication (a later issue) will sit in front of `dispatch`, on the listener.
 
+pub mod conversion;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
@@ -15,9 +16,11 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod path;
+pub mod protobuf;
 pub mod query;
 pub mod resources;
 pub mod selector;
+pub mod services;
 pub mod subresources;
 pub mod table;
 pub mod validation;
@@ -35,28 +38,36 @@ use axum::Router;
 use serde_json::Value;
 
 use crate::clock::Clock;
+use crate::fanout::Fanout;
 use crate::registry::Registry;
 use error::ApiError;
 use path::{Route, Target};
 use query::Query;
+use services::ServiceRanges;
 
 /// The largest request body accepted (kube-apiserver's `MaxRequestBodyBytes`, 3 MiB).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
-/// The API server's state: where objects are kept, and the clock.
+/// The API server's state: where objects are kept, the watches on them, and the clock.
 #[derive(Debug, Clone)]
 pub struct Api {
     pub registry: Registry,
+    /// One store watch per resource, fanned out to the API's watches.
+    pub watches: Arc<Fanout>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Where Services' cluster IPs and node ports come from.
+    pub services: Arc<ServiceRanges>,
 }
 
 impl Api {
     pub fn new(registry: Registry, clock: Arc<dyn Clock>) -> Self {
         Self {
             registry,
+            watches: Arc::default(),
             clock,
             metrics: Arc::default(),
+            services: Arc::default(),
         }
     }
 }
@@ -318,18 +329,21 @@ async fn answer(
             Ok(json_response(StatusCode::OK, &out))
         }
         ("POST", None, None) => {
-            check_json(&content_type)?;
+            let body = json_body(&content_type, body)?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &render_one(api.create(target, &body, query).await?),
             ))
         }
-        ("POST", Some(name), Some("binding")) => Ok(json_response(
-            StatusCode::CREATED,
-            &api.bind(target, &name, &body).await?,
-        )),
+        ("POST", Some(name), Some("binding")) => {
+            let body = json_body(&content_type, body)?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &api.bind(target, &name, &body).await?,
+            ))
+        }
         ("PUT", Some(name), _) => {
-            check_json(&content_type)?;
+            let body = json_body(&content_type, body)?;
             Ok(json_response(
                 StatusCode::OK,
                 &render_one(api.update(target, &name, &body, query).await?),
@@ -354,12 +368,23 @@ async fn answer(
     }
 }
 
-/// Bodies are JSON (what kubectl and kube-rs send); YAML and protobuf are refused by name.
-fn check_json(content_type: &str) -> Result<(), ApiError> {
+/// A create or update body as JSON: JSON as sent, and kube's protobuf (what kubectl's typed
+/// clients send: `kubectl create namespace|configmap|deployment ...`) as the JSON object it
+/// encodes; YAML is refused by name.
+fn json_body(content_type: &str, body: Bytes) -> Result<Bytes, ApiError> {
     let media = content_type.split(';').next().unwrap_or("").trim();
-    if media.is_empty() || media == "application/json" || media == "*/*" {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType("application/json".into()))
+    match media {
+        "" | "application/json" | "*/*" => Ok(body),
+        protobuf::MEDIA_TYPE => {
+            let object =
+                protobuf::decode(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            Ok(serde_json::to_vec(&object)
+                .expect("a JSON value encodes")
+                .into())
+        }
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "application/json, {}",
+            protobuf::MEDIA_TYPE
+        ))),
     }
 }

@@ -2,15 +2,19 @@
 //! tells kubectl, and its k8s-openapi type, through which every object is decoded and encoded.
 
 use k8s_openapi::api::apps::v1 as apps;
+use k8s_openapi::api::autoscaling::v1 as autoscaling_v1;
 use k8s_openapi::api::autoscaling::v2 as autoscaling;
 use k8s_openapi::api::batch::v1 as batch;
 use k8s_openapi::api::coordination::v1 as coordination;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::api::events::v1 as events;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+
+use super::conversion::{Conversion, EVENTS_V1, HPA_V1};
 
 /// One resource of one group version.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +39,8 @@ pub struct ResourceInfo {
     pub normalize: fn(Value) -> Result<Value, serde_json::Error>,
     /// The type's JSON schema, for the OpenAPI documents.
     pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+    /// How objects of this version are stored, if not as served.
+    pub conversion: Option<&'static Conversion>,
 }
 
 impl ResourceInfo {
@@ -128,6 +134,7 @@ where
         subresources,
         normalize: normalize::<T>,
         schema: schema::<T>,
+        conversion: None,
     }
 }
 
@@ -154,8 +161,21 @@ pub static RESOURCES: &[ResourceInfo] = &[
     info::<apps::DaemonSet>("daemonset", &["ds"], ALL, STATUS),
     info::<batch::Job>("job", &[], ALL, STATUS),
     info::<autoscaling::HorizontalPodAutoscaler>("horizontalpodautoscaler", &["hpa"], ALL, STATUS),
+    ResourceInfo {
+        conversion: Some(&HPA_V1),
+        ..info::<autoscaling_v1::HorizontalPodAutoscaler>(
+            "horizontalpodautoscaler",
+            &["hpa"],
+            ALL,
+            STATUS,
+        )
+    },
     info::<coordination::Lease>("lease", &[], &[], &[]),
     info::<discovery::EndpointSlice>("endpointslice", &[], &[], &[]),
+    ResourceInfo {
+        conversion: Some(&EVENTS_V1),
+        ..info::<events::Event>("event", &["ev"], &[], &[])
+    },
 ];
 
 /// The group versions served, in discovery's order (the core group first, as `/api/v1`).

@@ -1,12 +1,11 @@
 //! `?watch=1`: a stream of JSON watch events (`{"type":"ADDED","object":{...}}`, one per line)
-//! fed by a store watch on the resource's prefix.
+//! fed by the resource's shared store watch ([`crate::fanout`]).
 //!
 //! From resourceVersion "" or "0", the stream starts with the current objects as ADDED (what
 //! kube-apiserver's watch cache gives); with `sendInitialEvents=true` that is followed by a
 //! BOOKMARK annotated `k8s.io/initial-events-end`. From a resourceVersion below the compacted
 //! revision it is one ERROR event, 410 Expired, as kube-apiserver. Store progress notifications,
-//! asked for every `PROGRESS_EVERY`, become BOOKMARK events when the client allows them. A store
-//! watch that breaks (its endpoint went away) is opened again from the last revision sent.
+//! asked for every [`crate::fanout::PROGRESS_EVERY`], become BOOKMARK events when the client allows them.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -16,18 +15,16 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::conversion;
 use super::error::ApiError;
 use super::handlers::matches;
 use super::objects::with_version;
 use super::path::Target;
 use super::query::Query;
+use super::resources::ResourceInfo;
 use super::selector::{FieldSelector, LabelSelector};
 use super::Api;
-use crate::registry::list_prefix;
 use crate::storage::StorageError;
-
-/// How often the store is asked for progress (the source of bookmarks).
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Events buffered for a slow client before the watch waits for it.
 const BUFFER: usize = 256;
@@ -59,11 +56,14 @@ impl Sink {
     }
 }
 
-fn too_old(rv: i64, compacted: i64) -> ApiError {
-    if compacted > 0 {
-        ApiError::Gone(format!("too old resource version: {rv} ({compacted})"))
-    } else {
-        ApiError::Gone(format!("too old resource version: {rv}"))
+/// The error that ends a watch from `rv`: 410 Expired when its history is compacted away.
+fn ended(rv: i64, e: StorageError) -> ApiError {
+    match e {
+        StorageError::Compacted { compact_revision } if compact_revision > 0 => ApiError::Gone(
+            format!("too old resource version: {rv} ({compact_revision})"),
+        ),
+        StorageError::Compacted { .. } => ApiError::Gone(format!("too old resource version: {rv}")),
+        e => ApiError::from(e),
     }
 }
 
@@ -92,7 +92,6 @@ impl Api {
         let api = self.clone();
         let target = target.clone();
         let task = async move {
-            let prefix = list_prefix(target.resource.plural, target.namespace.as_deref());
             let mut after = match start {
                 Some(rv) if !initial_events => rv,
                 _ => {
@@ -130,67 +129,58 @@ impl Api {
                     rv
                 }
             };
+            let namespace = target.namespace.as_deref();
+            let plural = target.resource.plural;
+            let mut events = match api
+                .watches
+                .subscribe(&api.registry, plural, namespace, after)
+                .await
+            {
+                Ok(events) => events,
+                Err(e) => {
+                    sink.error(&ended(after, e)).await;
+                    return;
+                }
+            };
             loop {
-                let mut stream = match api.registry.watch(&prefix, after).await {
-                    Ok(stream) => stream,
-                    Err(StorageError::Compacted { compact_revision }) => {
-                        sink.error(&too_old(after, compact_revision)).await;
-                        return;
-                    }
+                let batch = tokio::select! {
+                    batch = events.next() => batch,
+                    () = sink.tx.closed() => return,
+                };
+                let batch = match batch {
+                    Ok(batch) => batch,
                     Err(e) => {
-                        sink.error(&ApiError::from(e)).await;
+                        sink.error(&ended(after, e)).await;
                         return;
                     }
                 };
-                let mut progress = tokio::time::interval(PROGRESS_EVERY);
-                progress.tick().await;
-                loop {
-                    let resp = tokio::select! {
-                        resp = stream.next() => resp,
-                        _ = progress.tick() => {
-                            stream.request_progress();
-                            continue;
-                        }
-                        () = sink.tx.closed() => return,
-                    };
-                    let resp = match resp {
-                        Some(Ok(resp)) => resp,
-                        Some(Err(StorageError::Compacted { compact_revision })) => {
-                            sink.error(&too_old(after, compact_revision)).await;
+                if batch.events.is_empty() {
+                    // A bookmark also when nothing changed: it tells the client the watch is
+                    // alive and its resourceVersion still good (kube-apiserver sends them about
+                    // once a minute either way).
+                    if bookmarks {
+                        let mark = json!({
+                            "kind": target.resource.kind,
+                            "apiVersion": target.resource.api_version(),
+                            "metadata": { "resourceVersion": batch.revision.to_string() },
+                        });
+                        if !sink.send("BOOKMARK", mark).await {
                             return;
                         }
-                        // The store's stream broke: open it again from where this one was.
-                        Some(Err(_)) | None => break,
-                    };
-                    if resp.events.is_empty() {
-                        let revision = resp.header.map_or(0, |h| h.revision);
-                        // A bookmark also when nothing changed: it tells the client the
-                        // watch is alive and its resourceVersion still good (kube-apiserver
-                        // sends them about once a minute either way).
-                        if bookmarks && revision >= after {
-                            after = revision;
-                            let mark = json!({
-                                "kind": target.resource.kind,
-                                "apiVersion": target.resource.api_version(),
-                                "metadata": { "resourceVersion": revision.to_string() },
-                            });
-                            if !sink.send("BOOKMARK", mark).await {
-                                return;
-                            }
-                        }
-                        continue;
                     }
-                    for event in resp.events {
-                        let Some((kind, object)) = translate(&event, &labels, &fields) else {
+                } else {
+                    for event in &batch.events {
+                        let Some((kind, object)) =
+                            translate(target.resource, event, &labels, &fields)
+                        else {
                             continue;
                         };
                         if !sink.send(kind, object).await {
                             return;
                         }
                     }
-                    after = after.max(resp.header.map_or(0, |h| h.revision));
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                after = batch.revision;
             }
         };
         tokio::spawn(async move {
@@ -205,15 +195,16 @@ impl Api {
     }
 }
 
-fn object_of(kv: &mvccpb::KeyValue, revision: i64) -> Option<Value> {
+fn object_of(info: &ResourceInfo, kv: &mvccpb::KeyValue, revision: i64) -> Option<Value> {
     serde_json::from_slice(&kv.value)
         .ok()
-        .map(|v| with_version(v, revision))
+        .map(|v| with_version(conversion::served(info, v), revision))
 }
 
 /// A store event as the watch event a client of these selectors sees, if any: an object that
 /// starts matching is ADDED, one that stops matching is DELETED (kube-apiserver's filtering).
 fn translate(
+    info: &ResourceInfo,
     event: &mvccpb::Event,
     labels: &LabelSelector,
     fields: &FieldSelector,
@@ -222,17 +213,17 @@ fn translate(
     let prev = event
         .prev_kv
         .as_ref()
-        .and_then(|p| object_of(p, p.mod_revision));
+        .and_then(|p| object_of(info, p, p.mod_revision));
     let was = prev.as_ref().is_some_and(|p| matches(labels, fields, p));
     if event.r#type == mvccpb::event::EventType::Delete as i32 {
         // A deleted object is shown as it was last, at the revision of its deletion.
         let last = event
             .prev_kv
             .as_ref()
-            .and_then(|p| object_of(p, kv.mod_revision))?;
+            .and_then(|p| object_of(info, p, kv.mod_revision))?;
         return was.then_some(("DELETED", last));
     }
-    let object = object_of(kv, kv.mod_revision)?;
+    let object = object_of(info, kv, kv.mod_revision)?;
     let is = matches(labels, fields, &object);
     match (was, is) {
         (_, true) if kv.create_revision == kv.mod_revision || prev.is_none() => {
