@@ -24,6 +24,7 @@ mod names;
 mod pod;
 mod pod_defaults;
 mod resources;
+mod status;
 
 use gofmt::quote;
 
@@ -38,6 +39,13 @@ use gofmt::quote;
 /// `ipFamilyPolicy`, and folding a Secret's `stringData` into `data`.
 pub fn default_object(group: &str, kind: &str, object: &mut Value) {
     defaults::default_object(group, kind, object);
+}
+
+/// The status a new object starts with (kube-apiserver's `PrepareForCreate`): a Namespace is
+/// Active, with the `kubernetes` finalizer; a Pod is Pending, with its QoS class. Called after
+/// defaulting (a Pod's QoS reads its defaulted requests).
+pub fn initial_status(group: &str, kind: &str, object: &mut Value) {
+    status::initial_status(group, kind, object);
 }
 
 /// kube-apiserver's validation (pkg/apis/*/validation/validation.go) for create (`old` None) and
