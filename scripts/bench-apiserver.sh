@@ -2,8 +2,9 @@
 # The orchestrator's API server under the same load in three setups, one at a time, printed side
 # by side: stacked (`ballast server` with its embedded member), external on a 3-member
 # `ballast kv` cluster, and external on a 3-member etcd 3.4 (Debian's etcd-server). Workloads
-# (`ballast bench-api`): create, get, list of 1,000 and 10,000 objects, watch delivery; each with
-# requests/s and p50/p99 latency. Our aim: stacked ahead of external-on-etcd on every row.
+# (`ballast bench-api`): create, get, list of 1,000 and 10,000 objects, watch delivery to one watch
+# and to 100 watches of one resource (per second: deliveries); each with requests/s and p50/p99
+# latency. Our aim: stacked ahead of external-on-etcd on every row.
 # Usage: scripts/bench-apiserver.sh [ballast bench-api flags...]
 set -euo pipefail
 BALLAST_SETUP_TEST_TOOLS=1 source "$(dirname "$0")/setup.sh"

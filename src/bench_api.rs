@@ -1,7 +1,8 @@
 //! `ballast bench-api`: a load generator for a Kubernetes API server (`ballast server`, or any
 //! kube-apiserver reachable over plain HTTP): create, get, list of 1,000 and 10,000 objects, and
-//! watch delivery, each with requests/s and latency percentiles. `scripts/bench-apiserver.sh`
-//! runs it against a stacked server and servers on `ballast kv` and on etcd, side by side.
+//! watch delivery to one watch and to many (`--watchers`, the fan-out), each with requests/s and
+//! latency percentiles. `scripts/bench-apiserver.sh` runs it against a stacked server and servers
+//! on `ballast kv` and on etcd, side by side.
 //!
 //! The HTTP/1.1 client is written here (keep-alive, Content-Length and chunked bodies): the
 //! binary has no HTTP client otherwise, and this one adds nothing per request to what is measured.
@@ -31,9 +32,12 @@ pub struct BenchApiArgs {
     /// Lists of each size.
     #[arg(long, default_value_t = 20)]
     lists: usize,
-    /// Events the watch workload measures.
+    /// Events the watch workloads measure.
     #[arg(long, default_value_t = 500)]
     watch_events: usize,
+    /// Watches of one resource in the fan-out workload.
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
     /// A prefix for the namespaces this run creates (runs on one server need different ones).
     #[arg(long, default_value = "bench")]
     namespace: String,
@@ -276,11 +280,15 @@ async fn fill(args: &BenchApiArgs, ns: &str, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates ConfigMaps one after another while a watch on their namespace reads the events: the
-/// time from each create's start to its ADDED event.
-async fn watch_delivery(args: &BenchApiArgs, ns: &str) -> anyhow::Result<Measured> {
-    create_namespace(&args.server, ns).await?;
-    let mut watch = Conn::open(&args.server).await?;
+/// Opens a watch on the ConfigMaps of `ns` and reads it until `events` of the `w-<i>` objects
+/// have arrived: the time from each one's create (`sent[i]`) to its event.
+async fn watch_reader(
+    server: &str,
+    ns: &str,
+    events: usize,
+    sent: Arc<std::sync::Mutex<Vec<Option<Instant>>>>,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<Vec<Duration>>>> {
+    let mut watch = Conn::open(server).await?;
     watch
         .send(
             "GET",
@@ -292,11 +300,7 @@ async fn watch_delivery(args: &BenchApiArgs, ns: &str) -> anyhow::Result<Measure
     if status != 200 {
         bail!("watch: {status}");
     }
-    let sent: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
-        Arc::new(std::sync::Mutex::new(vec![None; args.watch_events]));
-    let events = args.watch_events;
-    let reader_sent = sent.clone();
-    let reader = tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let mut latencies = Vec::new();
         let mut pending = Vec::new();
         while latencies.len() < events {
@@ -314,14 +318,33 @@ async fn watch_delivery(args: &BenchApiArgs, ns: &str) -> anyhow::Result<Measure
                     .strip_prefix("w-")
                     .and_then(|i| i.parse::<usize>().ok())
                 {
-                    if let Some(at) = reader_sent.lock().unwrap()[i] {
+                    if let Some(at) = sent.lock().unwrap()[i] {
                         latencies.push(at.elapsed());
                     }
                 }
             }
         }
         anyhow::Ok(latencies)
-    });
+    }))
+}
+
+/// Creates ConfigMaps one after another while `watchers` watches on their namespace read the
+/// events: the time from each create's start to its ADDED event on each watch (so `per_second`
+/// counts deliveries: events times watchers).
+async fn watch_delivery(
+    args: &BenchApiArgs,
+    name: &str,
+    ns: &str,
+    watchers: usize,
+) -> anyhow::Result<Measured> {
+    create_namespace(&args.server, ns).await?;
+    let events = args.watch_events;
+    let sent: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; events]));
+    let mut readers = Vec::new();
+    for _ in 0..watchers {
+        readers.push(watch_reader(&args.server, ns, events, sent.clone()).await?);
+    }
     let started = Instant::now();
     let mut conn = Conn::open(&args.server).await?;
     let path = format!("/api/v1/namespaces/{ns}/configmaps");
@@ -330,11 +353,15 @@ async fn watch_delivery(args: &BenchApiArgs, ns: &str) -> anyhow::Result<Measure
         conn.request("POST", &path, &config_map(&format!("w-{i}")))
             .await?;
     }
-    let latencies = tokio::time::timeout(Duration::from_secs(60), reader)
-        .await
-        .context("watch events within 60 s")???;
+    let mut latencies = Vec::new();
+    for reader in readers {
+        let got = tokio::time::timeout(Duration::from_secs(60), reader)
+            .await
+            .context("watch events within 60 s")???;
+        latencies.extend(got);
+    }
     Ok(Measured {
-        name: "watch delivery".into(),
+        name: name.into(),
         latencies,
         took: started.elapsed(),
         errors: 0,
@@ -380,7 +407,14 @@ pub fn run(args: BenchApiArgs) -> anyhow::Result<()> {
             .await?
             .print(args.json);
         }
-        watch_delivery(&args, &format!("{}-watch", args.namespace))
+        let ns = format!("{}-watch", args.namespace);
+        watch_delivery(&args, "watch delivery", &ns, 1)
+            .await?
+            .print(args.json);
+        // Many watches of one resource: what the API server's fan-out serves.
+        let ns = format!("{}-fanout", args.namespace);
+        let name = format!("watch x{}", args.watchers);
+        watch_delivery(&args, &name, &ns, args.watchers)
             .await?
             .print(args.json);
         Ok(())

@@ -47,6 +47,10 @@ pub struct ServerArgs {
     /// How often the store's history is compacted (kube-apiserver's `--etcd-compaction-interval`).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub etcd_compaction_interval: Duration,
+    /// The address the `kubernetes` Service's endpoints give for this server (k3s's and
+    /// kube-apiserver's flag; default: --bind-address, or 127.0.0.1 when that is unspecified).
+    #[arg(long)]
+    pub advertise_address: Option<std::net::IpAddr>,
     /// The range Services' cluster IPs come from (k3s's flag and default).
     #[arg(long, default_value = "10.43.0.0/16")]
     pub service_cidr: String,
@@ -232,10 +236,6 @@ pub async fn run(
     let registry = Registry::new(storage.clone());
     let ranges = ServiceRanges::parse(&args.service_cidr, &args.service_node_port_range)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let api = Api {
-        services: Arc::new(ranges),
-        ..Api::new(registry.clone(), Arc::new(SystemClock))
-    };
     let addr = args.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -245,6 +245,14 @@ pub async fn run(
         "127.0.0.1".to_string()
     } else {
         bound.ip().to_string()
+    };
+    let advertise = args
+        .advertise_address
+        .unwrap_or_else(|| host.parse().expect("an IP address"));
+    let api = Api {
+        services: Arc::new(ranges),
+        advertise: Some(std::net::SocketAddr::new(advertise, bound.port())),
+        ..Api::new(registry.clone(), Arc::new(SystemClock))
     };
     let config = kubeconfig(&format!("http://{host}:{}", bound.port()));
     write_kubeconfig(&args.data_dir.join("kubeconfig"), &config)?;

@@ -1,5 +1,6 @@
 //! kubectl's typed commands (their bodies are protobuf), a kind served in two versions over one
-//! stored form, and what the API server allocates (Services' addresses).
+//! stored form, what the API server allocates (Services' addresses), field validation's three
+//! modes, aggregated discovery, and the `kubernetes` Service.
 
 use crate::common::apiserver::ApiServer;
 use crate::scenarios::{create_namespace, jsonpath};
@@ -10,6 +11,9 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("typed_create_commands", typed_create_commands),
     ("events_in_both_versions", events_in_both_versions),
     ("services_get_addresses", services_get_addresses),
+    ("unknown_fields_by_validation", unknown_fields_by_validation),
+    ("discovery_is_aggregated", discovery_is_aggregated),
+    ("the_kubernetes_service", the_kubernetes_service),
 ];
 
 /// kubectl's typed `create` commands and `autoscale` send protobuf bodies; what they create is
@@ -164,4 +168,80 @@ fn services_get_addresses(s: &ApiServer) {
     assert_eq!(jsonpath(s, "addresses", "svc/a", "{.spec.clusterIP}"), ip);
     s.ok(&["-n", "addresses", "delete", "svc", "np"]);
     create(&["nodeport", "np2", "--tcp=80:8080", "--node-port=30080"]).ok(&["create", "service"]);
+}
+
+/// A field the type does not have: refused with kubectl's default validation, a warning with
+/// `--validate=warn` (the object is stored without it), ignored with `--validate=false`.
+fn unknown_fields_by_validation(s: &ApiServer) {
+    create_namespace(s, "fields");
+    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: fields}\ndata: {k: v}\ncolour: blue\n";
+    s.kubectl_stdin(&["apply", "-f", "-"], Some(manifest))
+        .fails_with(&["apply"], "unknown field \"colour\"");
+    let warned = s.kubectl_stdin(&["apply", "--validate=warn", "-f", "-"], Some(manifest));
+    assert!(warned.success, "{}", warned.stderr);
+    assert!(
+        warned.stderr.contains("Warning: unknown field \"colour\""),
+        "{}",
+        warned.stderr
+    );
+    assert_eq!(jsonpath(s, "fields", "cm/c", "{.data.k}"), "v");
+    let quiet = s.kubectl_stdin(&["replace", "--validate=false", "-f", "-"], Some(manifest));
+    assert!(
+        quiet.success && !quiet.stderr.contains("Warning"),
+        "{}",
+        quiet.stderr
+    );
+}
+
+/// kubectl asks for aggregated discovery first and, answered, reads no group version's
+/// document on its own (one request for `/api`, one for `/apis`).
+fn discovery_is_aggregated(s: &ApiServer) {
+    let cache = std::env::temp_dir().join(format!("ballast-discovery-{}", std::process::id()));
+    let cache = cache.to_str().unwrap();
+    let out = s.kubectl(&["api-resources", "-v=6", "--cache-dir", cache]);
+    let _ = std::fs::remove_dir_all(cache);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("deployments"), "{}", out.stdout);
+    assert!(out.stderr.contains("/apis?timeout"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("/apis/apps/v1?timeout"),
+        "kubectl fell back to the classic documents:\n{}",
+        out.stderr
+    );
+}
+
+/// The `kubernetes` Service in `default` takes the service CIDR's first address, and its
+/// endpoints are the API servers.
+fn the_kubernetes_service(s: &ApiServer) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let endpoints = [
+        "-n",
+        "default",
+        "get",
+        "endpoints",
+        "kubernetes",
+        "-o",
+        "jsonpath={.subsets[0].addresses[0].ip}",
+    ];
+    while !s.kubectl(&endpoints).success {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no kubernetes Endpoints within 15 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(s.ok(&endpoints), "127.0.0.1");
+    assert_eq!(
+        jsonpath(s, "default", "svc/kubernetes", "{.spec.clusterIP}"),
+        "10.43.0.1"
+    );
+    assert_eq!(
+        jsonpath(
+            s,
+            "default",
+            "endpointslices/kubernetes",
+            "{.endpoints[0].addresses[0]}"
+        ),
+        "127.0.0.1"
+    );
 }

@@ -13,7 +13,7 @@ use super::query::Query;
 use super::resources::ResourceInfo;
 use super::selector::{FieldSelector, LabelSelector};
 use super::subresources::{continue_token, scale_of};
-use super::{patch, services, validation, Api};
+use super::{patch, services, validation, warnings, Api};
 use crate::clock::rfc3339;
 use crate::registry::{list_prefix, object_key, Stored, Swap};
 use crate::storage::StorageError;
@@ -96,25 +96,29 @@ pub fn read_body(info: &ResourceInfo, body: &[u8], query: &Query) -> Result<Valu
     Ok(normalized)
 }
 
-/// `fieldValidation=Strict` (what kubectl sends by default): a field the type does not have is
-/// an error rather than dropped.
+/// `fieldValidation`: a field the type does not have is an error with `Strict` (what kubectl
+/// sends by default), a warning with `Warn` (the default otherwise), dropped silently with
+/// `Ignore`.
 fn strict_fields(
     info: &ResourceInfo,
     query: &Query,
     sent: &Value,
     normalized: &Value,
 ) -> Result<(), ApiError> {
-    if query.get("fieldValidation") != Some("Strict") {
+    // kube-apiserver's default is Warn.
+    let mode = query.get("fieldValidation").unwrap_or("Warn");
+    if mode == "Ignore" {
         return Ok(());
     }
     let unknown = objects::unknown_fields(sent, normalized);
-    if unknown.is_empty() {
-        return Ok(());
-    }
     let list: Vec<String> = unknown
         .iter()
         .map(|f| format!("unknown field \"{f}\""))
         .collect();
+    if list.is_empty() || mode != "Strict" {
+        list.into_iter().for_each(warnings::warn);
+        return Ok(());
+    }
     Err(ApiError::BadRequest(format!(
         "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
         list.join(", "),

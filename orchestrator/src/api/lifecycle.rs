@@ -178,7 +178,8 @@ impl Api {
 
     /// kube-apiserver's and Kubernetes' namespace controllers, in the API server for now: every
     /// `every`, a missing system namespace is created (at start, and again if one goes), the
-    /// Services' leaked allocations are released, and each terminating namespace is emptied,
+    /// Services' leaked allocations are released, this server's master lease is renewed and
+    /// the `kubernetes` Service brought to the live servers, and each terminating namespace is emptied,
     /// and deleted once empty (a namespace whose objects' finalizers were removed since goes
     /// then; a server restarted mid-deletion finishes it).
     pub async fn keep_namespaces(self, every: std::time::Duration) {
@@ -205,6 +206,14 @@ impl Api {
             if let Err(err) = self.repair_service_allocations().await {
                 tracing::warn!(%err, "could not repair the Services' allocations yet");
             }
+            let has_default = present
+                .iter()
+                .any(|o| meta_str(o, "name") == Some("default"));
+            if let (Some(me), true) = (self.advertise, has_default) {
+                if let Err(err) = self.reconcile_kubernetes_service(me).await {
+                    tracing::warn!(%err, "could not reconcile the kubernetes Service yet");
+                }
+            }
             for object in present {
                 if object.pointer("/status/phase").and_then(Value::as_str) != Some("Terminating") {
                     continue;
@@ -226,19 +235,8 @@ impl Api {
             subresource: None,
         };
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        match self
-            .create(
-                &target,
-                &serde_json::to_vec(&body).expect("a JSON value encodes"),
-                &Query::default(),
-            )
-            .await
-        {
-            // Another API server on the same store made it first: as good.
-            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-            Err(err) => {
-                tracing::warn!(namespace = %name, %err, "could not create a system namespace yet")
-            }
+        if let Err(err) = self.ensure_exists(&target, body).await {
+            tracing::warn!(namespace = %name, %err, "could not create a system namespace yet");
         }
     }
 

@@ -10,6 +10,7 @@ pub mod conversion;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
+pub mod kubernetes_service;
 pub mod lifecycle;
 pub mod metrics;
 pub mod objects;
@@ -24,6 +25,7 @@ pub mod services;
 pub mod subresources;
 pub mod table;
 pub mod validation;
+pub mod warnings;
 pub mod watch;
 
 use std::sync::Arc;
@@ -41,7 +43,7 @@ use crate::clock::Clock;
 use crate::fanout::Fanout;
 use crate::registry::Registry;
 use error::ApiError;
-use path::{Route, Target};
+use path::{Discovery, Route, Target};
 use query::Query;
 use services::ServiceRanges;
 
@@ -58,6 +60,9 @@ pub struct Api {
     pub metrics: Arc<metrics::Metrics>,
     /// Where Services' cluster IPs and node ports come from.
     pub services: Arc<ServiceRanges>,
+    /// Where clients reach this server, for the `kubernetes` Service's endpoints (None: no
+    /// such Service, as in tests of the API alone).
+    pub advertise: Option<std::net::SocketAddr>,
 }
 
 impl Api {
@@ -68,6 +73,7 @@ impl Api {
             clock,
             metrics: Arc::default(),
             services: Arc::default(),
+            advertise: None,
         }
     }
 }
@@ -170,6 +176,15 @@ fn error_response(err: &ApiError) -> Response {
 }
 
 /// Whether the client asked for a Table (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`).
+/// The aggregated discovery version the client asks for, if any.
+fn aggregated_discovery(headers: &HeaderMap) -> Option<&'static str> {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(discovery::aggregated_version)
+}
+
 fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -204,11 +219,19 @@ async fn dispatch(
     let route = path::route(uri.path());
     let target = match route {
         Route::Discovery(which) => {
+            if let (Discovery::CoreVersions | Discovery::Groups, Some(version), &Method::GET) =
+                (&which, aggregated_discovery(&headers), &method)
+            {
+                let doc = discovery::aggregated(matches!(which, Discovery::CoreVersions), version);
+                let media = discovery::aggregated_media_type(version);
+                let body = serde_json::to_vec(&doc).expect("a JSON value encodes");
+                return (StatusCode::OK, [(header::CONTENT_TYPE, media)], body).into_response();
+            }
             return match discovery::document(&which) {
                 Some(doc) if method == Method::GET => json_response(StatusCode::OK, &doc),
                 Some(_) => error_response(&ApiError::MethodNotAllowed),
                 None => error_response(&ApiError::NoSuchPath),
-            }
+            };
         }
         Route::Unknown => return error_response(&ApiError::NoSuchPath),
         Route::Resource(target) => target,
@@ -226,7 +249,8 @@ async fn dispatch(
             )))
         }
     };
-    let response = answer(&api, &method, &target, &query, &headers, body).await;
+    let (response, warned) =
+        warnings::collect(answer(&api, &method, &target, &query, &headers, body)).await;
     let code = match &response {
         Ok(_) => 200,
         Err(e) => e.code(),
@@ -238,10 +262,16 @@ async fn dispatch(
         code,
         started.elapsed(),
     );
-    match response {
+    let mut response = match response {
         Ok(response) => response,
         Err(e) => error_response(&e),
+    };
+    for text in warned {
+        if let Some(value) = warnings::header(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
     }
+    response
 }
 
 async fn answer(
