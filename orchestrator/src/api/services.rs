@@ -373,7 +373,13 @@ impl Api {
     /// cluster IPs and node ports): those made more than a grace period ago whose Service is
     /// gone or holds another.
     pub async fn repair_service_allocations(&self) -> Result<(), ApiError> {
-        let now = Timestamp::try_from(self.clock.now()).unwrap_or(Timestamp::UNIX_EPOCH);
+        // Seconds since the epoch (jiff's SystemTime conversion needs its `std` feature, which
+        // only dev-dependencies turn on).
+        let now = self
+            .clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         for resource in ["ipaddresses", "servicenodeports"] {
             let page = self
                 .registry
@@ -386,7 +392,7 @@ impl Api {
                 let made = value["metadata"]["creationTimestamp"]
                     .as_str()
                     .and_then(|t| t.parse::<Timestamp>().ok());
-                if made.is_some_and(|t| now.as_second() - t.as_second() < ORPHAN_GRACE_SECONDS) {
+                if made.is_some_and(|t| now - t.as_second() < ORPHAN_GRACE_SECONDS) {
                     continue;
                 }
                 let owner = &value["spec"]["parentRef"];
