@@ -191,7 +191,7 @@ impl Hub {
             after => after,
         };
         let prefix = list_prefix(resource, None);
-        let stream = registry.watch(&prefix, after).await?;
+        let watch = Direct::open(registry, &prefix, after).await?;
         let (feed, _) = broadcast::channel(limits.queue);
         let hub = Arc::new(Hub {
             state: Mutex::new(HubState {
@@ -202,7 +202,7 @@ impl Hub {
                 feed: Some(feed),
             }),
         });
-        tokio::spawn(hub.clone().run(registry.clone(), prefix, after, stream));
+        tokio::spawn(hub.clone().run(registry.clone(), prefix, after, watch));
         Ok(hub)
     }
 
@@ -228,39 +228,18 @@ impl Hub {
         })
     }
 
+    /// Feeds the store watch to subscribers until its history is compacted away (a broken
+    /// stream is opened again by `Direct`).
     async fn run(
         self: Arc<Self>,
         registry: Registry,
         prefix: String,
         mut after: i64,
-        mut stream: WatchStream,
+        mut watch: Direct,
     ) {
-        let mut progress = tokio::time::interval(PROGRESS_EVERY);
-        progress.reset();
-        loop {
-            let resp = tokio::select! {
-                resp = stream.next() => resp,
-                _ = progress.tick() => {
-                    stream.request_progress();
-                    continue;
-                }
-            };
-            match resp {
-                Some(Ok(resp)) => {
-                    let batch = Batch {
-                        revision: resp.header.map_or(0, |h| h.revision),
-                        events: resp.events,
-                    };
-                    after = after.max(batch.through());
-                    self.state.lock().push(batch);
-                }
-                Some(Err(StorageError::Compacted { .. })) => break,
-                // The store's stream broke (its endpoint went away): open it again.
-                Some(Err(_)) | None => match reopen(&registry, &prefix, after).await {
-                    Ok(again) => stream = again,
-                    Err(_) => break,
-                },
-            }
+        while let Ok(batch) = watch.next(&registry, &prefix, after).await {
+            after = after.max(batch.through());
+            self.state.lock().push(batch);
         }
         // The history the hub needs is gone: its watches move to store watches of their own,
         // which answer them as the store does (410 when theirs is gone too), and the next
