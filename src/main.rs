@@ -1,6 +1,7 @@
 //! The `ballast` binary: `ballast kv` runs a KV member serving the etcd v3 API (etcd's flags),
-//! `ballast snapshot restore` builds a data directory from a snapshot file, and `ballast store`
-//! drives an embedded store directly from the command line.
+//! `ballast server` the control plane (API server, scheduler, controllers; k3s's flags),
+//! `ballast agent` a node agent, `ballast snapshot restore` builds a data directory from a
+//! snapshot file, and `ballast store` drives an embedded store directly from the command line.
 
 mod bench;
 mod bench_api;
@@ -39,6 +40,8 @@ enum Command {
     /// Run the control plane: a Kubernetes API server on an embedded member (stacked) or on an
     /// external etcd v3 cluster (`--datastore-endpoint`); takes k3s's flags.
     Server(Box<ballast_orchestrator::server::ServerArgs>),
+    /// Run a node agent against an API server (today: hollow nodes for scale tests, `--hollow`).
+    Agent(Box<ballast_orchestrator::agent::AgentArgs>),
     /// Load-test any etcd v3 endpoint (Ballast or etcd): throughput and latency percentiles.
     Bench(Box<bench::BenchArgs>),
     /// Load-test a Kubernetes API server: create, get, list (1k, 10k), watch delivery.
@@ -155,6 +158,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .thread_name("ballast-rt")
                 .build()?;
             runtime.block_on(ballast_orchestrator::server::run(*args, shutdown_signal()))
+        }
+        Command::Agent(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("ballast-agent")
+                .build()?;
+            runtime.block_on(ballast_orchestrator::agent::run(*args, shutdown_signal()))
         }
         Command::Bench(args) => bench::run(*args),
         Command::BenchApi(args) => bench_api::run(*args),

@@ -9,7 +9,9 @@
 //! store answers 410 if the history it needs is compacted. Store progress is asked for every
 //! [`PROGRESS_EVERY`]; its notifications reach every watch (the source of bookmarks).
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +40,56 @@ const REOPEN_AFTER: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub revision: i64,
-    pub events: Vec<mvccpb::Event>,
+    pub events: Vec<Arc<Event>>,
+}
+
+/// A store event as a hub shares it among its watches, with a place where the API layer keeps
+/// what it derives from the event (the object decoded, converted and encoded): a hundred
+/// watches of one resource then decode and encode each event once, not a hundred times.
+#[derive(Debug)]
+pub struct Event {
+    pub raw: mvccpb::Event,
+    memo: Mutex<Vec<(MemoKey, Arc<dyn Any + Send + Sync>)>>,
+}
+
+/// Which derivation a memo holds: the (group, version) the object is served as, since one
+/// store watch serves every version of a resource.
+pub type MemoKey = (&'static str, &'static str);
+
+impl Event {
+    pub fn new(raw: mvccpb::Event) -> Self {
+        Self {
+            raw,
+            memo: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// What `derive` makes of this event for `key`, made by the first watch that asks (the
+    /// others wait for it and share the result).
+    pub fn memo<T: Any + Send + Sync>(
+        &self,
+        key: MemoKey,
+        derive: impl FnOnce(&mvccpb::Event) -> T,
+    ) -> Arc<T> {
+        let mut memo = self.memo.lock();
+        if let Some(found) = memo.iter().find(|(k, _)| *k == key) {
+            if let Ok(found) = found.1.clone().downcast::<T>() {
+                return found;
+            }
+        }
+        let made = Arc::new(derive(&self.raw));
+        memo.retain(|(k, _)| *k != key);
+        memo.push((key, made.clone()));
+        made
+    }
+}
+
+impl Deref for Event {
+    type Target = mvccpb::Event;
+
+    fn deref(&self) -> &mvccpb::Event {
+        &self.raw
+    }
 }
 
 impl Batch {
@@ -353,7 +404,12 @@ impl Direct {
                 Some(Ok(resp)) => {
                     return Ok(Batch {
                         revision: resp.header.map_or(0, |h| h.revision),
-                        events: resp.events,
+                        events: resp
+                            .events
+                            .into_iter()
+                            .map(Event::new)
+                            .map(Arc::new)
+                            .collect(),
                     })
                 }
                 Some(Err(e @ StorageError::Compacted { .. })) => return Err(e),

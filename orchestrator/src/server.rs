@@ -21,6 +21,7 @@ use clap::Parser;
 use crate::api::services::ServiceRanges;
 use crate::api::{self, Api};
 use crate::clock::SystemClock;
+use crate::components::{self, ComponentArgs};
 use crate::registry::Registry;
 use crate::storage::external::External;
 use crate::storage::stacked::Stacked;
@@ -81,6 +82,8 @@ pub struct ServerArgs {
     pub heartbeat_interval: u64,
     #[arg(long, default_value_t = 1000)]
     pub election_timeout: u64,
+    #[command(flatten)]
+    pub components: ComponentArgs,
 }
 
 /// How often namespaces are looked at, for missing system namespaces and terminating ones
@@ -264,6 +267,11 @@ pub async fn run(
         args.etcd_compaction_interval,
     ));
     let namespaces = tokio::spawn(api.clone().keep_namespaces(NAMESPACE_SYNC));
+    let components = components::spawn(
+        &args.components,
+        &format!("http://{host}:{}", bound.port()),
+        &api.metrics,
+    )?;
     eprintln!(
         "ballast: API server ready on http://{bound}, store: {}",
         storage.describe()
@@ -279,6 +287,9 @@ pub async fn run(
         .await?;
     compactor.abort();
     namespaces.abort();
+    for task in components {
+        task.abort();
+    }
     let _ = stop_tx.send(true);
     if let Some(task) = member_task {
         task.await??;

@@ -1,14 +1,13 @@
 //! `ballast server` processes for the orchestrator's tests, and the real `kubectl` 1.32 pointed
 //! at them with the kubeconfig the server wrote.
 
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::free_port;
-use super::process::tail;
+use super::process::{tail, Launch};
 
 /// How long a server may take to say it serves.
 const READY_TIMEOUT: Duration = Duration::from_secs(40);
@@ -76,6 +75,11 @@ impl ApiServer {
 
     /// `n` stacked servers whose embedded members form one cluster (`ballast kv`'s peer flags).
     pub fn stacked_cluster(n: usize) -> Vec<ApiServer> {
+        ApiServer::stacked_cluster_with(n, &[])
+    }
+
+    /// [`ApiServer::stacked_cluster`], each server with `extra` flags.
+    pub fn stacked_cluster_with(n: usize, extra: &[&str]) -> Vec<ApiServer> {
         let members: Vec<(String, String, String)> = (0..n)
             .map(|i| {
                 let etcd = format!("http://127.0.0.1:{}", free_port());
@@ -92,12 +96,13 @@ impl ApiServer {
         let mut starting: Vec<ApiServer> = members
             .iter()
             .map(|(name, etcd, peer)| {
-                let args = vec![
+                let mut args = vec![
                     format!("--name={name}"),
                     format!("--listen-client-urls={etcd}"),
                     format!("--listen-peer-urls={peer}"),
                     format!("--initial-cluster={cluster}"),
                 ];
+                args.extend(extra.iter().map(|s| s.to_string()));
                 ApiServer::spawn(args, Some(etcd.clone()))
             })
             .collect();
@@ -126,23 +131,15 @@ impl ApiServer {
         let port = free_port();
         let kubeconfig = tmp.path().join("kubeconfig.yaml");
         let log = tmp.path().join("server.log");
-        let out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ballast"))
-            .arg("server")
-            .arg(format!("--data-dir={}", data_dir.display()))
-            .arg(format!("--https-listen-port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--write-kubeconfig={}", kubeconfig.display()))
+        let child = Launch::ballast(&["server"])
+            .args([
+                format!("--data-dir={}", data_dir.display()),
+                format!("--https-listen-port={port}"),
+                "--bind-address=127.0.0.1".to_string(),
+                format!("--write-kubeconfig={}", kubeconfig.display()),
+            ])
             .args(&args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("ballast server starts");
+            .spawn(&log);
         ApiServer {
             child,
             port,

@@ -13,6 +13,7 @@ pub mod apiserver;
 pub mod cluster;
 pub mod ctl;
 pub mod grpc;
+pub mod hollow;
 pub mod members;
 pub mod membership;
 pub mod netns;

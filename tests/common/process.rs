@@ -100,6 +100,14 @@ impl Launch {
         }
     }
 
+    /// The `ballast` binary with another subcommand (`server`, `agent`).
+    pub fn ballast(subcommand: &[&str]) -> Launch {
+        Launch {
+            args: subcommand.iter().map(Into::into).collect(),
+            ..Launch::new(Server::Ballast)
+        }
+    }
+
     /// Runs the server under `command` (`["eatmydata"]`, `["ip", "netns", "exec", NS]`).
     pub fn wrapper(mut self, command: &[&str]) -> Launch {
         self.wrapper = command.iter().map(Into::into).collect();

@@ -86,7 +86,7 @@ async fn take(sub: &mut Subscription, n: usize) -> Vec<(String, String, i64)> {
             .unwrap_or_else(|_| panic!("{} of {n} events within 20 s", seen.len()))
             .expect("the watch goes on");
         for e in batch.events {
-            let kv = e.kv.unwrap();
+            let kv = e.kv.clone().unwrap();
             seen.push((
                 String::from_utf8(kv.key.to_vec()).unwrap(),
                 String::from_utf8(kv.value.to_vec()).unwrap(),

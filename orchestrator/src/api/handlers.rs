@@ -345,6 +345,7 @@ impl Api {
     {
         let info = target.resource;
         let status_only = target.subresource.as_deref() == Some("status");
+        let binding = target.subresource.as_deref() == Some("binding");
         for _ in 0..UPDATE_ATTEMPTS {
             let (current, stored) = self.fetch(target, name).await?;
             if pinned.is_some_and(|rv| rv != stored.mod_revision) {
@@ -366,18 +367,27 @@ impl Api {
             if let Some(ns) = &target.namespace {
                 objects::meta_mut(&mut new).insert("namespace".into(), json!(ns));
             }
+            // A binding writes the pod's node and its PodScheduled condition at once.
+            let bound_status = binding.then(|| new.get("status").cloned()).flatten();
             objects::prepare_update(info, &mut new, &old, status_only);
+            if let Some(status) = bound_status {
+                new["status"] = status;
+            }
             let mut causes = Vec::new();
             if is_service(info) {
                 causes.extend(services::carry_over(&old, &mut new).err());
             }
             validation::default_object(info.group, info.kind, &mut new);
-            causes.extend(validation::validate(
-                info.group,
-                info.kind,
-                &new,
-                Some(&old),
-            ));
+            // A binding sets the one field a pod update may not change (its storage path in
+            // kube-apiserver is not the update's, and skips its validation).
+            if !binding {
+                causes.extend(validation::validate(
+                    info.group,
+                    info.kind,
+                    &new,
+                    Some(&old),
+                ));
+            }
             if !causes.is_empty() {
                 return Err(ApiError::Invalid {
                     kind: info.group_kind(),

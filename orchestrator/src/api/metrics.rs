@@ -19,6 +19,10 @@ const BUCKETS: &[f64] = &[
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// `leader_election_master_status`: the components this process runs under a leader
+    /// election, and whether it leads each (what kube-scheduler and kube-controller-manager
+    /// export).
+    leading: Mutex<BTreeMap<String, tokio::sync::watch::Receiver<bool>>>,
 }
 
 #[derive(Debug, Default)]
@@ -68,9 +72,26 @@ impl Metrics {
         series.sum += secs;
     }
 
+    /// Reports `leading` as `leader_election_master_status{name="<name>"}`.
+    pub fn elected(&self, name: &str, leading: tokio::sync::watch::Receiver<bool>) {
+        self.leading.lock().insert(name.to_string(), leading);
+    }
+
     pub fn render(&self) -> String {
-        let inner = self.inner.lock();
         let mut out = String::new();
+        let leading = self.leading.lock();
+        if !leading.is_empty() {
+            out.push_str("# HELP leader_election_master_status [ALPHA] Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name.\n# TYPE leader_election_master_status gauge\n");
+            for (name, leads) in leading.iter() {
+                let _ = writeln!(
+                    out,
+                    "leader_election_master_status{{name=\"{name}\"}} {}",
+                    u8::from(*leads.borrow())
+                );
+            }
+        }
+        drop(leading);
+        let inner = self.inner.lock();
         out.push_str("# HELP apiserver_request_total Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.\n# TYPE apiserver_request_total counter\n");
         for (labels, s) in &inner.series {
             for (code, n) in &s.by_code {

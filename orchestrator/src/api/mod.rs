@@ -316,8 +316,8 @@ async fn answer(
         )),
         ("GET", None, _) if query.flag("watch") => {
             let clock = api.clock.clone();
-            let render: watch::Render = if table {
-                Box::new(move |object| {
+            let render: Option<watch::Render> = if table {
+                Some(Box::new(move |object| {
                     table::table(
                         info.group,
                         info.plural,
@@ -326,9 +326,9 @@ async fn answer(
                         include,
                         serde_json::json!({}),
                     )
-                })
+                }))
             } else {
-                Box::new(|object| object)
+                None
             };
             let rx = api.watch(target, query, render).await?;
             let stream = tokio_stream::wrappers::ReceiverStream::new(rx);

@@ -9,6 +9,7 @@ use super::query::Query;
 use super::resources::ResourceInfo;
 use super::selector::LabelSelector;
 use super::Api;
+use crate::clock::rfc3339;
 
 impl Api {
     /// `pods/<name>/binding`: sets the pod's node, once.
@@ -21,11 +22,7 @@ impl Api {
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ApiError::BadRequest("binding has no target node".into()))?
             .to_string();
-        let main = Target {
-            subresource: None,
-            ..target.clone()
-        };
-        self.update_with(&main, name, None, &Query::default(), |cur| {
+        self.update_with(target, name, None, &Query::default(), |cur| {
             if let Some(current) = cur
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
@@ -39,6 +36,22 @@ impl Api {
             }
             let mut new = cur.clone();
             new["spec"]["nodeName"] = json!(node);
+            // kube-apiserver's assignPod: the pod is now PodScheduled (replacing the False
+            // condition an earlier attempt left).
+            let scheduled = json!({
+                "type": "PodScheduled", "status": "True", "lastProbeTime": null,
+                "lastTransitionTime": rfc3339(self.clock.now()),
+            });
+            let status = new
+                .as_object_mut()
+                .map(|o| o.entry("status").or_insert_with(|| json!({})));
+            if let Some(Value::Object(status)) = status {
+                let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+                if let Value::Array(list) = conditions {
+                    list.retain(|c| c["type"] != "PodScheduled");
+                    list.push(scheduled);
+                }
+            }
             Ok(new)
         })
         .await?;

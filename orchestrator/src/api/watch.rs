@@ -29,25 +29,43 @@ use crate::storage::StorageError;
 /// Events buffered for a slow client before the watch waits for it.
 const BUFFER: usize = 256;
 
-/// How a watch's objects are shown: as themselves, or as one-row Tables (`kubectl get -w`).
+/// How a watch's objects are shown when not as themselves: as one-row Tables (`kubectl get -w`).
 pub type Render = Box<dyn Fn(Value) -> Value + Send + Sync>;
 
 struct Sink {
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
-    render: Render,
+    render: Option<Render>,
 }
 
 impl Sink {
     /// False once the client has gone.
     async fn send(&self, kind: &str, object: Value) -> bool {
-        let object = if matches!(kind, "ADDED" | "MODIFIED" | "DELETED") {
-            (self.render)(object)
-        } else {
-            object
+        let object = match &self.render {
+            Some(render) if matches!(kind, "ADDED" | "MODIFIED" | "DELETED") => render(object),
+            _ => object,
         };
-        let mut line =
-            serde_json::to_vec(&json!({ "type": kind, "object": object })).expect("JSON encodes");
-        line.push(b'\n');
+        let json = serde_json::to_vec(&object).expect("JSON encodes");
+        self.line(kind, &json).await
+    }
+
+    /// A store event's object, encoded once for every watch that shows objects as they are.
+    async fn send_derived(&self, kind: &str, derived: &Derived) -> bool {
+        match (&self.render, &derived.json) {
+            (None, Some(json)) => self.line(kind, json).await,
+            (_, _) => match &derived.object {
+                Some(object) => self.send(kind, object.clone()).await,
+                None => true,
+            },
+        }
+    }
+
+    async fn line(&self, kind: &str, object: &[u8]) -> bool {
+        let mut line = Vec::with_capacity(object.len() + kind.len() + 24);
+        line.extend_from_slice(b"{\"type\":\"");
+        line.extend_from_slice(kind.as_bytes());
+        line.extend_from_slice(b"\",\"object\":");
+        line.extend_from_slice(object);
+        line.extend_from_slice(b"}\n");
         self.tx.send(Ok(Bytes::from(line))).await.is_ok()
     }
 
@@ -74,7 +92,7 @@ impl Api {
         &self,
         target: &Target,
         query: &Query,
-        render: Render,
+        render: Option<Render>,
     ) -> Result<mpsc::Receiver<Result<Bytes, Infallible>>, ApiError> {
         let info = target.resource;
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
@@ -169,13 +187,13 @@ impl Api {
                         }
                     }
                 } else {
+                    let info = target.resource;
                     for event in &batch.events {
-                        let Some((kind, object)) =
-                            translate(target.resource, event, &labels, &fields)
-                        else {
+                        let derived = event.memo((info.group, info.version), |e| derive(info, e));
+                        let Some(kind) = derived.kind(&labels, &fields) else {
                             continue;
                         };
-                        if !sink.send(kind, object).await {
+                        if !sink.send_derived(kind, &derived).await {
                             return;
                         }
                     }
@@ -201,37 +219,73 @@ fn object_of(info: &ResourceInfo, kv: &mvccpb::KeyValue, revision: i64) -> Optio
         .map(|v| with_version(conversion::served(info, v), revision))
 }
 
-/// A store event as the watch event a client of these selectors sees, if any: an object that
-/// starts matching is ADDED, one that stops matching is DELETED (kube-apiserver's filtering).
-fn translate(
-    info: &ResourceInfo,
-    event: &mvccpb::Event,
-    labels: &LabelSelector,
-    fields: &FieldSelector,
-) -> Option<(&'static str, Value)> {
-    let kv = event.kv.as_ref()?;
-    let prev = event
-        .prev_kv
+/// What every watch of one served version makes of a store event: made once per event and
+/// shared ([`crate::fanout::Event::memo`]), so that watches cost a selector match and a copy.
+#[derive(Debug)]
+struct Derived {
+    deleted: bool,
+    /// A put's object before it, as served; None if it is new.
+    prev: Option<Value>,
+    /// The object after the event; for a delete, as it was last, at the revision of its
+    /// deletion.
+    object: Option<Value>,
+    /// `object` as JSON, for the watches that show objects as they are.
+    json: Option<Vec<u8>>,
+    /// The event starts the object (no earlier version of it).
+    created: bool,
+}
+
+fn derive(info: &ResourceInfo, event: &mvccpb::Event) -> Derived {
+    let kv = event.kv.as_ref();
+    let deleted = event.r#type == mvccpb::event::EventType::Delete as i32;
+    let (prev, object) = match kv {
+        None => (None, None),
+        Some(kv) if deleted => (
+            None,
+            event
+                .prev_kv
+                .as_ref()
+                .and_then(|p| object_of(info, p, kv.mod_revision)),
+        ),
+        Some(kv) => (
+            event
+                .prev_kv
+                .as_ref()
+                .and_then(|p| object_of(info, p, p.mod_revision)),
+            object_of(info, kv, kv.mod_revision),
+        ),
+    };
+    let json = object
         .as_ref()
-        .and_then(|p| object_of(info, p, p.mod_revision));
-    let was = prev.as_ref().is_some_and(|p| matches(labels, fields, p));
-    if event.r#type == mvccpb::event::EventType::Delete as i32 {
-        // A deleted object is shown as it was last, at the revision of its deletion.
-        let last = event
-            .prev_kv
-            .as_ref()
-            .and_then(|p| object_of(info, p, kv.mod_revision))?;
-        return was.then_some(("DELETED", last));
+        .map(|o| serde_json::to_vec(o).expect("JSON encodes"));
+    Derived {
+        deleted,
+        created: kv.is_some_and(|kv| kv.create_revision == kv.mod_revision),
+        prev,
+        object,
+        json,
     }
-    let object = object_of(info, kv, kv.mod_revision)?;
-    let is = matches(labels, fields, &object);
-    match (was, is) {
-        (_, true) if kv.create_revision == kv.mod_revision || prev.is_none() => {
-            Some(("ADDED", object))
+}
+
+impl Derived {
+    /// The watch event a client of these selectors sees, if any: an object that starts
+    /// matching is ADDED, one that stops matching is DELETED (kube-apiserver's filtering).
+    fn kind(&self, labels: &LabelSelector, fields: &FieldSelector) -> Option<&'static str> {
+        let object = self.object.as_ref()?;
+        let is = matches(labels, fields, object);
+        if self.deleted {
+            return is.then_some("DELETED");
         }
-        (true, true) => Some(("MODIFIED", object)),
-        (false, true) => Some(("ADDED", object)),
-        (true, false) => Some(("DELETED", object)),
-        (false, false) => None,
+        let was = self
+            .prev
+            .as_ref()
+            .is_some_and(|p| matches(labels, fields, p));
+        match (was, is) {
+            (_, true) if self.created || self.prev.is_none() => Some("ADDED"),
+            (true, true) => Some("MODIFIED"),
+            (false, true) => Some("ADDED"),
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
+        }
     }
 }

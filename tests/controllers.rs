@@ -1,0 +1,38 @@
+//! The control loops on a real `ballast server`, with hollow nodes (`ballast agent --hollow`,
+//! kubemark's): the scheduler places pods, the controllers keep workloads at what was asked,
+//! and of three servers one leads each component. Driven by the real kubectl 1.32 and checked
+//! through the API.
+
+mod common;
+#[path = "controllers/ha.rs"]
+mod ha;
+#[path = "controllers/workloads.rs"]
+mod workloads;
+
+use common::apiserver::ApiServer;
+use common::hollow::HollowNodes;
+
+/// A stacked server with three hollow nodes of 4 CPUs and 16Gi each.
+fn cluster() -> (ApiServer, HollowNodes) {
+    let server = ApiServer::stacked(&[]);
+    let nodes = HollowNodes::start(&server.url(), "hollow", 3, &["--cpu=4", "--memory=16Gi"]);
+    (server, nodes)
+}
+
+#[test]
+fn workloads_on_hollow_nodes() {
+    let _one = common::one_at_a_time();
+    let (server, nodes) = cluster();
+    workloads::nodes_register(&server);
+    for (name, scenario) in workloads::ALL {
+        eprintln!("scenario {name}");
+        scenario(&server);
+    }
+    drop(nodes);
+}
+
+#[test]
+fn one_leader_per_component_and_failover() {
+    let _one = common::one_at_a_time();
+    ha::stacked_failover();
+}
