@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_api;
+mod bench_sched;
 
 /// mimalloc instead of glibc's malloc: a member allocates and frees small buffers for every request
 /// (gRPC frames, protobuf messages, RocksDB batches), and glibc's malloc and free took about a tenth
@@ -46,6 +47,8 @@ enum Command {
     Bench(Box<bench::BenchArgs>),
     /// Load-test a Kubernetes API server: create, get, list (1k, 10k), watch delivery.
     BenchApi(Box<bench_api::BenchApiArgs>),
+    /// Measure scheduling on a control plane with hollow nodes: pods/s, create-to-running.
+    BenchScheduler(Box<bench_sched::BenchSchedArgs>),
     /// Snapshot files (as written by `etcdctl snapshot save` against Ballast).
     Snapshot {
         #[command(subcommand)]
@@ -168,6 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => bench::run(*args),
         Command::BenchApi(args) => bench_api::run(*args),
+        Command::BenchScheduler(args) => bench_sched::run(*args),
         Command::Snapshot {
             op: SnapshotOp::Restore { file, data_dir },
         } => {

@@ -6,16 +6,26 @@
 mod common;
 #[path = "controllers/ha.rs"]
 mod ha;
+#[path = "controllers/lifecycle.rs"]
+mod lifecycle;
+#[path = "controllers/sets.rs"]
+mod sets;
 #[path = "controllers/workloads.rs"]
 mod workloads;
 
 use common::apiserver::ApiServer;
 use common::hollow::HollowNodes;
 
-/// A stacked server with three hollow nodes of 4 CPUs and 16Gi each.
+/// A stacked server with three hollow nodes of 4 CPUs and 16Gi each, whose pods take 300 ms
+/// to start (so that ordering and rollout bounds are seen while pods start).
 fn cluster() -> (ApiServer, HollowNodes) {
     let server = ApiServer::stacked(&[]);
-    let nodes = HollowNodes::start(&server.url(), "hollow", 3, &["--cpu=4", "--memory=16Gi"]);
+    let nodes = HollowNodes::start(
+        &server.url(),
+        "hollow",
+        3,
+        &["--cpu=4", "--memory=16Gi", "--startup-delay=300ms"],
+    );
     (server, nodes)
 }
 

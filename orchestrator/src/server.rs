@@ -18,6 +18,7 @@ use ballast_server::config::parse_duration;
 use ballast_server::{KvArgs, Member};
 use clap::Parser;
 
+use crate::api::admission::DefaultTolerations;
 use crate::api::services::ServiceRanges;
 use crate::api::{self, Api};
 use crate::clock::SystemClock;
@@ -82,6 +83,12 @@ pub struct ServerArgs {
     pub heartbeat_interval: u64,
     #[arg(long, default_value_t = 1000)]
     pub election_timeout: u64,
+    /// How long pods tolerate a not-ready node before they are evicted (kube-apiserver's flag).
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// How long pods tolerate an unreachable node before they are evicted (kube-apiserver's flag).
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
     #[command(flatten)]
     pub components: ComponentArgs,
 }
@@ -255,6 +262,10 @@ pub async fn run(
     let api = Api {
         services: Arc::new(ranges),
         advertise: Some(std::net::SocketAddr::new(advertise, bound.port())),
+        tolerations: DefaultTolerations {
+            not_ready_seconds: args.default_not_ready_toleration_seconds,
+            unreachable_seconds: args.default_unreachable_toleration_seconds,
+        },
         ..Api::new(registry.clone(), Arc::new(SystemClock))
     };
     let config = kubeconfig(&format!("http://{host}:{}", bound.port()));

@@ -21,6 +21,14 @@ pub const ALL: &[(&str, Scenario)] = &[
         "unschedulable_pod_is_reported",
         unschedulable_pod_is_reported,
     ),
+    (
+        "statefulset_orders_and_keeps_claims",
+        crate::sets::statefulset_orders_and_keeps_claims,
+    ),
+    (
+        "daemonset_runs_one_pod_per_node",
+        crate::sets::daemonset_runs_one_pod_per_node,
+    ),
 ];
 
 const CONVERGE: Duration = Duration::from_secs(60);

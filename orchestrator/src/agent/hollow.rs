@@ -74,7 +74,7 @@ impl HollowNodes {
             self.names.clone(),
             self.args.node_lease_renew_interval,
         ));
-        let res = report_pods(self.client.clone(), &self.names).await;
+        let res = report_pods(self.client.clone(), &self.names, self.args.startup_delay).await;
         leases.abort();
         res
     }
@@ -180,7 +180,11 @@ async fn renew_leases(client: kube::Client, names: Vec<String>, every: std::time
 }
 
 /// Watches every pod and reports the ones bound to these nodes Running and Ready.
-async fn report_pods(client: kube::Client, names: &[String]) -> anyhow::Result<()> {
+async fn report_pods(
+    client: kube::Client,
+    names: &[String],
+    startup: std::time::Duration,
+) -> anyhow::Result<()> {
     let ours: HashSet<&str> = names.iter().map(String::as_str).collect();
     let index: BTreeMap<&str, usize> = names
         .iter()
@@ -211,6 +215,7 @@ async fn report_pods(client: kube::Client, names: &[String]) -> anyhow::Result<(
         let client = client.clone();
         let ip = next_ip.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            tokio::time::sleep(startup).await;
             if let Err(e) = report_running(client, &pod, &host_ip, ip).await {
                 tracing::debug!(%e, pod = pod.metadata.name.as_deref().unwrap_or(""), "status not written");
             }

@@ -38,6 +38,10 @@ pub struct AgentArgs {
     /// zone label.
     #[arg(long, default_value_t = 0)]
     pub zones: usize,
+    /// How long a hollow node takes to report a bound pod Running and Ready (kubemark: at
+    /// once); tests set it to see what happens while pods start.
+    #[arg(long, value_parser = ballast_server::config::parse_duration, default_value = "0s")]
+    pub startup_delay: Duration,
     /// How often each node's Lease in kube-node-lease is renewed (kubelet: 10 s).
     #[arg(long, value_parser = ballast_server::config::parse_duration, default_value = "10s")]
     pub node_lease_renew_interval: Duration,

@@ -284,6 +284,9 @@ impl Api {
         let now = rfc3339(self.clock.now());
         objects::prepare_create(info, &mut object, objects::new_uid(), &now);
         validation::default_object(info.group, info.kind, &mut object);
+        if info.group.is_empty() && info.kind == "Pod" {
+            self.tolerations.admit_pod(&mut object);
+        }
         validation::initial_status(info.group, info.kind, &mut object);
         let name = meta_str(&object, "name").unwrap_or_default().to_string();
         let causes = validation::validate(info.group, info.kind, &object, None);

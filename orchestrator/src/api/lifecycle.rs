@@ -20,6 +20,36 @@ const DELETE_ATTEMPTS: usize = 8;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// A delete's preconditions (`preconditions.uid`, `preconditions.resourceVersion`) against the
+/// object as stored: a Conflict with kube-apiserver's words when one does not hold.
+fn check_preconditions(
+    info: &resources::ResourceInfo,
+    name: &str,
+    object: &Value,
+    revision: i64,
+    query: &Query,
+) -> Result<(), ApiError> {
+    let failed = |what: &str, wanted: &str, have: &str| ApiError::Conflict {
+        resource: info.group_resource(),
+        name: name.to_string(),
+        detail: format!(
+            "Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {have}"
+        ),
+    };
+    if let Some(uid) = query.get("preconditions.uid") {
+        let have = meta_str(object, "uid").unwrap_or_default();
+        if uid != have {
+            return Err(failed("UID", uid, have));
+        }
+    }
+    if let Some(rv) = query.get("preconditions.resourceVersion") {
+        if rv != revision.to_string() {
+            return Err(failed("ResourceVersion", rv, &revision.to_string()));
+        }
+    }
+    Ok(())
+}
+
 /// The system namespaces that may not be deleted (kube-node-lease may).
 const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
@@ -38,21 +68,40 @@ impl Api {
                 "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
             )));
         }
+        let propagation = query.propagation()?;
         for _ in 0..DELETE_ATTEMPTS {
             let (object, stored) = self.fetch(target, name).await?;
+            check_preconditions(info, name, &object, stored.mod_revision, query)?;
             if info.kind == "Namespace" {
                 return self.terminate_namespace(target, name, object, stored).await;
             }
             if query.dry_run() {
                 return Ok(object);
             }
-            if !objects::finalizers(&object).is_empty() {
-                if meta_str(&object, "deletionTimestamp").is_some() {
+            // Finalizers hold the object, marked; Foreground and Orphan add the garbage
+            // collector's own.
+            let finalizers = objects::finalizers(&object);
+            let hold = propagation.finalizer();
+            if !finalizers.is_empty() || hold.is_some() {
+                let marked_already = meta_str(&object, "deletionTimestamp").is_some();
+                let held = hold.is_none_or(|f| finalizers.iter().any(|have| have == f));
+                if marked_already && held {
                     return Ok(object);
                 }
-                let mut marked = self.marked_for_deletion(&object);
-                objects::meta_mut(&mut marked)
-                    .insert("deletionGracePeriodSeconds".into(), json!(0));
+                let mut marked = if marked_already {
+                    let mut again = object.clone();
+                    objects::meta_mut(&mut again).remove("resourceVersion");
+                    again
+                } else {
+                    self.marked_for_deletion(&object)
+                };
+                let meta = objects::meta_mut(&mut marked);
+                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+                if let (Some(f), false) = (hold, held) {
+                    let mut list = finalizers.clone();
+                    list.push(f.to_string());
+                    meta.insert("finalizers".into(), json!(list));
+                }
                 match self
                     .registry
                     .swap(

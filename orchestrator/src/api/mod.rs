@@ -6,6 +6,7 @@
 //! asks for them); every failure is an [`error::ApiError`] answered as a `Status` by one function.
 //! TLS and authentication (a later issue) will sit in front of `dispatch`, on the listener.
 
+pub mod admission;
 pub mod conversion;
 pub mod discovery;
 pub mod error;
@@ -63,6 +64,8 @@ pub struct Api {
     /// Where clients reach this server, for the `kubernetes` Service's endpoints (None: no
     /// such Service, as in tests of the API alone).
     pub advertise: Option<std::net::SocketAddr>,
+    /// The DefaultTolerationSeconds admission's flags.
+    pub tolerations: admission::DefaultTolerations,
 }
 
 impl Api {
@@ -74,6 +77,7 @@ impl Api {
             metrics: Arc::default(),
             services: Arc::default(),
             advertise: None,
+            tolerations: admission::DefaultTolerations::default(),
         }
     }
 }
@@ -386,14 +390,20 @@ async fn answer(
                     .await?,
             ),
         )),
-        ("DELETE", Some(name), None) => Ok(json_response(
-            StatusCode::OK,
-            &api.delete(target, &name, query).await?,
-        )),
-        ("DELETE", None, None) => Ok(json_response(
-            StatusCode::OK,
-            &api.delete_collection(target, query).await?,
-        )),
+        ("DELETE", Some(name), None) => {
+            let query = query.with_delete_options(&json_body(&content_type, body)?)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &api.delete(target, &name, &query).await?,
+            ))
+        }
+        ("DELETE", None, None) => {
+            let query = query.with_delete_options(&json_body(&content_type, body)?)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &api.delete_collection(target, &query).await?,
+            ))
+        }
         _ => Err(ApiError::MethodNotAllowed),
     }
 }

@@ -3,7 +3,31 @@
 
 use std::collections::HashMap;
 
-use super::error::ApiError;
+use super::error::{ApiError, FieldError, FieldErrorKind};
+
+/// A delete's propagation policy (metav1.DeletionPropagation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    /// The object goes now; the garbage collector deletes its dependents after.
+    Background,
+    /// The object stays, marked, with the `foregroundDeletion` finalizer until the garbage
+    /// collector has deleted its blocking dependents.
+    Foreground,
+    /// The object stays, marked, with the `orphan` finalizer until the garbage collector has
+    /// removed it from its dependents' ownerReferences.
+    Orphan,
+}
+
+impl Propagation {
+    /// The finalizer that holds the object for the garbage collector, if any.
+    pub fn finalizer(self) -> Option<&'static str> {
+        match self {
+            Propagation::Background => None,
+            Propagation::Foreground => Some("foregroundDeletion"),
+            Propagation::Orphan => Some("orphan"),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Query {
@@ -49,6 +73,69 @@ impl Query {
                 .parse::<i64>()
                 .map(Some)
                 .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {v}"))),
+        }
+    }
+
+    /// The query with a DeleteOptions body's fields (what kubectl and kube-rs send) added as
+    /// the parameters they also may be: propagationPolicy, orphanDependents, dryRun,
+    /// gracePeriodSeconds, and the preconditions (`preconditions.uid`,
+    /// `preconditions.resourceVersion`).
+    pub fn with_delete_options(&self, body: &[u8]) -> Result<Query, ApiError> {
+        let mut query = self.clone();
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(query);
+        }
+        let options: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?;
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            serde_json::Value::Array(a) => a.first().and_then(|f| f.as_str()).map(String::from),
+            other => Some(other.to_string()),
+        };
+        for (field, key) in [
+            ("/propagationPolicy", "propagationPolicy"),
+            ("/orphanDependents", "orphanDependents"),
+            ("/dryRun", "dryRun"),
+            ("/gracePeriodSeconds", "gracePeriodSeconds"),
+            ("/preconditions/uid", "preconditions.uid"),
+            (
+                "/preconditions/resourceVersion",
+                "preconditions.resourceVersion",
+            ),
+        ] {
+            if let Some(value) = options.pointer(field).and_then(text) {
+                query.params.insert(key.to_string(), value);
+            }
+        }
+        Ok(query)
+    }
+
+    /// How a delete treats the object's dependents: `propagationPolicy`, or the deprecated
+    /// `orphanDependents=true` (Orphan); Background when neither is given (kube's default for
+    /// the apps and batch groups).
+    pub fn propagation(&self) -> Result<Propagation, ApiError> {
+        let invalid = |error: FieldError| ApiError::Invalid {
+            kind: "DeleteOptions.meta.k8s.io".into(),
+            name: String::new(),
+            causes: vec![error],
+        };
+        match (self.get("propagationPolicy"), self.flag("orphanDependents")) {
+            (Some(policy), true) => Err(invalid(FieldError::invalid(
+                "propagationPolicy",
+                format!("\"{policy}\""),
+                "orphanDependents and deletionPropagation cannot be both set",
+            ))),
+            (None, true) => Ok(Propagation::Orphan),
+            (None, false) | (Some("Background"), _) => Ok(Propagation::Background),
+            (Some("Foreground"), _) => Ok(Propagation::Foreground),
+            (Some("Orphan"), _) => Ok(Propagation::Orphan),
+            (Some(other), _) => Err(invalid(FieldError::new(
+                FieldErrorKind::NotSupported,
+                "propagationPolicy",
+                Some(format!("\"{other}\"")),
+                "supported values: \"Foreground\", \"Background\", \"Orphan\"",
+            ))),
         }
     }
 

@@ -159,6 +159,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
     info::<apps::ReplicaSet>("replicaset", &["rs"], ALL, STATUS_SCALE),
     info::<apps::StatefulSet>("statefulset", &["sts"], ALL, STATUS_SCALE),
     info::<apps::DaemonSet>("daemonset", &["ds"], ALL, STATUS),
+    info::<apps::ControllerRevision>("controllerrevision", &[], &[], &[]),
     info::<batch::Job>("job", &[], ALL, STATUS),
     info::<autoscaling::HorizontalPodAutoscaler>("horizontalpodautoscaler", &["hpa"], ALL, STATUS),
     ResourceInfo {

@@ -131,7 +131,7 @@ impl ParsedQuantity {
                 };
             }
             let q = n / div;
-            n = if n % div == 0 { q } else { q + 1 };
+            n = if n.is_multiple_of(div) { q } else { q + 1 };
         }
         let v = i64::try_from(n).ok()?;
         Some(if self.negative { -v } else { v })

@@ -2,16 +2,20 @@
 //! watch per resource, as kube-controller-manager's shared informers), and each controller as
 //! a kube-runtime `Controller` around its pure reconcile function in [`crate::controllers`].
 
+mod daemonset;
 mod deployment;
 mod replicaset;
+mod statefulset;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ReflectHandle, Store};
@@ -46,6 +50,11 @@ pub struct Shared {
     pub pods: Store<Pod>,
     pub replicasets: Store<ReplicaSet>,
     pub deployments: Store<Deployment>,
+    pub statefulsets: Store<StatefulSet>,
+    pub revisions: Store<ControllerRevision>,
+    pub claims: Store<PersistentVolumeClaim>,
+    pub daemonsets: Store<DaemonSet>,
+    pub nodes: Store<Node>,
     /// Pods created and deleted by ReplicaSets and not yet seen on the watch.
     pub expectations: Arc<Mutex<ControllerExpectations>>,
     pub recorder: Recorder,
@@ -174,16 +183,15 @@ fn observe_pods(
     let mut seen: HashSet<String> = HashSet::new();
     let mut listing: Option<HashSet<String>> = None;
     move |ev| {
+        // The expectations' keys: a ReplicaSet's `namespace/name`, a DaemonSet's
+        // `daemonset:namespace/name`.
         let owner_key = |pod: &Pod| {
-            controller_ref(&pod.metadata)
-                .filter(|r| r.kind == "ReplicaSet")
-                .map(|r| {
-                    format!(
-                        "{}/{}",
-                        pod.metadata.namespace.as_deref().unwrap_or(""),
-                        r.name
-                    )
-                })
+            let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+            controller_ref(&pod.metadata).and_then(|r| match r.kind.as_str() {
+                "ReplicaSet" => Some(format!("{ns}/{}", r.name)),
+                "DaemonSet" => Some(daemonset::key(ns, &r.name)),
+                _ => None,
+            })
         };
         let mut exp = expectations.lock();
         match ev {
@@ -228,22 +236,45 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         },
     );
     let expectations = Arc::new(Mutex::new(ControllerExpectations::new()));
-    let pods = shared_cache::<Pod>(&client, 2, observe_pods(expectations.clone()));
+    let pods = shared_cache::<Pod>(&client, 4, observe_pods(expectations.clone()));
     let replicasets = shared_cache::<ReplicaSet>(&client, 2, |_| {});
     let deployments = shared_cache::<Deployment>(&client, 1, |_| {});
+    let statefulsets = shared_cache::<StatefulSet>(&client, 1, |_| {});
+    let revisions = shared_cache::<ControllerRevision>(&client, 1, |_| {});
+    let claims = shared_cache::<PersistentVolumeClaim>(&client, 0, |_| {});
+    let daemonsets = shared_cache::<DaemonSet>(&client, 1, |_| {});
+    let nodes = shared_cache::<Node>(&client, 1, |_| {});
     let shared = Arc::new(Shared {
         client: client.clone(),
         pods: pods.reader.clone(),
         replicasets: replicasets.reader.clone(),
         deployments: deployments.reader.clone(),
+        statefulsets: statefulsets.reader.clone(),
+        revisions: revisions.reader.clone(),
+        claims: claims.reader.clone(),
+        daemonsets: daemonsets.reader.clone(),
+        nodes: nodes.reader.clone(),
         expectations,
         recorder,
     });
-    let (Ok([pods_for_rs, pods_for_d]), Ok([rs_for_rs, rs_for_d]), Ok([d_for_d])) = (
-        <[_; 2]>::try_from(pods.subscribers),
+    let (
+        Ok([pods_for_rs, pods_for_d, pods_for_sts, pods_for_ds]),
+        Ok([rs_for_rs, rs_for_d]),
+        Ok([d_for_d]),
+        Ok([sts]),
+        Ok([revs]),
+        Ok([ds]),
+        Ok([nodes_for_ds]),
+    ) = (
+        <[_; 4]>::try_from(pods.subscribers),
         <[_; 2]>::try_from(replicasets.subscribers),
         <[_; 1]>::try_from(deployments.subscribers),
-    ) else {
+        <[_; 1]>::try_from(statefulsets.subscribers),
+        <[_; 1]>::try_from(revisions.subscribers),
+        <[_; 1]>::try_from(daemonsets.subscribers),
+        <[_; 1]>::try_from(nodes.subscribers),
+    )
+    else {
         anyhow::bail!("shared caches refused a subscriber");
     };
     let rs_triggers = replicaset::Triggers {
@@ -261,6 +292,18 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             deployment::owner_of_pod(&lookup, pod)
         }),
     };
+    let sts_triggers = statefulset::Triggers {
+        sets: sts,
+        pods: pods_for_sts,
+        revisions: revs,
+        pods_deleted: deletions(&pods.deleted, statefulset::owner_of),
+    };
+    let ds_triggers = daemonset::Triggers {
+        daemonsets: ds,
+        pods: pods_for_ds,
+        nodes: nodes_for_ds,
+        pods_deleted: deletions(&pods.deleted, daemonset::owner_of),
+    };
     // No controller works before every cache has listed (kube's WaitForCacheSync): a
     // ReplicaSet synced against a pod cache still empty would create its pods again.
     let synced = shared.clone();
@@ -269,6 +312,11 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             synced.pods.wait_until_ready(),
             synced.replicasets.wait_until_ready(),
             synced.deployments.wait_until_ready(),
+            synced.statefulsets.wait_until_ready(),
+            synced.revisions.wait_until_ready(),
+            synced.claims.wait_until_ready(),
+            synced.daemonsets.wait_until_ready(),
+            synced.nodes.wait_until_ready(),
         );
         if ready.is_err() {
             return;
@@ -276,14 +324,21 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         tokio::join!(
             replicaset::run(synced.clone(), rs_triggers),
             deployment::run(synced.clone(), d_triggers),
+            statefulset::run(synced.clone(), sts_triggers),
+            daemonset::run(synced.clone(), ds_triggers),
         );
     };
-    tokio::join!(
-        pods.feed.for_each(|_| async {}),
-        replicasets.feed.for_each(|_| async {}),
-        deployments.feed.for_each(|_| async {}),
-        controllers,
-    );
+    let feeds = futures_util::stream::select_all([
+        pods.feed,
+        replicasets.feed,
+        deployments.feed,
+        statefulsets.feed,
+        revisions.feed,
+        claims.feed,
+        daemonsets.feed,
+        nodes.feed,
+    ]);
+    tokio::join!(feeds.for_each(|_| async {}), controllers);
     Ok(())
 }
 
