@@ -41,6 +41,26 @@ fn workloads_on_hollow_nodes() {
     drop(nodes);
 }
 
+/// Cascading deletes, and pods leaving a lost node: a short node grace period (3 s), short
+/// default tolerations (2 s) and Leases renewed every second, so that a loss is seen in seconds.
+#[test]
+fn lifecycle_on_hollow_nodes() {
+    let _one = common::one_at_a_time();
+    let server = ApiServer::stacked(&[
+        "--node-monitor-grace-period=3s",
+        "--default-not-ready-toleration-seconds=2",
+        "--default-unreachable-toleration-seconds=2",
+    ]);
+    let _live = HollowNodes::start(
+        &server.url(),
+        "live",
+        2,
+        &["--node-lease-renew-interval=1s"],
+    );
+    lifecycle::cascading_delete(&server);
+    lifecycle::pods_leave_a_lost_node(&server);
+}
+
 #[test]
 fn one_leader_per_component_and_failover() {
     let _one = common::one_at_a_time();

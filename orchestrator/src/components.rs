@@ -30,6 +30,10 @@ pub struct ComponentArgs {
     /// The pause between attempts to acquire or renew.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub leader_elect_retry_period: Duration,
+    /// How long a node may go without renewing its Lease before it is Ready=Unknown and
+    /// tainted unreachable (kube-controller-manager's flag).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
 }
 
 impl ComponentArgs {
@@ -72,6 +76,9 @@ pub fn spawn(
     if !args.disable_controller_manager {
         let (leading, watching) = tokio::sync::watch::channel(false);
         metrics.elected("kube-controller-manager", watching);
+        let controllers = crate::controllers::run::Config {
+            node_monitor_grace_period: args.node_monitor_grace_period,
+        };
         tasks.push(tokio::spawn(async move {
             let work = client.clone();
             election::run(
@@ -82,7 +89,7 @@ pub fn spawn(
                 move || {
                     let client = work.clone();
                     async move {
-                        if let Err(e) = crate::controllers::run::run(client).await {
+                        if let Err(e) = crate::controllers::run::run(client, controllers).await {
                             tracing::warn!(%e, "controller manager stopped");
                         }
                     }

@@ -115,29 +115,16 @@ pub fn cascading_delete(server: &ApiServer) {
         "orphaned pods stay"
     );
 
-    let fg_rs = replicasets(server, "gc")
-        .into_iter()
-        .find(|r| {
-            r["metadata"]["name"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("fg-")
-        })
-        .expect("the fg ReplicaSet");
-    let rs_name = fg_rs["metadata"]["name"].as_str().unwrap().to_string();
     server.ok(&[
         "-n",
         "gc",
         "delete",
-        "rs",
-        &rs_name,
+        "deployment",
+        "fg",
         "--cascade=foreground",
         "--wait=false",
     ]);
-    let marked = get(
-        server,
-        &format!("/apis/apps/v1/namespaces/gc/replicasets/{rs_name}"),
-    );
+    let marked = get(server, "/apis/apps/v1/namespaces/gc/deployments/fg");
     assert!(
         !marked["metadata"]["deletionTimestamp"].is_null(),
         "{marked}"
@@ -149,20 +136,31 @@ pub fn cascading_delete(server: &ApiServer) {
         "{marked}"
     );
     wait_for(
-        "the foreground delete ends with the owner gone",
+        "the foreground delete takes the pods, the ReplicaSet, then the Deployment",
         CONVERGE,
         || {
             let (code, _) = crate::common::apiserver::request(
                 server,
                 "GET",
-                &format!("/apis/apps/v1/namespaces/gc/replicasets/{rs_name}"),
+                "/apis/apps/v1/namespaces/gc/deployments/fg",
                 "application/json",
                 b"",
             );
+            let pods = live_pods(server, "gc", "app=fg").len();
+            let sets = replicasets(server, "gc")
+                .iter()
+                .filter(|r| {
+                    r["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("fg-")
+                })
+                .count();
             if code == 404 {
+                assert_eq!((pods, sets), (0, 0), "the owner went before its dependents");
                 Ok(())
             } else {
-                Err(format!("still {code}"))
+                Err(format!("deployment {code}, {sets} sets, {pods} pods"))
             }
         },
     );
@@ -171,7 +169,12 @@ pub fn cascading_delete(server: &ApiServer) {
 /// A hollow node process killed: after the grace period its nodes go Unknown and tainted, and
 /// after the pods' toleration their pods are evicted and made again on the other nodes.
 pub fn pods_leave_a_lost_node(server: &ApiServer) {
-    let mut doomed = HollowNodes::start(&server.url(), "doomed", 2, &[]);
+    let mut doomed = HollowNodes::start(
+        &server.url(),
+        "doomed",
+        2,
+        &["--node-lease-renew-interval=1s"],
+    );
     wait_for("the doomed nodes are Ready", CONVERGE, || {
         let out = server.ok(&["get", "nodes", "--no-headers"]);
         let ready = out

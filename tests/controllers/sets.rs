@@ -72,10 +72,10 @@ pub fn statefulset_orders_and_keeps_claims(server: &ApiServer) {
         names.sort();
         let expected: Vec<String> = (0..names.len()).map(|i| format!("web-{i}")).collect();
         assert_eq!(names, expected, "pods are web-0..web-<n-1>, no gaps");
-        for i in 0..names.len().saturating_sub(1) {
+        for (i, name) in names.iter().enumerate().take(names.len().saturating_sub(1)) {
             let pod = pods
                 .iter()
-                .find(|p| p["metadata"]["name"] == names[i])
+                .find(|p| p["metadata"]["name"] == *name)
                 .unwrap();
             assert!(
                 is_running_ready(pod),

@@ -4,6 +4,8 @@
 
 mod daemonset;
 mod deployment;
+mod gc;
+mod nodelifecycle;
 mod replicaset;
 mod statefulset;
 
@@ -15,6 +17,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -55,6 +59,8 @@ pub struct Shared {
     pub claims: Store<PersistentVolumeClaim>,
     pub daemonsets: Store<DaemonSet>,
     pub nodes: Store<Node>,
+    pub leases: Store<Lease>,
+    pub jobs: Store<Job>,
     /// Pods created and deleted by ReplicaSets and not yet seen on the watch.
     pub expectations: Arc<Mutex<ControllerExpectations>>,
     pub recorder: Recorder,
@@ -226,8 +232,23 @@ fn observe_pods(
     }
 }
 
+/// kube-controller-manager's flags that the controllers read.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// `--node-monitor-grace-period`: how long a node may be silent before it is Unknown.
+    pub node_monitor_grace_period: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node_monitor_grace_period: Duration::from_secs(40),
+        }
+    }
+}
+
 /// Runs the controllers until aborted.
-pub async fn run(client: kube::Client) -> anyhow::Result<()> {
+pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -244,6 +265,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     let claims = shared_cache::<PersistentVolumeClaim>(&client, 0, |_| {});
     let daemonsets = shared_cache::<DaemonSet>(&client, 1, |_| {});
     let nodes = shared_cache::<Node>(&client, 1, |_| {});
+    let leases = shared_cache::<Lease>(&client, 0, |_| {});
+    let jobs = shared_cache::<Job>(&client, 0, |_| {});
     let shared = Arc::new(Shared {
         client: client.clone(),
         pods: pods.reader.clone(),
@@ -254,6 +277,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         claims: claims.reader.clone(),
         daemonsets: daemonsets.reader.clone(),
         nodes: nodes.reader.clone(),
+        leases: leases.reader.clone(),
+        jobs: jobs.reader.clone(),
         expectations,
         recorder,
     });
@@ -317,6 +342,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             synced.claims.wait_until_ready(),
             synced.daemonsets.wait_until_ready(),
             synced.nodes.wait_until_ready(),
+            synced.leases.wait_until_ready(),
+            synced.jobs.wait_until_ready(),
         );
         if ready.is_err() {
             return;
@@ -326,6 +353,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
             deployment::run(synced.clone(), d_triggers),
             statefulset::run(synced.clone(), sts_triggers),
             daemonset::run(synced.clone(), ds_triggers),
+            gc::run(synced.clone()),
+            nodelifecycle::run(synced.clone(), config.node_monitor_grace_period),
         );
     };
     let feeds = futures_util::stream::select_all([
@@ -337,6 +366,8 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
         claims.feed,
         daemonsets.feed,
         nodes.feed,
+        leases.feed,
+        jobs.feed,
     ]);
     tokio::join!(feeds.for_each(|_| async {}), controllers);
     Ok(())
