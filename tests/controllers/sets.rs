@@ -201,3 +201,63 @@ pub fn daemonset_runs_one_pod_per_node(server: &ApiServer) {
         }
     });
 }
+
+/// A Service's Endpoints and EndpointSlices follow its pods (ready ones with their IPs, the
+/// target port).
+pub fn service_endpoints_follow_pods(server: &ApiServer) {
+    server.ok(&["create", "namespace", "ep"]);
+    server.ok(&[
+        "-n",
+        "ep",
+        "create",
+        "deployment",
+        "ep",
+        "--image=busybox",
+        "--replicas=2",
+    ]);
+    server.ok(&[
+        "-n",
+        "ep",
+        "expose",
+        "deployment",
+        "ep",
+        "--port=80",
+        "--target-port=8080",
+    ]);
+    let addresses = |n: usize| {
+        wait_for(&format!("{n} endpoint addresses"), CONVERGE, || {
+            let (code, ep) = request(
+                server,
+                "GET",
+                "/api/v1/namespaces/ep/endpoints/ep",
+                "application/json",
+                b"",
+            );
+            let subset = &ep["subsets"][0];
+            let have = subset["addresses"].as_array().map_or(0, Vec::len);
+            if code == 200 && have == n && subset["ports"][0]["port"] == 8080 {
+                Ok(())
+            } else {
+                Err(format!("{code} {ep}"))
+            }
+        });
+        wait_for(&format!("{n} slice endpoints"), CONVERGE, || {
+            let slices = items(server, "/apis/discovery.k8s.io/v1/namespaces/ep/endpointslices?labelSelector=kubernetes.io/service-name=ep");
+            let ready = slices
+                .iter()
+                .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+                .filter(|e| e["conditions"]["ready"] == true)
+                .count();
+            if ready == n {
+                Ok(())
+            } else {
+                Err(format!("{slices:?}"))
+            }
+        });
+    };
+    addresses(2);
+    server.ok(&["-n", "ep", "scale", "deployment", "ep", "--replicas=3"]);
+    addresses(3);
+    let out = server.ok(&["-n", "ep", "get", "endpoints", "ep", "--no-headers"]);
+    assert_eq!(out.matches(":8080").count(), 3, "{out}");
+}

@@ -29,6 +29,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         "daemonset_runs_one_pod_per_node",
         crate::sets::daemonset_runs_one_pod_per_node,
     ),
+    (
+        "service_endpoints_follow_pods",
+        crate::sets::service_endpoints_follow_pods,
+    ),
 ];
 
 const CONVERGE: Duration = Duration::from_secs(60);

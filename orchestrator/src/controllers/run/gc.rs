@@ -45,6 +45,8 @@ fn graph(shared: &Shared) -> Vec<Node> {
     nodes_of(&shared.daemonsets, &mut nodes);
     nodes_of(&shared.jobs, &mut nodes);
     nodes_of(&shared.nodes, &mut nodes);
+    nodes_of(&shared.services, &mut nodes);
+    nodes_of(&shared.endpoint_slices, &mut nodes);
     nodes
 }
 

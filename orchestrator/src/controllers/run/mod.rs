@@ -4,6 +4,7 @@
 
 mod daemonset;
 mod deployment;
+mod endpoints;
 mod gc;
 mod nodelifecycle;
 mod replicaset;
@@ -19,7 +20,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ReflectHandle, Store};
@@ -61,6 +63,9 @@ pub struct Shared {
     pub nodes: Store<Node>,
     pub leases: Store<Lease>,
     pub jobs: Store<Job>,
+    pub services: Store<Service>,
+    pub endpoints: Store<Endpoints>,
+    pub endpoint_slices: Store<EndpointSlice>,
     /// Pods created and deleted by ReplicaSets and not yet seen on the watch.
     pub expectations: Arc<Mutex<ControllerExpectations>>,
     pub recorder: Recorder,
@@ -257,7 +262,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         },
     );
     let expectations = Arc::new(Mutex::new(ControllerExpectations::new()));
-    let pods = shared_cache::<Pod>(&client, 4, observe_pods(expectations.clone()));
+    let pods = shared_cache::<Pod>(&client, 5, observe_pods(expectations.clone()));
     let replicasets = shared_cache::<ReplicaSet>(&client, 2, |_| {});
     let deployments = shared_cache::<Deployment>(&client, 1, |_| {});
     let statefulsets = shared_cache::<StatefulSet>(&client, 1, |_| {});
@@ -267,6 +272,9 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
     let nodes = shared_cache::<Node>(&client, 1, |_| {});
     let leases = shared_cache::<Lease>(&client, 0, |_| {});
     let jobs = shared_cache::<Job>(&client, 0, |_| {});
+    let services = shared_cache::<Service>(&client, 1, |_| {});
+    let endpoints = shared_cache::<Endpoints>(&client, 0, |_| {});
+    let endpoint_slices = shared_cache::<EndpointSlice>(&client, 0, |_| {});
     let shared = Arc::new(Shared {
         client: client.clone(),
         pods: pods.reader.clone(),
@@ -279,25 +287,30 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         nodes: nodes.reader.clone(),
         leases: leases.reader.clone(),
         jobs: jobs.reader.clone(),
+        services: services.reader.clone(),
+        endpoints: endpoints.reader.clone(),
+        endpoint_slices: endpoint_slices.reader.clone(),
         expectations,
         recorder,
     });
     let (
-        Ok([pods_for_rs, pods_for_d, pods_for_sts, pods_for_ds]),
+        Ok([pods_for_rs, pods_for_d, pods_for_sts, pods_for_ds, pods_for_ep]),
         Ok([rs_for_rs, rs_for_d]),
         Ok([d_for_d]),
         Ok([sts]),
         Ok([revs]),
         Ok([ds]),
         Ok([nodes_for_ds]),
+        Ok([services_for_ep]),
     ) = (
-        <[_; 4]>::try_from(pods.subscribers),
+        <[_; 5]>::try_from(pods.subscribers),
         <[_; 2]>::try_from(replicasets.subscribers),
         <[_; 1]>::try_from(deployments.subscribers),
         <[_; 1]>::try_from(statefulsets.subscribers),
         <[_; 1]>::try_from(revisions.subscribers),
         <[_; 1]>::try_from(daemonsets.subscribers),
         <[_; 1]>::try_from(nodes.subscribers),
+        <[_; 1]>::try_from(services.subscribers),
     )
     else {
         anyhow::bail!("shared caches refused a subscriber");
@@ -329,6 +342,15 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         nodes: nodes_for_ds,
         pods_deleted: deletions(&pods.deleted, daemonset::owner_of),
     };
+    let lookup = shared.services.clone();
+    let ep_triggers = endpoints::Triggers {
+        services: services_for_ep,
+        pods: pods_for_ep,
+        pods_deleted: deletions(&pods.deleted, move |pod: &Pod| {
+            Some(endpoints::services_of(&lookup, pod))
+        }),
+        services_deleted: deletions(&services.deleted, |s: &Service| Some(Arc::new(s.clone()))),
+    };
     // No controller works before every cache has listed (kube's WaitForCacheSync): a
     // ReplicaSet synced against a pod cache still empty would create its pods again.
     let synced = shared.clone();
@@ -344,6 +366,9 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
             synced.nodes.wait_until_ready(),
             synced.leases.wait_until_ready(),
             synced.jobs.wait_until_ready(),
+            synced.services.wait_until_ready(),
+            synced.endpoints.wait_until_ready(),
+            synced.endpoint_slices.wait_until_ready(),
         );
         if ready.is_err() {
             return;
@@ -353,6 +378,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
             deployment::run(synced.clone(), d_triggers),
             statefulset::run(synced.clone(), sts_triggers),
             daemonset::run(synced.clone(), ds_triggers),
+            endpoints::run(synced.clone(), ep_triggers),
             gc::run(synced.clone()),
             nodelifecycle::run(synced.clone(), config.node_monitor_grace_period),
         );
@@ -368,6 +394,9 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         nodes.feed,
         leases.feed,
         jobs.feed,
+        services.feed,
+        endpoints.feed,
+        endpoint_slices.feed,
     ]);
     tokio::join!(feeds.for_each(|_| async {}), controllers);
     Ok(())
