@@ -32,10 +32,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
-use serde_json::json;
 
 use super::nodeaffinity::{
     add_daemon_tolerations, pin_to_node, required_affinity_matches, target_node_name,
@@ -43,7 +42,7 @@ use super::nodeaffinity::{
 };
 use super::pods::{controller_ref, is_available, is_ready, phase, pod_from_template};
 use super::selector::parse;
-use super::statefulset::{canonical_json, safe_encode, Event, EVENT_WARNING};
+use super::statefulset::{Event, EVENT_WARNING};
 
 /// `BurstReplicas` of the DaemonSet controller: at most this many creates
 /// and deletes per sync.
@@ -128,27 +127,9 @@ pub fn node_should_run(ds: &DaemonSet, node: &Node) -> (bool, bool) {
     (true, true)
 }
 
-/// FNV-1a, 32 bits (`fnv.New32a`, used by `controller.ComputeHash`).
-pub fn fnv32a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
-}
-
-/// `controller.ComputeHash(&ds.Spec.Template, ds.Status.CollisionCount)`:
-/// FNV-1a over the template (canonical JSON here, a `spew` dump upstream,
-/// so values differ from a real kube-controller-manager's), then the
-/// collision count as 8 little-endian bytes when present, safe-encoded.
-pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let value = serde_json::to_value(template).unwrap_or_default();
-    let mut bytes = canonical_json(&value).into_bytes();
-    if let Some(c) = collision_count {
-        let mut suffix = [0u8; 8];
-        suffix[..4].copy_from_slice(&c.to_le_bytes());
-        bytes.extend_from_slice(&suffix);
-    }
-    safe_encode(&fnv32a(&bytes).to_string())
-}
+/// `controller.ComputeHash(&ds.Spec.Template, ds.Status.CollisionCount)` (the
+/// `controller-revision-hash` of daemon pods).
+pub use super::hash::{compute_hash, fnv32a};
 
 /// The template generation (`GetTemplateGeneration`): the
 /// `deprecated.daemonset.template.generation` annotation when it parses,
@@ -208,25 +189,16 @@ pub fn new_pod(ds: &DaemonSet, node: &str, hash: &str) -> Option<Pod> {
 
 /// The adoption patch (`ownerRefControllerPatch`), pod uid as precondition.
 pub fn adopt_patch(ds: &DaemonSet, pod: &Pod) -> serde_json::Value {
-    json!({"metadata": {
-        "ownerReferences": [{
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": ds.metadata.name.as_deref().unwrap_or(""),
-            "uid": ds.metadata.uid.as_deref().unwrap_or(""),
-            "controller": true,
-            "blockOwnerDeletion": true,
-        }],
-        "uid": pod.metadata.uid.as_deref().unwrap_or(""),
-    }})
+    let pod_uid = pod.metadata.uid.as_deref().unwrap_or("");
+    super::pods::adopt_patch(&ds.metadata, API_VERSION, KIND, pod_uid)
 }
 
 /// The release patch (`GenerateDeleteOwnerRefStrategicMergeBytes`).
 pub fn release_patch(ds: &DaemonSet, pod: &Pod) -> serde_json::Value {
-    json!({"metadata": {
-        "ownerReferences": [{"$patch": "delete", "uid": ds.metadata.uid.as_deref().unwrap_or("")}],
-        "uid": pod.metadata.uid.as_deref().unwrap_or(""),
-    }})
+    let uid = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.uid.clone().unwrap_or_default()
+    };
+    super::pods::release_patch(&uid(&ds.metadata), &uid(&pod.metadata))
 }
 
 /// `slowStartBatch` sizes for creates: 1, 2, 4, ... summing to `n` (the ReplicaSet's).

@@ -2,7 +2,7 @@ use super::*;
 use crate::controllers::testutil::{labels, owner, t, NS};
 use k8s_openapi::api::apps::v1::{DaemonSetSpec, DaemonSetUpdateStrategy, RollingUpdateDaemonSet};
 use k8s_openapi::api::core::v1::{
-    Container, NodeSpec, PodCondition, PodSpec, PodStatus, Taint, Toleration,
+    Container, NodeSpec, PodCondition, PodSpec, PodStatus, PodTemplateSpec, Taint, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::jiff::SignedDuration;

@@ -325,10 +325,7 @@ fn owner_is_namespaced(nodes: &[Node], r: &OwnerReference) -> bool {
 /// The strategic-merge patch removing the reference to `owner_uid`
 /// (`GenerateDeleteOwnerRefStrategicMergeBytes`), for built-in kinds.
 pub fn remove_owner_ref_patch(dependent_uid: &str, owner_uid: &str) -> Value {
-    json!({"metadata": {
-        "ownerReferences": [{"$patch": "delete", "uid": owner_uid}],
-        "uid": dependent_uid,
-    }})
+    super::pods::release_patch(owner_uid, dependent_uid)
 }
 
 /// The JSON merge patch removing the reference to `owner_uid` from `node`

@@ -6,6 +6,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
 pub mod gc;
+pub mod hash;
 pub mod job;
 pub mod nodeaffinity;
 pub mod nodelifecycle;

@@ -39,7 +39,7 @@ use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeStatus, Pod, PodStatus
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-pub use eviction::{default_tolerations, evictions, tolerates};
+pub use eviction::{evictions, tolerates};
 
 /// `--node-monitor-grace-period` default.
 pub const NODE_MONITOR_GRACE_PERIOD: Duration = Duration::from_secs(40);

@@ -398,59 +398,6 @@ fn toleration_matching_rules() {
 }
 
 #[test]
-fn default_tolerations_added_unless_present() {
-    let bare = tolerating("p", vec![]);
-    let got = default_tolerations(&bare, 300, 300).expect("added");
-    assert_eq!(got.len(), 2);
-    assert_eq!(
-        got[0],
-        tol(
-            Some(TAINT_NOT_READY),
-            "Exists",
-            Some("NoExecute"),
-            Some(300)
-        )
-    );
-    assert_eq!(
-        got[1],
-        tol(
-            Some(TAINT_UNREACHABLE),
-            "Exists",
-            Some("NoExecute"),
-            Some(300)
-        )
-    );
-    // Its own not-ready toleration is kept; only unreachable is added.
-    let own = tolerating(
-        "p",
-        vec![tol(
-            Some(TAINT_NOT_READY),
-            "Exists",
-            Some("NoExecute"),
-            Some(5),
-        )],
-    );
-    let got = default_tolerations(&own, 300, 200).expect("added");
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[0].toleration_seconds, Some(5));
-    assert_eq!(got[1].toleration_seconds, Some(200));
-    // A keyless toleration with no effect covers both.
-    let all = tolerating("p", vec![tol(None, "Exists", None, None)]);
-    assert!(default_tolerations(&all, 300, 300).is_none());
-    // A NoSchedule-only toleration does not.
-    let ns = tolerating(
-        "p",
-        vec![tol(
-            Some(TAINT_UNREACHABLE),
-            "Exists",
-            Some("NoSchedule"),
-            None,
-        )],
-    );
-    assert_eq!(default_tolerations(&ns, 1, 1).map(|v| v.len()), Some(3));
-}
-
-#[test]
 fn ready_transitions_are_stamped_with_our_clock() {
     let mut obs = ObservedHealth::default();
     node_status(&node("True", 0), None, &mut obs, GRACE, t(0));

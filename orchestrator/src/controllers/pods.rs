@@ -8,6 +8,7 @@
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde_json::{json, Value};
 
 use super::selector::is_dns1123_subdomain;
 
@@ -185,6 +186,37 @@ pub fn check_creatable(pod: &Pod) -> Result<(), String> {
         return Err("unable to create pods, no labels".into());
     }
     Ok(())
+}
+
+/// `ownerRefControllerPatch`: the strategic-merge patch that adopts the object with
+/// `dependent_uid` for `owner` (a controller reference, blockOwnerDeletion), the dependent's
+/// uid as precondition. Every controller's adoption (pods, ControllerRevisions) is this patch.
+pub fn adopt_patch(
+    owner: &ObjectMeta,
+    api_version: &str,
+    kind: &str,
+    dependent_uid: &str,
+) -> Value {
+    json!({"metadata": {
+        "ownerReferences": [{
+            "apiVersion": api_version,
+            "kind": kind,
+            "name": owner.name.as_deref().unwrap_or(""),
+            "uid": owner.uid.as_deref().unwrap_or(""),
+            "controller": true,
+            "blockOwnerDeletion": true,
+        }],
+        "uid": dependent_uid,
+    }})
+}
+
+/// `GenerateDeleteOwnerRefStrategicMergeBytes`: the strategic-merge patch that drops the
+/// reference to `owner_uid` from the object with `dependent_uid` (its uid as precondition).
+pub fn release_patch(owner_uid: &str, dependent_uid: &str) -> Value {
+    json!({"metadata": {
+        "ownerReferences": [{"$patch": "delete", "uid": owner_uid}],
+        "uid": dependent_uid,
+    }})
 }
 
 #[cfg(test)]

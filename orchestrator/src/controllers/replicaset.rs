@@ -28,7 +28,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStat
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::pods::{
     available_at, controller_ref, is_active, is_available, is_ready, pod_from_template,
@@ -417,27 +417,18 @@ pub fn new_pod(rs: &ReplicaSet) -> Option<Pod> {
 /// The strategic-merge patch that adopts `pod` (`ownerRefControllerPatch`):
 /// adds a controller reference to `rs`, with the pod's uid as precondition.
 pub fn adopt_patch(rs: &ReplicaSet, pod: &Pod) -> Value {
-    json!({"metadata": {
-        "ownerReferences": [{
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": rs.metadata.name.as_deref().unwrap_or(""),
-            "uid": rs.metadata.uid.as_deref().unwrap_or(""),
-            "controller": true,
-            "blockOwnerDeletion": true,
-        }],
-        "uid": pod.metadata.uid.as_deref().unwrap_or(""),
-    }})
+    super::pods::adopt_patch(&rs.metadata, API_VERSION, KIND, uid(&pod.metadata))
 }
 
 /// The strategic-merge patch that releases `pod`
 /// (`GenerateDeleteOwnerRefStrategicMergeBytes`): deletes the owner reference
 /// with `rs`'s uid, with the pod's uid as precondition.
 pub fn release_patch(rs: &ReplicaSet, pod: &Pod) -> Value {
-    json!({"metadata": {
-        "ownerReferences": [{"$patch": "delete", "uid": rs.metadata.uid.as_deref().unwrap_or("")}],
-        "uid": pod.metadata.uid.as_deref().unwrap_or(""),
-    }})
+    super::pods::release_patch(uid(&rs.metadata), uid(&pod.metadata))
+}
+
+fn uid(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.uid.as_deref().unwrap_or("")
 }
 
 /// When to sync `rs` again so availableReplicas catches up: with

@@ -15,80 +15,14 @@ use serde_json::Value;
 /// Label added to every ReplicaSet (labels, selector and pod template) the controller creates.
 pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
-/// Alphabet of `rand.SafeEncodeString` (no vowels, no 0/1/3 to avoid words and confusion).
-const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// FNV-1a, 32 bits (Go's `hash/fnv.New32a`).
-pub(crate) fn fnv32a(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in bytes {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
-}
-
-/// `rand.SafeEncodeString`: maps every character to `alphabet[code % len]`.
-pub(crate) fn safe_encode(s: &str) -> String {
-    s.chars()
-        .map(|c| char::from(SAFE_ALPHABET[(c as usize) % SAFE_ALPHABET.len()]))
-        .collect()
-}
-
-/// Writes `v` as JSON with object keys sorted, independent of serde_json's map feature flags.
-fn write_canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                if let Some(inner) = map.get(*k) {
-                    write_canonical(inner, out);
-                }
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
 /// Canonical JSON text of a pod template (sorted keys; `None` fields are absent).
+#[cfg(test)]
 pub(crate) fn canonical_json(template: &PodTemplateSpec) -> String {
-    let value = serde_json::to_value(template).unwrap_or(Value::Null);
-    let mut out = String::new();
-    write_canonical(&value, &mut out);
-    out
+    crate::controllers::hash::canonical_json(&serde_json::to_value(template).unwrap_or(Value::Null))
 }
 
-/// Computes the `pod-template-hash` value for a deployment's template, like
-/// `controller.ComputeHash`: FNV-1a over the (canonical JSON) template, then, when a
-/// collision count is present, its value as 8 little-endian bytes (u32 + 4 zero bytes),
-/// then the decimal text of the sum encoded with the safe alphabet.
-pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut bytes = canonical_json(template).into_bytes();
-    if let Some(count) = collision_count {
-        let mut suffix = [0u8; 8];
-        suffix[..4].copy_from_slice(&(count as u32).to_le_bytes());
-        bytes.extend_from_slice(&suffix);
-    }
-    safe_encode(&fnv32a(&bytes).to_string())
-}
+/// The `pod-template-hash` value of a deployment's template (`controller.ComputeHash`).
+pub use crate::controllers::hash::compute_hash;
 
 /// Drops nulls, empty arrays and empty objects, recursively. Mirrors the forked
 /// `reflect.DeepEqual` used by `apiequality.Semantic`, for which nil and empty slices and
@@ -141,6 +75,7 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::hash::{fnv32a, safe_encode, SAFE_ALPHABET};
     use k8s_openapi::api::core::v1::{Container, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use std::collections::BTreeMap;

@@ -312,27 +312,20 @@ pub fn new_pod(job: &Job, index: Option<i32>) -> Option<Pod> {
 /// (`ownerRefControllerPatch` with the tracking finalizer): a controller
 /// reference to the Job, the finalizer, and the pod's uid as precondition.
 pub fn adopt_patch(job: &Job, pod: &Pod) -> Value {
-    json!({"metadata": {
-        "ownerReferences": [{
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": job.metadata.name.as_deref().unwrap_or(""),
-            "uid": job.metadata.uid.as_deref().unwrap_or(""),
-            "controller": true,
-            "blockOwnerDeletion": true,
-        }],
-        "uid": pod.metadata.uid.as_deref().unwrap_or(""),
-        "finalizers": [TRACKING_FINALIZER],
-    }})
+    let pod_uid = pod.metadata.uid.as_deref().unwrap_or("");
+    let mut patch =
+        crate::controllers::pods::adopt_patch(&job.metadata, API_VERSION, KIND, pod_uid);
+    patch["metadata"]["finalizers"] = json!([TRACKING_FINALIZER]);
+    patch
 }
 
 /// The strategic-merge patch releasing a pod that stopped matching: deletes
 /// the owner reference with the Job's uid (pod uid as precondition).
 pub fn release_patch(job: &Job, pod: &Pod) -> Value {
-    json!({"metadata": {
-        "ownerReferences": [{"$patch": "delete", "uid": job.metadata.uid.as_deref().unwrap_or("")}],
-        "uid": pod.metadata.uid.as_deref().unwrap_or(""),
-    }})
+    crate::controllers::pods::release_patch(
+        job.metadata.uid.as_deref().unwrap_or(""),
+        pod.metadata.uid.as_deref().unwrap_or(""),
+    )
 }
 
 /// `removeTrackingFinalizerPatch`: the strategic-merge patch dropping the

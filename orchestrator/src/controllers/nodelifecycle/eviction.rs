@@ -19,7 +19,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::{TAINT_NOT_READY, TAINT_UNREACHABLE};
 use crate::controllers::pods::pod_key;
 
 /// `Toleration.ToleratesTaint`: effect empty or equal, key empty or equal,
@@ -95,45 +94,4 @@ pub fn evictions(
         }
     }
     out
-}
-
-/// DefaultTolerationSeconds admission: the pod's tolerations with
-/// `node.kubernetes.io/not-ready:NoExecute` (`not_ready_seconds`) and
-/// `node.kubernetes.io/unreachable:NoExecute` (`unreachable_seconds`),
-/// operator Exists, appended unless a toleration with that key (or no key)
-/// and effect NoExecute (or none) exists. `None` when nothing is added.
-pub fn default_tolerations(
-    pod: &Pod,
-    not_ready_seconds: i64,
-    unreachable_seconds: i64,
-) -> Option<Vec<Toleration>> {
-    let mut list = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.tolerations.clone())
-        .unwrap_or_default();
-    let covers = |list: &[Toleration], key: &str| {
-        list.iter().any(|t| {
-            let k = t.key.as_deref().unwrap_or("");
-            let e = t.effect.as_deref().unwrap_or("");
-            (k.is_empty() || k == key) && (e.is_empty() || e == "NoExecute")
-        })
-    };
-    let mut added = false;
-    for (key, secs) in [
-        (TAINT_NOT_READY, not_ready_seconds),
-        (TAINT_UNREACHABLE, unreachable_seconds),
-    ] {
-        if !covers(&list, key) {
-            list.push(Toleration {
-                key: Some(key.into()),
-                operator: Some("Exists".into()),
-                effect: Some("NoExecute".into()),
-                toleration_seconds: Some(secs),
-                value: None,
-            });
-            added = true;
-        }
-    }
-    added.then_some(list)
 }

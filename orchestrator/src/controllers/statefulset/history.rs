@@ -28,63 +28,8 @@ use serde_json::{json, Value};
 
 use super::identity::Settings;
 use super::{Action, API_VERSION, HASH_LABEL, KIND};
+pub use crate::controllers::hash::{canonical_json, fnv32, safe_encode};
 use crate::controllers::pods::{controller_ref, new_controller_ref};
-
-/// Alphabet of `rand.SafeEncodeString`.
-const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// FNV-1, 32 bits (Go's `hash/fnv.New32`, used by `HashControllerRevision`).
-pub fn fnv32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
-        h.wrapping_mul(0x0100_0193) ^ u32::from(*b)
-    })
-}
-
-/// `rand.SafeEncodeString`: each character mapped into the vowel-free
-/// alphabet.
-pub fn safe_encode(s: &str) -> String {
-    s.bytes()
-        .map(|c| char::from(SAFE_ALPHABET[usize::from(c) % SAFE_ALPHABET.len()]))
-        .collect()
-}
-
-/// Writes `v` as compact JSON with object keys sorted at every depth.
-pub fn canonical_json(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    if let Some(inner) = map.get(k) {
-                        write(inner, out);
-                    }
-                }
-                out.push('}');
-            }
-            Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(item, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut out = String::new();
-    write(v, &mut out);
-    out
-}
 
 fn data_of(rev: &ControllerRevision) -> &Value {
     static NULL: Value = Value::Null;
@@ -239,17 +184,8 @@ pub fn select_revisions<'a>(
 /// (`AdoptControllerRevision`): adds the controller reference, with the
 /// revision's uid as precondition.
 pub fn adopt_patch(set: &StatefulSet, rev: &ControllerRevision) -> Value {
-    json!({"metadata": {
-        "ownerReferences": [{
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": set.metadata.name.as_deref().unwrap_or(""),
-            "uid": set.metadata.uid.as_deref().unwrap_or(""),
-            "controller": true,
-            "blockOwnerDeletion": true,
-        }],
-        "uid": rev.metadata.uid.as_deref().unwrap_or(""),
-    }})
+    let rev_uid = rev.metadata.uid.as_deref().unwrap_or("");
+    crate::controllers::pods::adopt_patch(&set.metadata, API_VERSION, KIND, rev_uid)
 }
 
 /// The outcome of `getStatefulSetRevisions`.

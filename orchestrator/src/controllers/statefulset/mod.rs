@@ -49,7 +49,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub use control::{
     complete_rolling_update, inconsistent_status, is_created, is_healthy, is_running_and_ready,
@@ -290,25 +290,16 @@ impl Plan {
 
 /// The pod adoption patch (`ownerRefControllerPatch`).
 fn adopt_pod_patch(set: &StatefulSet, pod: &Pod) -> Value {
-    json!({"metadata": {
-        "ownerReferences": [{
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": set.metadata.name.as_deref().unwrap_or(""),
-            "uid": set.metadata.uid.as_deref().unwrap_or(""),
-            "controller": true,
-            "blockOwnerDeletion": true,
-        }],
-        "uid": pod.metadata.uid.as_deref().unwrap_or(""),
-    }})
+    let pod_uid = pod.metadata.uid.as_deref().unwrap_or("");
+    crate::controllers::pods::adopt_patch(&set.metadata, API_VERSION, KIND, pod_uid)
 }
 
 /// The pod release patch (`GenerateDeleteOwnerRefStrategicMergeBytes`).
 fn release_pod_patch(set: &StatefulSet, pod: &Pod) -> Value {
-    json!({"metadata": {
-        "ownerReferences": [{"$patch": "delete", "uid": set.metadata.uid.as_deref().unwrap_or("")}],
-        "uid": pod.metadata.uid.as_deref().unwrap_or(""),
-    }})
+    crate::controllers::pods::release_patch(
+        set.metadata.uid.as_deref().unwrap_or(""),
+        pod.metadata.uid.as_deref().unwrap_or(""),
+    )
 }
 
 /// `getPodsForStatefulSet` (`ClaimPods` with the `isMemberOf` filter): the
