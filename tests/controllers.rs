@@ -14,7 +14,9 @@ mod sets;
 mod workloads;
 
 use common::apiserver::ApiServer;
+use common::cluster::ClusterConfig;
 use common::hollow::HollowNodes;
+use common::process::Server;
 
 /// A stacked server with three hollow nodes of 4 CPUs and 16Gi each, whose pods take 300 ms
 /// to start (so that ordering and rollout bounds are seen while pods start).
@@ -65,4 +67,11 @@ fn lifecycle_on_hollow_nodes() {
 fn one_leader_per_component_and_failover() {
     let _one = common::one_at_a_time();
     ha::stacked_failover();
+}
+
+#[test]
+fn one_leader_per_component_and_failover_on_an_external_store() {
+    let _one = common::one_at_a_time();
+    let store = ClusterConfig::new(3).server(Server::Ballast).start();
+    ha::external_failover(&store.endpoints());
 }

@@ -48,11 +48,22 @@ fn leader(servers: &[Option<ApiServer>], component: &str, timeout: Duration) -> 
     })
 }
 
+/// Three stacked servers (their members one raft group).
 pub fn stacked_failover() {
-    let mut servers: Vec<Option<ApiServer>> = ApiServer::stacked_cluster_with(3, ELECTION)
-        .into_iter()
-        .map(Some)
-        .collect();
+    failover(ApiServer::stacked_cluster_with(3, ELECTION));
+}
+
+/// Three servers on one external store (a 3-member `ballast kv` cluster).
+pub fn external_failover(endpoints: &str) {
+    failover(
+        (0..3)
+            .map(|_| ApiServer::external(endpoints, ELECTION))
+            .collect(),
+    );
+}
+
+fn failover(servers: Vec<ApiServer>) {
+    let mut servers: Vec<Option<ApiServer>> = servers.into_iter().map(Some).collect();
     let cm = leader(&servers, "kube-controller-manager", Duration::from_secs(30));
     leader(&servers, "kube-scheduler", Duration::from_secs(30));
     // Nodes and the user talk to a server that will survive.
