@@ -12,6 +12,7 @@ pub mod clock;
 pub mod components;
 pub mod controllers;
 pub mod election;
+pub mod events;
 pub mod fanout;
 pub mod registry;
 pub mod scheduler;

@@ -17,6 +17,8 @@ use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::events::EventSink;
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::Resource;
@@ -213,7 +215,7 @@ pub async fn run(client: kube::Client) -> anyhow::Result<()> {
     );
     Loop {
         client,
-        recorder,
+        events: EventSink::new(recorder),
         cache: Cache::new(),
         limit: Arc::new(Semaphore::new(IN_FLIGHT)),
         rng: rand::rngs::StdRng::from_entropy(),
@@ -226,7 +228,7 @@ type Watch<K> = futures_util::stream::BoxStream<'static, Result<watcher::Event<K
 
 struct Loop {
     client: kube::Client,
-    recorder: Recorder,
+    events: EventSink,
     cache: Cache,
     limit: Arc<Semaphore>,
     rng: rand::rngs::StdRng,
@@ -424,11 +426,11 @@ impl Loop {
                 self.cache.place(&node, pod.clone());
                 let permit = self.limit.clone().acquire_owned().await;
                 let client = self.client.clone();
-                let recorder = self.recorder.clone();
+                let events = self.events.clone();
                 let tx = bound_tx.clone();
                 let key = key.to_string();
                 tokio::spawn(async move {
-                    let result = bind(&client, &recorder, &pod, &node).await;
+                    let result = bind(&client, &events, &pod, &node).await;
                     let _ = tx.send(Bound {
                         key,
                         uid,
@@ -444,9 +446,9 @@ impl Loop {
                     .add_unschedulable(key.to_string(), attempts, now);
                 let permit = self.limit.clone().acquire_owned().await;
                 let client = self.client.clone();
-                let recorder = self.recorder.clone();
+                let events = self.events.clone();
                 tokio::spawn(async move {
-                    unschedulable(&client, &recorder, &pod, &fit).await;
+                    unschedulable(&client, &events, &pod, &fit).await;
                     drop(permit);
                 });
             }
@@ -461,7 +463,7 @@ fn reference(pod: &Pod) -> ObjectReference {
 /// `POST pods/<name>/binding`, then the Scheduled event kube-scheduler records.
 async fn bind(
     client: &kube::Client,
-    recorder: &Recorder,
+    events: &EventSink,
     pod: &Pod,
     node: &str,
 ) -> Result<(), String> {
@@ -488,15 +490,13 @@ async fn bind(
         action: "Binding".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, &reference(pod)).await {
-        tracing::debug!(%e, "Scheduled event not recorded");
-    }
+    events.record(event, reference(pod));
     Ok(())
 }
 
 /// The pod's PodScheduled=False condition and the FailedScheduling event, with
 /// kube-scheduler's message ("0/3 nodes are available: 3 Insufficient cpu.").
-async fn unschedulable(client: &kube::Client, recorder: &Recorder, pod: &Pod, fit: &FitError) {
+async fn unschedulable(client: &kube::Client, events: &EventSink, pod: &Pod, fit: &FitError) {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or("");
     let message = fit.to_string();
@@ -532,7 +532,5 @@ async fn unschedulable(client: &kube::Client, recorder: &Recorder, pod: &Pod, fi
         action: "Scheduling".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, &reference(pod)).await {
-        tracing::debug!(%e, "FailedScheduling event not recorded");
-    }
+    events.record(event, reference(pod));
 }

@@ -32,6 +32,7 @@ use tokio::sync::broadcast;
 
 use super::expectations::ControllerExpectations;
 use super::pods::{controller_ref, pod_key};
+use crate::events::EventSink;
 
 /// Events buffered per subscriber of a shared cache before its writer waits.
 const SHARED_BUFFER: usize = 4096;
@@ -68,7 +69,7 @@ pub struct Shared {
     pub endpoint_slices: Store<EndpointSlice>,
     /// Pods created and deleted by ReplicaSets and not yet seen on the watch.
     pub expectations: Arc<Mutex<ControllerExpectations>>,
-    pub recorder: Recorder,
+    pub events: EventSink,
 }
 
 impl std::fmt::Debug for Shared {
@@ -78,7 +79,8 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Records an event on `object` as kube-controller-manager's controllers do.
+    /// Records an event on `object` as kube-controller-manager's controllers do (queued and
+    /// spam-filtered: see [`crate::events`]).
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
         object: &K,
@@ -98,9 +100,7 @@ impl Shared {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::debug!(%e, reason, "event not recorded");
-        }
+        self.events.record(event, object.object_ref(&()));
     }
 
     /// The pods of `namespace` in the cache.
@@ -291,7 +291,7 @@ pub async fn run(client: kube::Client, config: Config) -> anyhow::Result<()> {
         endpoints: endpoints.reader.clone(),
         endpoint_slices: endpoint_slices.reader.clone(),
         expectations,
-        recorder,
+        events: EventSink::new(recorder),
     });
     let (
         Ok([pods_for_rs, pods_for_d, pods_for_sts, pods_for_ds, pods_for_ep]),
