@@ -1,6 +1,8 @@
 //! The real kubectl 1.32 against real `ballast server` processes: what a Kubernetes user types,
 //! and what kubectl prints back. Every scenario runs on a stacked server; `external_*` run the
-//! same scenarios on a `ballast kv` cluster and on etcd 3.4.
+//! same scenarios on a `ballast kv` cluster and on etcd 3.4. The servers run without their
+//! scheduler and controllers (`API_ONLY`): these are the API's semantics; tests/controllers.rs
+//! has the control loops.
 
 mod common;
 #[path = "kubectl/scenarios.rs"]
@@ -8,7 +10,7 @@ mod scenarios;
 #[path = "kubectl/typed.rs"]
 mod typed;
 
-use common::apiserver::ApiServer;
+use common::apiserver::{ApiServer, API_ONLY};
 use common::cluster::ClusterConfig;
 use common::process::Server;
 
@@ -21,7 +23,7 @@ fn all(server: &ApiServer) {
 
 #[test]
 fn stacked() {
-    let server = ApiServer::stacked(&[]);
+    let server = ApiServer::stacked(API_ONLY);
     all(&server);
 }
 
@@ -29,7 +31,7 @@ fn stacked() {
 fn external_ballast_cluster() {
     let _one = common::one_at_a_time();
     let cluster = ClusterConfig::new(3).server(Server::Ballast).start();
-    let server = ApiServer::external(&cluster.endpoints(), &[]);
+    let server = ApiServer::external(&cluster.endpoints(), API_ONLY);
     all(&server);
     scenarios::objects_are_under_kubernetes_keys(&cluster.endpoints());
 }
@@ -38,7 +40,7 @@ fn external_ballast_cluster() {
 fn external_etcd() {
     let _one = common::one_at_a_time();
     let cluster = ClusterConfig::new(3).server(Server::Etcd).start();
-    let server = ApiServer::external(&cluster.endpoints(), &[]);
+    let server = ApiServer::external(&cluster.endpoints(), API_ONLY);
     all(&server);
     scenarios::objects_are_under_kubernetes_keys(&cluster.endpoints());
 }
@@ -48,7 +50,7 @@ fn external_etcd() {
 #[test]
 fn stacked_cluster() {
     let _one = common::one_at_a_time();
-    let mut servers = ApiServer::stacked_cluster(3);
+    let mut servers = ApiServer::stacked_cluster_with(3, API_ONLY);
     scenarios::create_namespace(&servers[0], "shared");
     servers[1].apply(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: shared\ndata:\n  k: v\n",

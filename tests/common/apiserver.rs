@@ -45,6 +45,11 @@ impl Kubectl {
     }
 }
 
+/// Flags for a server that is only an API server (no scheduler, no controllers writing
+/// objects): the suites of the API's own semantics, where a controller's write would change
+/// what they check (a resourceVersion, a status column).
+pub const API_ONLY: &[&str] = &["--disable-scheduler", "--disable-controller-manager"];
+
 /// One `ballast server` process.
 #[derive(Debug)]
 pub struct ApiServer {

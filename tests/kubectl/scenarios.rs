@@ -154,8 +154,7 @@ fn get_output_formats(s: &ApiServer) {
         "{out}"
     );
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
-    // No nodes: nothing is ready (UP-TO-DATE follows the controller manager's progress).
-    assert_eq!([row[0], row[1], row[3]], ["web", "0/2", "0"], "{out}");
+    assert_eq!(&row[..4], ["web", "0/2", "0", "0"], "{out}");
     let wide = s.ok(&["-n", "formats", "get", "deployments", "-o", "wide"]);
     let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header[5..], ["CONTAINERS", "IMAGES", "SELECTOR"], "{wide}");
