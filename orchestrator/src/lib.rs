@@ -11,6 +11,7 @@ pub mod api;
 pub mod clock;
 pub mod components;
 pub mod controllers;
+pub mod deletion;
 pub mod election;
 pub mod events;
 pub mod fanout;

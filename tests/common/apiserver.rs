@@ -78,12 +78,8 @@ impl ApiServer {
         ApiServer::start(args, Some(etcd))
     }
 
-    /// `n` stacked servers whose embedded members form one cluster (`ballast kv`'s peer flags).
-    pub fn stacked_cluster(n: usize) -> Vec<ApiServer> {
-        ApiServer::stacked_cluster_with(n, &[])
-    }
-
-    /// [`ApiServer::stacked_cluster`], each server with `extra` flags.
+    /// `n` stacked servers whose embedded members form one cluster (`ballast kv`'s peer flags),
+    /// each with `extra` flags.
     pub fn stacked_cluster_with(n: usize, extra: &[&str]) -> Vec<ApiServer> {
         let members: Vec<(String, String, String)> = (0..n)
             .map(|i| {

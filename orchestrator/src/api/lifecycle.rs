@@ -11,6 +11,7 @@ use super::path::Target;
 use super::query::Query;
 use super::{resources, services, Api};
 use crate::clock::rfc3339;
+use crate::deletion;
 use crate::registry::{list_prefix, object_key, Stored, Swap};
 
 /// How often a delete that lost a race is tried again.
@@ -81,7 +82,7 @@ impl Api {
             // Finalizers hold the object, marked; Foreground and Orphan add the garbage
             // collector's own.
             let finalizers = objects::finalizers(&object);
-            let hold = propagation.finalizer();
+            let hold = deletion::finalizer(&propagation);
             if !finalizers.is_empty() || hold.is_some() {
                 let marked_already = meta_str(&object, "deletionTimestamp").is_some();
                 let held = hold.is_none_or(|f| finalizers.iter().any(|have| have == f));

@@ -4,30 +4,7 @@
 use std::collections::HashMap;
 
 use super::error::{ApiError, FieldError, FieldErrorKind};
-
-/// A delete's propagation policy (metav1.DeletionPropagation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Propagation {
-    /// The object goes now; the garbage collector deletes its dependents after.
-    Background,
-    /// The object stays, marked, with the `foregroundDeletion` finalizer until the garbage
-    /// collector has deleted its blocking dependents.
-    Foreground,
-    /// The object stays, marked, with the `orphan` finalizer until the garbage collector has
-    /// removed it from its dependents' ownerReferences.
-    Orphan,
-}
-
-impl Propagation {
-    /// The finalizer that holds the object for the garbage collector, if any.
-    pub fn finalizer(self) -> Option<&'static str> {
-        match self {
-            Propagation::Background => None,
-            Propagation::Foreground => Some("foregroundDeletion"),
-            Propagation::Orphan => Some("orphan"),
-        }
-    }
-}
+use crate::deletion::PropagationPolicy;
 
 #[derive(Debug, Clone, Default)]
 pub struct Query {
@@ -114,7 +91,7 @@ impl Query {
     /// How a delete treats the object's dependents: `propagationPolicy`, or the deprecated
     /// `orphanDependents=true` (Orphan); Background when neither is given (kube's default for
     /// the apps and batch groups).
-    pub fn propagation(&self) -> Result<Propagation, ApiError> {
+    pub fn propagation(&self) -> Result<PropagationPolicy, ApiError> {
         let invalid = |error: FieldError| ApiError::Invalid {
             kind: "DeleteOptions.meta.k8s.io".into(),
             name: String::new(),
@@ -126,10 +103,10 @@ impl Query {
                 format!("\"{policy}\""),
                 "orphanDependents and deletionPropagation cannot be both set",
             ))),
-            (None, true) => Ok(Propagation::Orphan),
-            (None, false) | (Some("Background"), _) => Ok(Propagation::Background),
-            (Some("Foreground"), _) => Ok(Propagation::Foreground),
-            (Some("Orphan"), _) => Ok(Propagation::Orphan),
+            (None, true) => Ok(PropagationPolicy::Orphan),
+            (None, false) | (Some("Background"), _) => Ok(PropagationPolicy::Background),
+            (Some("Foreground"), _) => Ok(PropagationPolicy::Foreground),
+            (Some("Orphan"), _) => Ok(PropagationPolicy::Orphan),
             (Some(other), _) => Err(invalid(FieldError::new(
                 FieldErrorKind::NotSupported,
                 "propagationPolicy",

@@ -37,10 +37,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::{json, Value};
 
-/// `metav1.FinalizerDeleteDependents`.
-pub const FOREGROUND: &str = "foregroundDeletion";
-/// `metav1.FinalizerOrphanDependents`.
-pub const ORPHAN: &str = "orphan";
+pub use crate::deletion::{PropagationPolicy, FOREGROUND, ORPHAN};
 
 /// One object of the graph, built by the integrator from any object's
 /// metadata ([`Node::from_meta`]).
@@ -118,28 +115,6 @@ pub struct ObjectRef {
     pub name: String,
 }
 
-/// `DeleteOptions.propagationPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Propagation {
-    /// Delete now, dependents collected afterwards.
-    Background,
-    /// Delete after the dependents with blockOwnerDeletion are gone.
-    Foreground,
-    /// Delete now, dependents lose their owner reference.
-    Orphan,
-}
-
-impl Propagation {
-    /// The API value.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Propagation::Background => "Background",
-            Propagation::Foreground => "Foreground",
-            Propagation::Orphan => "Orphan",
-        }
-    }
-}
-
 /// One write the garbage collector makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -147,8 +122,8 @@ pub enum Action {
     Delete {
         /// The object.
         target: ObjectRef,
-        /// Propagation policy to send.
-        propagation: Propagation,
+        /// PropagationPolicy policy to send.
+        propagation: PropagationPolicy,
         /// Owner references found absent in the graph: confirm with a live
         /// GET (absent, or present with another uid) before deleting.
         absent_owners: Vec<OwnerReference>,
@@ -297,17 +272,17 @@ fn attempt_to_delete(nodes: &[Node], item: &Node) -> Vec<Action> {
         }
         out.push(Action::Delete {
             target,
-            propagation: Propagation::Foreground,
+            propagation: PropagationPolicy::Foreground,
             absent_owners,
         });
         return out;
     }
     let propagation = if item.has_finalizer(ORPHAN) {
-        Propagation::Orphan
+        PropagationPolicy::Orphan
     } else if item.has_finalizer(FOREGROUND) {
-        Propagation::Foreground
+        PropagationPolicy::Foreground
     } else {
-        Propagation::Background
+        PropagationPolicy::Background
     };
     vec![Action::Delete {
         target,

@@ -31,14 +31,14 @@ fn deleting(mut n: Node, finalizer: Option<&str>) -> Node {
     n
 }
 
-fn deletes(a: &[Action]) -> Vec<(String, Propagation)> {
+fn deletes(a: &[Action]) -> Vec<(String, PropagationPolicy)> {
     a.iter()
         .filter_map(|x| match x {
             Action::Delete {
                 target,
                 propagation,
                 ..
-            } => Some((target.uid.clone(), *propagation)),
+            } => Some((target.uid.clone(), propagation.clone())),
             _ => None,
         })
         .collect()
@@ -98,7 +98,7 @@ fn orphaned_dependent_is_deleted_in_background() {
     let a = actions(&[pod]);
     assert_eq!(
         deletes(&a),
-        vec![("pod".to_string(), Propagation::Background)]
+        vec![("pod".to_string(), PropagationPolicy::Background)]
     );
     match &a[0] {
         Action::Delete { absent_owners, .. } => assert_eq!(absent_owners[0].uid, "gone"),
@@ -132,7 +132,7 @@ fn cross_namespace_owner_counts_as_absent() {
     let nodes = [rs.clone(), pod];
     assert_eq!(
         deletes(&actions(&nodes)),
-        vec![("pod".to_string(), Propagation::Background)]
+        vec![("pod".to_string(), PropagationPolicy::Background)]
     );
     assert!(dependents(&nodes, &rs).is_empty());
     // A cluster-scoped owner is fine for a namespaced dependent.
@@ -173,7 +173,7 @@ fn foreground_chain_deletes_top_down_and_finalizers_go_bottom_up() {
     let a = actions(&[deploy.clone(), rs.clone(), pod.clone()]);
     assert_eq!(
         deletes(&a),
-        vec![("rs".to_string(), Propagation::Foreground)]
+        vec![("rs".to_string(), PropagationPolicy::Foreground)]
     );
     assert!(finalizers_removed(&a).is_empty(), "rs still blocks");
     // Step 2: the ReplicaSet deletes its dependents; the pod goes in background.
@@ -181,7 +181,7 @@ fn foreground_chain_deletes_top_down_and_finalizers_go_bottom_up() {
     let a = actions(&[deploy.clone(), rs2.clone(), pod]);
     assert_eq!(
         deletes(&a),
-        vec![("pod".to_string(), Propagation::Background)]
+        vec![("pod".to_string(), PropagationPolicy::Background)]
     );
     assert!(finalizers_removed(&a).is_empty());
     // Step 3: pod gone: the ReplicaSet's finalizer goes, the Deployment waits.
@@ -209,7 +209,7 @@ fn non_blocking_dependents_are_deleted_but_do_not_block() {
     );
     assert_eq!(
         deletes(&a),
-        vec![("p".to_string(), Propagation::Background)]
+        vec![("p".to_string(), PropagationPolicy::Background)]
     );
 }
 
@@ -265,8 +265,8 @@ fn dependents_being_deleted_are_left_alone_and_own_finalizers_pick_policy() {
     assert_eq!(
         deletes(&actions(&[orphaning, fg])),
         vec![
-            ("rs".to_string(), Propagation::Orphan),
-            ("rs2".to_string(), Propagation::Foreground)
+            ("rs".to_string(), PropagationPolicy::Orphan),
+            ("rs2".to_string(), PropagationPolicy::Foreground)
         ]
     );
 }
@@ -323,7 +323,10 @@ fn patches_have_upstream_shapes() {
         p["metadata"]["ownerReferences"][1]["blockOwnerDeletion"],
         false
     );
-    assert_eq!(Propagation::Foreground.as_str(), "Foreground");
+    assert_eq!(
+        serde_json::to_value(PropagationPolicy::Foreground).unwrap(),
+        "Foreground"
+    );
 }
 
 #[test]
@@ -343,6 +346,6 @@ fn dependents_in_other_namespaces_do_not_block_foreground_deletion() {
     // The misplaced dependent is itself collected as having no valid owner.
     assert_eq!(
         deletes(&a),
-        vec![("p".to_string(), Propagation::Background)]
+        vec![("p".to_string(), PropagationPolicy::Background)]
     );
 }

@@ -15,8 +15,7 @@ use kube::Resource;
 
 use super::Shared;
 use crate::controllers::gc::{
-    actions, remove_finalizer_patch, remove_owner_ref_patch, unblock_patch, Action, Node,
-    ObjectRef, Propagation,
+    actions, remove_finalizer_patch, remove_owner_ref_patch, unblock_patch, Action, Node, ObjectRef,
 };
 
 /// How often the graph is looked at (kube's collector is woken by every change; a second's
@@ -124,11 +123,7 @@ async fn execute(shared: &Shared, nodes: &[Node], action: &Action) -> kube::Resu
                 }
             }
             let params = DeleteParams {
-                propagation_policy: Some(match propagation {
-                    Propagation::Background => kube::api::PropagationPolicy::Background,
-                    Propagation::Foreground => kube::api::PropagationPolicy::Foreground,
-                    Propagation::Orphan => kube::api::PropagationPolicy::Orphan,
-                }),
+                propagation_policy: Some(propagation.clone()),
                 preconditions: Some(Preconditions {
                     uid: Some(target.uid.clone()),
                     resource_version: None,
