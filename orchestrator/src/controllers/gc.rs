@@ -34,6 +34,8 @@
 //! lagging cache must not cascade deletes); delete with
 //! `preconditions.uid`; skip an action still in flight for the same object.
 
+use std::collections::HashMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::{json, Value};
 
@@ -151,10 +153,37 @@ pub enum Action {
     },
 }
 
+/// The graph indexed once per pass: objects by uid, and each owner's references by the
+/// owner's uid, so that resolving a reference and listing dependents cost a lookup, not a scan
+/// of every object (the graph holds every pod).
+struct Graph<'a> {
+    nodes: &'a [Node],
+    by_uid: HashMap<&'a str, &'a Node>,
+    by_owner: HashMap<&'a str, Vec<(&'a Node, &'a OwnerReference)>>,
+}
+
+impl<'a> Graph<'a> {
+    fn new(nodes: &'a [Node]) -> Self {
+        let mut by_uid = HashMap::with_capacity(nodes.len());
+        let mut by_owner: HashMap<&str, Vec<_>> = HashMap::new();
+        for n in nodes {
+            by_uid.entry(n.uid.as_str()).or_insert(n);
+            for r in &n.owner_references {
+                by_owner.entry(r.uid.as_str()).or_default().push((n, r));
+            }
+        }
+        Self {
+            nodes,
+            by_uid,
+            by_owner,
+        }
+    }
+}
+
 /// What an owner reference of `dependent` points at (`isDangling` plus the
 /// graph builder's namespace rules): `None` when absent.
-fn resolve<'a>(nodes: &'a [Node], dependent: &Node, r: &OwnerReference) -> Option<&'a Node> {
-    let owner = nodes.iter().find(|n| n.uid == r.uid)?;
+fn resolve<'a>(g: &Graph<'a>, dependent: &Node, r: &OwnerReference) -> Option<&'a Node> {
+    let owner = *g.by_uid.get(r.uid.as_str())?;
     let wrong_namespace = dependent.namespace.is_some()
         && owner.namespace.is_some()
         && owner.namespace != dependent.namespace;
@@ -164,27 +193,32 @@ fn resolve<'a>(nodes: &'a [Node], dependent: &Node, r: &OwnerReference) -> Optio
 
 /// The dependents of `owner`: objects with a reference resolving to it.
 pub fn dependents<'a>(nodes: &'a [Node], owner: &Node) -> Vec<(&'a Node, &'a OwnerReference)> {
-    let mut out = Vec::new();
-    for n in nodes {
-        for r in &n.owner_references {
-            if r.uid == owner.uid && resolve(nodes, n, r).is_some() {
-                out.push((n, r));
-            }
-        }
-    }
-    out
+    dependents_in(&Graph::new(nodes), owner)
+}
+
+fn dependents_in<'a>(g: &Graph<'a>, owner: &Node) -> Vec<(&'a Node, &'a OwnerReference)> {
+    g.by_owner
+        .get(owner.uid.as_str())
+        .map(|refs| {
+            refs.iter()
+                .filter(|(n, r)| resolve(g, n, r).is_some())
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Every action the garbage collector takes on this snapshot, in an order
 /// the integrator can follow: per object, its orphaning / foreground
 /// bookkeeping as an owner, or the collection of it as a dependent.
 pub fn actions(nodes: &[Node]) -> Vec<Action> {
+    let g = Graph::new(nodes);
     let mut out = Vec::new();
     for n in nodes {
         if n.being_deleted {
             if n.deleting_dependents() {
                 // processDeletingDependentsItem.
-                let blocking = dependents(nodes, n)
+                let blocking = dependents_in(&g, n)
                     .iter()
                     .any(|(_, r)| r.block_owner_deletion == Some(true));
                 if !blocking {
@@ -194,11 +228,11 @@ pub fn actions(nodes: &[Node]) -> Vec<Action> {
                     });
                 }
             } else if n.has_finalizer(ORPHAN) {
-                out.extend(orphan(nodes, n));
+                out.extend(orphan(&g, n));
             }
             continue;
         }
-        out.extend(attempt_to_delete(nodes, n));
+        out.extend(attempt_to_delete(&g, n));
     }
     out
 }
@@ -207,17 +241,18 @@ pub fn actions(nodes: &[Node]) -> Vec<Action> {
 /// are all absent or being deleted in the foreground, and references to
 /// clean from objects that keep a live owner.
 pub fn dangling(nodes: &[Node]) -> Vec<Action> {
+    let g = Graph::new(nodes);
     nodes
         .iter()
         .filter(|n| !n.being_deleted)
-        .flat_map(|n| attempt_to_delete(nodes, n))
+        .flat_map(|n| attempt_to_delete(&g, n))
         .collect()
 }
 
 /// `attemptToOrphanWorker`: every dependent loses its reference to `owner`,
 /// then the `orphan` finalizer goes.
-fn orphan(nodes: &[Node], owner: &Node) -> Vec<Action> {
-    let mut out: Vec<Action> = dependents(nodes, owner)
+fn orphan(g: &Graph, owner: &Node) -> Vec<Action> {
+    let mut out: Vec<Action> = dependents_in(g, owner)
         .into_iter()
         .map(|(d, _)| Action::RemoveOwnerRef {
             dependent: d.reference(),
@@ -233,14 +268,14 @@ fn orphan(nodes: &[Node], owner: &Node) -> Vec<Action> {
 }
 
 /// `attemptToDeleteItem` for an object not being deleted.
-fn attempt_to_delete(nodes: &[Node], item: &Node) -> Vec<Action> {
+fn attempt_to_delete(g: &Graph, item: &Node) -> Vec<Action> {
     if item.owner_references.is_empty() {
         return Vec::new();
     }
     let (mut solid, mut absent, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
     for r in &item.owner_references {
-        match resolve(nodes, item, r) {
-            None if item.namespace.is_none() && owner_is_namespaced(nodes, r) => {
+        match resolve(g, item, r) {
+            None if item.namespace.is_none() && owner_is_namespaced(g, r) => {
                 // A cluster-scoped dependent of a namespaced owner: an
                 // unresolvable reference, never collected.
                 solid.push(r)
@@ -262,7 +297,7 @@ fn attempt_to_delete(nodes: &[Node], item: &Node) -> Vec<Action> {
             .collect();
     }
     let absent_owners: Vec<OwnerReference> = absent.into_iter().cloned().collect();
-    let my_dependents = dependents(nodes, item);
+    let my_dependents = dependents_in(g, item);
     if !waiting.is_empty() && !my_dependents.is_empty() {
         let mut out = Vec::new();
         if my_dependents.iter().any(|(d, _)| d.deleting_dependents()) {
@@ -291,8 +326,8 @@ fn attempt_to_delete(nodes: &[Node], item: &Node) -> Vec<Action> {
     }]
 }
 
-fn owner_is_namespaced(nodes: &[Node], r: &OwnerReference) -> bool {
-    nodes
+fn owner_is_namespaced(g: &Graph, r: &OwnerReference) -> bool {
+    g.nodes
         .iter()
         .any(|n| n.uid == r.uid && n.namespace.is_some())
 }
